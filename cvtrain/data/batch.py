@@ -1,0 +1,70 @@
+"""What a data loader yields: one `Batch` per step, built by the task's `collate`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from cvtrain.data.images import BadSample
+
+
+def move_to(obj: Any, device: torch.device, non_blocking: bool = False) -> Any:
+    """Move every tensor inside nested lists, tuples and dicts to `device`."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=non_blocking)
+    if isinstance(obj, dict):
+        return {k: move_to(v, device, non_blocking) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(move_to(v, device, non_blocking) for v in obj)
+    return obj
+
+
+@dataclass
+class Batch:
+    """A collated batch.
+
+    images:  a float tensor [B, 3, H, W], or a list of [3, H_i, W_i] tensors when sizes differ (detection).
+    targets: whatever the task trains on: class indices [B], a list of box dicts, or label maps [B, H, W].
+    meta:    one dict per image (path, image_id, orig_size, ...), never moved to the device.
+    bad:     samples whose image could not be read; the engine raises or counts them (`data.on_bad_image`).
+    """
+
+    images: torch.Tensor | list[torch.Tensor]
+    targets: Any
+    meta: list[dict[str, Any]]
+    bad: list[BadSample] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.meta)
+
+    def to(self, device: torch.device) -> Batch:
+        non_blocking = device.type == "cuda"
+        return Batch(
+            images=move_to(self.images, device, non_blocking),
+            targets=move_to(self.targets, device, non_blocking),
+            meta=self.meta,
+            bad=self.bad,
+        )
+
+    def pin_memory(self) -> Batch:
+        # Called by DataLoader(pin_memory=True) on custom batch types.
+        return Batch(images=_pin(self.images), targets=_pin(self.targets), meta=self.meta, bad=self.bad)
+
+
+def _pin(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.pin_memory()
+    if isinstance(obj, dict):
+        return {k: _pin(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_pin(v) for v in obj)
+    return obj
+
+
+def split_bad(samples: list[Any]) -> tuple[list[Any], list[BadSample]]:
+    """Separate readable samples from `BadSample` markers (collate functions call this first)."""
+    good = [s for s in samples if not isinstance(s, BadSample)]
+    bad = [s for s in samples if isinstance(s, BadSample)]
+    return good, bad

@@ -1,0 +1,87 @@
+"""Class-per-folder image trees: ImageNet (`root/train/<wnid>/*.JPEG`) and any `root/<split>/<class>/<image>`.
+
+Class indices follow the sorted folder names, as torchvision's ImageFolder does. Only files with an image
+extension (any case) are samples; `.DS_Store`, `Thumbs.db`, `*.txt` and other strays are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from cvtrain.data.images import BadImageError, BadSample, is_image_file, read_image
+from cvtrain.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def find_classes(split_dir: Path) -> list[str]:
+    if not split_dir.is_dir():
+        raise DataError(
+            f"{split_dir} does not exist. Expected a class-per-folder tree: {split_dir}/<class>/<image files>."
+        )
+    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{split_dir} has no class folders. Expected {split_dir}/<class>/<image files>.")
+    return classes
+
+
+def read_synset_mapping(path: Path, classes: list[str]) -> list[str]:
+    """ImageNet's LOC_synset_mapping.txt: lines of "n01440764 tench, Tinca tinca" -> the first name per folder."""
+    names: dict[str, str] = {}
+    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        wnid, _, rest = line.strip().partition(" ")
+        if not rest:
+            raise DataError(f"{path}:{line_no}: expected '<folder> <name>', got {line!r}")
+        names[wnid] = rest.split(",")[0].strip()
+    return [names.get(c, c) for c in classes]
+
+
+class ImageFolderDataset(Dataset):
+    """Samples `(image uint8 [3,H,W], class index, meta)`; an unreadable image yields a `BadSample`."""
+
+    def __init__(self, *, split_dir: str | Path, classes: list[str], transform: Callable | None = None):
+        self.split_dir = Path(split_dir)
+        self.classes = classes
+        self.transform = transform
+        found = find_classes(self.split_dir)
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise DataError(
+                f"{self.split_dir} has class folders that the training split lacks: {unknown[:5]}. "
+                "Both splits must have the same class folders."
+            )
+        self.samples: list[tuple[str, int]] = []
+        for index, name in enumerate(classes):
+            folder = self.split_dir / name
+            if folder.is_dir():
+                files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+                self.samples.extend((str(p), index) for p in files)
+        if not self.samples:
+            raise DataError(
+                f"no image files under {self.split_dir} (looked for .jpg, .jpeg, .png, ... in any case)."
+            )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int, dict[str, Any]] | BadSample:
+        path, label = self.samples[index]
+        try:
+            image = tv_tensors.Image(read_image(path))
+        except BadImageError as e:
+            return BadSample(path=e.path, reason=e.reason)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label, {"path": path, "image_id": index}
+
+    def targets(self) -> torch.Tensor:
+        return torch.tensor([label for _, label in self.samples])

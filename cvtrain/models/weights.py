@@ -1,0 +1,42 @@
+"""Pretrained weights come only from the local torch hub cache: nothing is downloaded at run time.
+
+`local_weights_state(weights)` returns the state dict of a torchvision `WeightsEnum` entry if its file is in
+`torch.hub.get_dir()/checkpoints/`, and otherwise raises a `ConfigError` that names the file, the URL it comes
+from and the exact path to put it at.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torchvision.models import WeightsEnum, get_model_weights
+
+from cvtrain.errors import ConfigError
+
+
+def hub_checkpoint_path(weights: WeightsEnum) -> Path:
+    filename = os.path.basename(weights.url)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def local_weights_state(weights: WeightsEnum) -> dict[str, torch.Tensor]:
+    path = hub_checkpoint_path(weights)
+    if not path.is_file():
+        raise ConfigError(
+            f"pretrained weights {weights} are not in the local torch hub cache and cvtrain never downloads "
+            f"them at run time.\n  Download {weights.url}\n  and place it at {path}\n"
+            f"  (or set TORCH_HOME to a folder whose hub/checkpoints/ holds it), or run with pretrained=false."
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated download or a file that is not a state dict
+        raise ConfigError(
+            f"cannot load pretrained weights file {path}: {e}. Delete it and download it again."
+        ) from e
+
+
+def default_weights(model_name: str) -> WeightsEnum:
+    """The torchvision `DEFAULT` weights entry of a model builder name (e.g. 'resnet50')."""
+    return get_model_weights(model_name).DEFAULT

@@ -1,0 +1,80 @@
+"""Image classification: cross-entropy on logits, softmax probabilities as predictions, top-k metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.table import Table
+from torch import nn
+
+from cvtrain.data.batch import Batch, split_bad
+from cvtrain.engine import distributed
+from cvtrain.metrics.accuracy import AccuracyEvaluator
+
+
+class ClassificationTask:
+    name = "classification"
+    monitor = "top1_err"
+    monitor_mode = "min"
+
+    def __init__(self, *, class_names: list[str], topk: int = 5):
+        self.class_names = class_names
+        self.topk = min(topk, len(class_names))
+
+    def collate(self, samples: list[Any]) -> Batch:
+        good, bad = split_bad(samples)
+        if not good:
+            return Batch(images=torch.empty(0), targets=torch.empty(0, dtype=torch.long), meta=[], bad=bad)
+        images, labels, meta = zip(*good, strict=True)
+        return Batch(images=torch.stack(images), targets=torch.tensor(labels), meta=list(meta), bad=bad)
+
+    def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"loss": F.cross_entropy(model(batch.images), batch.targets)}
+
+    def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return model(batch.images).float().softmax(dim=1)
+
+    def evaluator(self, dataset: Any) -> AccuracyEvaluator:
+        return AccuracyEvaluator()
+
+    def prediction_sink(self, dataset: Any, out_dir: Path) -> TopKWriter:
+        return TopKWriter(out_dir / "predictions.json", k=self.topk)
+
+    def show_predictions(self, records: list[dict[str, Any]], out_dir: Path) -> Table:
+        table = Table(title=f"top-{self.topk} predictions", show_header=True, header_style="bold")
+        table.add_column("image")
+        table.add_column("top classes (probability)")
+        for r in records:
+            ranked = ", ".join(
+                f"{self.class_names[c]} ({s:.3f})" for c, s in zip(r["top5"], r["scores"], strict=True)
+            )
+            table.add_row(Path(r["path"]).name, ranked)
+        return table
+
+
+class TopKWriter:
+    """predictions.json: one record per image, {"path", "label", "top5": [class indices], "scores": [probs]}.
+
+    "top5" holds min(5, number of classes) indices, best first; "label" is -1 for images without a label.
+    """
+
+    def __init__(self, path: Path, k: int):
+        self.path = path
+        self.k = k
+        self.records: list[dict[str, Any]] = []
+
+    def update(self, batch: Batch, predictions: torch.Tensor) -> None:
+        scores, indices = predictions.topk(self.k, dim=1)
+        labels = batch.targets.tolist()
+        for meta, label, idx, sc in zip(batch.meta, labels, indices.tolist(), scores.tolist(), strict=True):
+            self.records.append({"path": meta["path"], "label": int(label), "top5": idx, "scores": sc})
+
+    def close(self) -> list[dict[str, Any]]:
+        records = [r for part in distributed.gather_objects(self.records) for r in part]
+        if distributed.is_main():
+            self.path.write_text(json.dumps(records, indent=1) + "\n")
+        return records

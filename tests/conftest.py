@@ -1,0 +1,77 @@
+"""Shared test helpers: tiny datasets written in real on-disk formats, and running the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures"
+
+
+def fixture_dir(name: str) -> Path:
+    path = FIXTURES / name
+    if not path.is_dir():
+        pytest.skip(f"shared fixture {path} is absent")
+    return path
+
+
+def write_image(
+    path: Path,
+    size: tuple[int, int] = (24, 20),
+    colour: tuple[int, int, int] = (200, 30, 30),
+    fmt: str | None = None,
+    mode: str = "RGB",
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(abs(hash(path.name)) % 2**32)
+    array = np.clip(np.array(colour)[None, None] + rng.normal(0, 10, (size[1], size[0], 3)), 0, 255).astype(
+        np.uint8
+    )
+    Image.fromarray(array).convert(mode).save(path, format=fmt)
+    return path
+
+
+def make_imagefolder(
+    root: Path, classes: tuple[str, ...] = ("n01", "n02", "n03"), per_class: int = 4
+) -> Path:
+    """root/{train,val}/<class>/<i>.JPEG with a distinct colour per class."""
+    colours = [(220, 40, 40), (40, 220, 40), (40, 40, 220), (220, 220, 40)]
+    for split in ("train", "val"):
+        for c, name in enumerate(classes):
+            for i in range(per_class):
+                write_image(root / split / name / f"{i}.JPEG", colour=colours[c % 4], fmt="JPEG")
+    return root
+
+
+def run_cli(*args: str, cwd: Path, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `cvtrain ARGS` as a user would, in a subprocess (Hydra owns global state)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cvtrain.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"cvtrain {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+def read_results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+# Settings that make a CLI run take seconds: tiny images, a few steps, no worker processes.
+FAST = ("trainer.device=cpu", "data.num_workers=0", "logger.progress=false", "trainer.log_every=1")

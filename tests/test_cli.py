@@ -1,0 +1,230 @@
+"""The CLI as a user runs it: fit -> eval round trip, resume, predict, bad input, sweeps."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAST, make_imagefolder, read_results, run_cli, write_image
+
+TINY = (*FAST, "model=resnet18", "data.batch_size=4", "data.image_size=32", "aug.resize_size=32")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_imagefolder(tmp_path_factory.mktemp("imgs"))
+
+
+@pytest.fixture(scope="module")
+def trained(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("fit")
+    run_cli(
+        "fit",
+        "data=imagefolder",
+        f"data.root={folder}",
+        *TINY,
+        "trainer.epochs=2",
+        f"hydra.run.dir={run_dir}",
+        cwd=run_dir,
+    )
+    return run_dir
+
+
+def test_fit_writes_the_run_directory(trained: Path) -> None:
+    for name in (
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        "metrics.csv",
+        "results.json",
+        ".hydra/config.yaml",
+        "cvtrain.log",
+    ):
+        assert (trained / name).is_file(), name
+    assert list((trained / "tensorboard").glob("events.out.tfevents.*"))
+    rows = list(csv.DictReader((trained / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    results = read_results(trained)
+    assert results["status"] == "ok" and results["epochs"] == 2 and results["steps"] == 6
+    assert results["monitor"] == "top1_err" and "best_top1_err" in results
+    assert {"top1_acc", "top5_acc", "top1_err", "top5_err", "loss", "wall_time_s"} <= results.keys()
+    assert float(rows[-1]["top1_err"]) == results["top1_err"]  # results.json = the final evaluation
+
+
+def test_eval_of_the_checkpoint_reproduces_the_final_metrics(trained: Path, tmp_path: Path) -> None:
+    run_cli(
+        "eval",
+        f"ckpt={trained}/checkpoints/last.ckpt",
+        "eval.save_predictions=true",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    fit, again = read_results(trained), read_results(tmp_path)
+    for key in ("top1_acc", "top5_acc", "top1_err", "top5_err", "loss"):
+        assert again[key] == fit[key], key
+    predictions = json.loads((tmp_path / "predictions.json").read_text())
+    assert len(predictions) == 12
+    first = predictions[0]
+    assert set(first) == {"path", "label", "top5", "scores"} and len(first["top5"]) == 3  # 3 classes < 5
+    assert first["scores"] == sorted(first["scores"], reverse=True)
+
+
+def test_eval_overrides_apply_on_top_of_the_checkpoint(trained: Path, folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "val").mkdir()
+    for cls in ("n01", "n02", "n03"):
+        (tmp_path / "val" / cls).symlink_to(folder / "val" / cls)
+    run_cli(
+        "eval",
+        f"ckpt={trained}/checkpoints/last.ckpt",
+        f"data.root={tmp_path}",
+        f"hydra.run.dir={tmp_path}/run",
+        cwd=tmp_path,
+    )
+    assert read_results(tmp_path / "run")["val_images"] == 12
+
+
+def test_resume_continues_exactly_where_it_stopped(folder: Path, trained: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    run_cli(
+        "fit",
+        "data=imagefolder",
+        f"data.root={folder}",
+        *TINY,
+        "trainer.epochs=1",
+        f"hydra.run.dir={first}",
+        cwd=tmp_path,
+    )
+    resumed = tmp_path / "resumed"
+    run_cli(
+        "fit",
+        "data=imagefolder",
+        f"data.root={folder}",
+        *TINY,
+        "trainer.epochs=2",
+        f"trainer.resume={first}/checkpoints/last.ckpt",
+        f"hydra.run.dir={resumed}",
+        cwd=tmp_path,
+    )
+    a, b = read_results(resumed), read_results(trained)  # `trained` ran the same 2 epochs without a stop
+    assert a["steps"] == b["steps"] == 6
+    for key in ("top1_err", "loss"):
+        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+
+
+def test_predict_prints_and_writes_top_classes(trained: Path, folder: Path, tmp_path: Path) -> None:
+    proc = run_cli(
+        "predict",
+        f"ckpt={trained}/checkpoints/last.ckpt",
+        f"inputs={folder}/val/n02",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    records = json.loads((tmp_path / "predictions.json").read_text())
+    assert len(records) == 4 and all(r["label"] == -1 for r in records)
+    assert "0.JPEG" in proc.stdout and "n0" in proc.stdout
+
+
+def test_bad_key_fails_fast_without_a_traceback(tmp_path: Path) -> None:
+    proc = run_cli("fit", "optim.lrr=0.1", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "lrr" in out and "momentum" in out and "Traceback" not in out
+    proc = run_cli("fit", "model=resnet5", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "resnet50" in proc.stdout + proc.stderr
+    assert not (tmp_path / "outputs").exists()  # nothing ran
+
+
+def test_help_lists_commands_groups_and_options(tmp_path: Path) -> None:
+    out = run_cli("--help", cwd=tmp_path).stdout
+    for word in ("fit", "eval", "predict", "optim", "adamw", "resnet50", "imagenet", "cosine"):
+        assert word in out
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
+    out = run_cli("fit", "model=resnet50", "optim=adamw", "--cfg", "job", cwd=tmp_path).stdout
+    assert "arch: resnet50" in out and "name: adamw" in out
+
+
+def test_unreadable_image_stops_the_run_naming_it_or_is_skipped_and_counted(
+    folder: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    make_imagefolder(root)
+    (root / "train" / "n02" / "broken.JPEG").write_bytes(b"\xff\xd8\xff truncated")
+    proc = run_cli(
+        "fit",
+        "data=imagefolder",
+        f"data.root={root}",
+        *TINY,
+        "trainer.max_steps=3",
+        f"hydra.run.dir={tmp_path}/stop",
+        cwd=tmp_path,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert (
+        proc.returncode != 0
+        and "broken.JPEG" in out
+        and "on_bad_image=skip" in out
+        and "Traceback" not in out
+    )
+    run_cli(
+        "fit",
+        "data=imagefolder",
+        f"data.root={root}",
+        *TINY,
+        "trainer.epochs=1",
+        "data.on_bad_image=skip",
+        f"hydra.run.dir={tmp_path}/skip",
+        cwd=tmp_path,
+    )
+    assert read_results(tmp_path / "skip")["bad_images_skipped"] == 1
+    assert "broken.JPEG" in (tmp_path / "skip" / "bad_images.txt").read_text()
+
+
+def test_sweep_runs_every_job_and_summarises_best_first(folder: Path, tmp_path: Path) -> None:
+    # alexnet cannot run on 32-pixel images: that job fails, the others still run and are ranked.
+    proc = run_cli(
+        "fit",
+        "-m",
+        "data=imagefolder",
+        f"data.root={folder}",
+        *TINY,
+        "trainer.max_steps=2",
+        "model=resnet18,alexnet",
+        "optim.lr=0.05,0.01",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 1
+    rows = list(csv.DictReader((tmp_path / "sweep" / "sweep_summary.csv").open()))
+    assert len(rows) == 4
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed", "failed"]
+    assert all("alexnet" in r["overrides"] for r in rows[2:])
+    values = [float(r["value"]) for r in rows[:2]]
+    assert values == sorted(values)  # top1_err: lower is better, best first
+    assert "sweep summary" in proc.stdout
+
+
+def test_imagenet_layout_with_synset_names(tmp_path: Path) -> None:
+    root = make_imagefolder(tmp_path / "imagenet", classes=("n01440764", "n02102040"), per_class=2)
+    write_image(root / "train" / "n01440764" / "extra.jpeg", fmt="JPEG")
+    (root / "LOC_synset_mapping.txt").write_text("n01440764 tench, Tinca tinca\nn02102040 English springer\n")
+    run_cli(
+        "fit",
+        "data=imagenet",
+        f"data.root={root}",
+        *TINY,
+        "trainer.max_steps=1",
+        f"hydra.run.dir={tmp_path}/run",
+        cwd=tmp_path,
+    )
+    proc = run_cli(
+        "predict",
+        f"ckpt={tmp_path}/run/checkpoints/last.ckpt",
+        f"inputs={root}/val/n01440764/0.JPEG",
+        f"hydra.run.dir={tmp_path}/pred",
+        cwd=tmp_path,
+    )
+    assert "tench" in proc.stdout or "English springer" in proc.stdout
