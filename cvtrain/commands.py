@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cvtrain.config import choice
-from cvtrain.data.build import DataSplits, build_datasets
+from cvtrain.data.build import DataSplits, build_datasets, eval_transform
 from cvtrain.data.inputs import InputImages
 from cvtrain.engine import distributed, loaders
 from cvtrain.engine.checkpoint import load_checkpoint, set_rng_state
@@ -302,7 +302,7 @@ def run_predict(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list[di
     model = build_model(cfg.model, num_classes=len(class_names)).to(device)
     _load_weights(model, state)
     model.eval()
-    images = InputImages(cfg.inputs, task=cfg.model.task, aug=cfg.aug)
+    images = InputImages(cfg.inputs, transform=eval_transform(cfg.model.task, cfg.aug))
     loader = loaders.eval_loader(
         images,
         collate=task.collate,

@@ -63,28 +63,36 @@ def _imagefolder(cfg: Any, aug: Any, task: str, need_train: bool) -> DataSplits:
     return DataSplits(train=train, val=val, class_names=names)
 
 
+def _shapes_classification(cfg: Any, aug: Any, need_train: bool) -> DataSplits:
+    root = ensure_classification(
+        Path(cfg.cache_dir).expanduser(),
+        image_size=cfg.image_size,
+        train_per_class=cfg.train_per_class,
+        val_per_class=cfg.val_per_class,
+        seed=cfg.seed,
+    )
+    classes = list(SHAPE_CLASSES)
+    train = None
+    if need_train:
+        train = ImageFolderDataset(
+            split_dir=root / "train", classes=classes, transform=classification_transforms(aug, train=True)
+        )
+    val = ImageFolderDataset(
+        split_dir=root / "val", classes=classes, transform=classification_transforms(aug, train=False)
+    )
+    return DataSplits(train=train, val=val, class_names=classes)
+
+
+# data=shapes gives the form the model's task needs.
+SHAPES_FORMS: dict[str, Callable[[Any, Any, bool], DataSplits]] = {
+    "classification": _shapes_classification,
+}
+
+
 def _shapes(cfg: Any, aug: Any, task: str, need_train: bool) -> DataSplits:
-    if task == "classification":
-        root = ensure_classification(
-            Path(cfg.cache_dir).expanduser(),
-            image_size=cfg.image_size,
-            train_per_class=cfg.train_per_class,
-            val_per_class=cfg.val_per_class,
-            seed=cfg.seed,
-        )
-        classes = list(SHAPE_CLASSES)
-        train = None
-        if need_train:
-            train = ImageFolderDataset(
-                split_dir=root / "train",
-                classes=classes,
-                transform=classification_transforms(aug, train=True),
-            )
-        val = ImageFolderDataset(
-            split_dir=root / "val", classes=classes, transform=classification_transforms(aug, train=False)
-        )
-        return DataSplits(train=train, val=val, class_names=classes)
-    raise ConfigError(f"data=shapes has no {task} form yet.")
+    if task not in SHAPES_FORMS:
+        raise ConfigError(f"data=shapes has no {task} form.")
+    return SHAPES_FORMS[task](cfg, aug, need_train)
 
 
 def _synthetic(cfg: Any, aug: Any, task: str, need_train: bool) -> DataSplits:
@@ -95,6 +103,7 @@ def _synthetic(cfg: Any, aug: Any, task: str, need_train: bool) -> DataSplits:
     return DataSplits(train=train, val=val, class_names=val.classes)
 
 
+# Builders by `data.format`: (data cfg, aug cfg, task name, need_train) -> DataSplits.
 BUILDERS: dict[str, Callable[[Any, Any, str, bool], DataSplits]] = {
     "imagefolder": _imagefolder,
     "imagenet": _imagefolder,
@@ -107,3 +116,13 @@ def build_datasets(cfg: Any, aug: Any, *, task: str, need_train: bool = True) ->
     if cfg.format not in BUILDERS:
         raise ConfigError(f"data.format={cfg.format!r} is not known; choose one of {sorted(BUILDERS)}.")
     return BUILDERS[cfg.format](cfg, aug, task, need_train)
+
+
+# The evaluation transform of each task, also used by `cvtrain predict` on arbitrary images.
+EVAL_TRANSFORMS: dict[str, Callable[[Any], Callable | None]] = {
+    "classification": lambda aug: classification_transforms(aug, train=False),
+}
+
+
+def eval_transform(task: str, aug: Any) -> Callable | None:
+    return EVAL_TRANSFORMS[task](aug)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,6 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from cvtrain.data.images import BadImageError, BadSample, is_image_file, read_image
-from cvtrain.data.transforms import classification_transforms
 from cvtrain.errors import ConfigError
 
 
@@ -26,12 +26,11 @@ def list_images(inputs: str | Path) -> list[Path]:
 
 
 class InputImages(Dataset):
-    """Samples `(image, no-label marker, meta)` in the form the task's collate expects."""
+    """Samples `(image, -1, meta)`: no label; the task's collate and prediction sink know -1 means none."""
 
-    def __init__(self, inputs: str | Path, *, task: str, aug: Any):
+    def __init__(self, inputs: str | Path, *, transform: Callable | None):
         self.paths = list_images(inputs)
-        self.task = task
-        self.transform = classification_transforms(aug, train=False) if task == "classification" else None
+        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -20,7 +20,8 @@ class PredictionSink(Protocol):
 
     def update(self, batch: Batch, predictions: Any) -> None: ...
 
-    def close(self) -> list[Path]: ...
+    def close(self) -> list[dict[str, Any]]:
+        """Finish writing; return the JSON records written (one per image), the same on every rank."""
 
 
 class Task(Protocol):

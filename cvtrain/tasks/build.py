@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cvtrain.errors import ConfigError
@@ -9,7 +10,17 @@ from cvtrain.tasks.base import Task
 from cvtrain.tasks.classification import ClassificationTask
 
 
-def build_task(model_cfg: Any, *, class_names: list[str], predict_cfg: Any | None = None) -> Task:
-    if model_cfg.task == "classification":
-        return ClassificationTask(class_names=class_names, topk=predict_cfg.topk if predict_cfg else 5)
-    raise ConfigError(f"model.task={model_cfg.task!r} is not a known task.")
+def _classification(model_cfg: Any, class_names: list[str], predict_cfg: Any) -> Task:
+    return ClassificationTask(class_names=class_names, topk=predict_cfg.topk)
+
+
+# Tasks by `model.task`: (model cfg, class names, predict cfg) -> Task.
+BUILDERS: dict[str, Callable[[Any, list[str], Any], Task]] = {
+    "classification": _classification,
+}
+
+
+def build_task(model_cfg: Any, *, class_names: list[str], predict_cfg: Any) -> Task:
+    if model_cfg.task not in BUILDERS:
+        raise ConfigError(f"model.task={model_cfg.task!r} is not one of {sorted(BUILDERS)}.")
+    return BUILDERS[model_cfg.task](model_cfg, class_names, predict_cfg)
