@@ -1,0 +1,85 @@
+"""How much does cvtrain's training loop cost next to the model itself?
+
+Measures the time per optimizer step of (a) a bare PyTorch loop (forward, cross-entropy, backward, SGD step on one
+fixed batch) and (b) `cvtrain fit data=synthetic` (in memory, no decoding) with the same model, batch size and image size. The cvtrain figure
+is differential: a 1-epoch and a 2-epoch run, so set-up and the final evaluation cancel out.
+
+    .venv/bin/python scripts/bench_loop.py --model resnet18 --image-size 64 --batch-size 32 --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from cvtrain.cli import CONF_DIR
+from cvtrain.commands import run_fit
+from cvtrain.config import register_schemas
+
+
+def bare_step_time(model_name: str, image_size: int, batch_size: int, device: str, steps: int) -> float:
+    model = torchvision.models.get_model(model_name, num_classes=10).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch_size, 3, image_size, image_size, device=device)
+    y = torch.randint(10, (batch_size,), device=device)
+    for i in range(steps + 3):
+        if i == 3:  # warm-up steps excluded
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
+def cvtrain_seconds(model_name: str, image_size: int, batch_size: int, device: str, steps: int, epochs: int) -> float:
+    overrides = [
+        f"model={model_name}", "data=synthetic", f"data.image_size={image_size}", f"data.batch_size={batch_size}",
+        f"data.length={batch_size * steps}", f"trainer.epochs={epochs}", "trainer.eval_every=1000",
+        f"trainer.device={device}", "data.num_workers=0",
+        "trainer.precision=32", "logger.tensorboard=false", "logger.progress=false", "trainer.log_every=1000000",
+        "sched=constant", "aug.resize_size=null",
+    ]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    with tempfile.TemporaryDirectory() as run_dir:
+        start = time.perf_counter()
+        run_fit(cfg, Path(run_dir))
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    register_schemas()
+    common = (args.model, args.image_size, args.batch_size, args.device)
+    bare = bare_step_time(*common, steps=args.steps)
+    short = cvtrain_seconds(*common, steps=args.steps, epochs=1)
+    long = cvtrain_seconds(*common, steps=args.steps, epochs=2)
+    # Same set-up and one final evaluation in both: the difference is one epoch of `steps` training steps.
+    per_step = (long - short) / args.steps
+    print(f"model={args.model} image={args.image_size}px batch={args.batch_size} device={args.device}")
+    print(f"bare PyTorch step:  {bare * 1e3:8.1f} ms  ({args.batch_size / bare:7.1f} img/s)")
+    print(f"cvtrain fit step:   {per_step * 1e3:8.1f} ms  ({args.batch_size / per_step:7.1f} img/s)")
+    print(f"overhead: {100 * (per_step / bare - 1):+.1f}%")
+
+
+if __name__ == "__main__":
+    main()
