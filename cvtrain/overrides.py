@@ -94,8 +94,13 @@ def check_overrides(conf_dir: str, args: list[str], command: str) -> str | None:
 
 
 def _describe(yaml_file: Path) -> str:
-    first = yaml_file.read_text().splitlines()[:1]
-    return first[0].lstrip("# ").strip() if first and first[0].startswith("#") else ""
+    """The first comment line of an option's YAML (Hydra's `# @package` header skipped)."""
+    for line in yaml_file.read_text().splitlines():
+        if line.startswith("#") and not line.startswith("# @package"):
+            return line.lstrip("# ").strip()
+        if not line.startswith("#"):
+            break
+    return ""
 
 
 def print_help(conf_dir: str, subcommands: dict[str, str]) -> None:
@@ -112,9 +117,10 @@ def print_help(conf_dir: str, subcommands: dict[str, str]) -> None:
     groups.add_column("group")
     groups.add_column("option")
     groups.add_column("what it is")
-    for group in GROUPS:
+    for group in (*GROUPS, "experiment"):
+        label = "+experiment" if group == "experiment" else group  # experiments are added, not swapped
         for i, f in enumerate(sorted(Path(conf_dir, group).glob("*.yaml"))):
-            groups.add_row(group if i == 0 else "", f.stem, _describe(f))
+            groups.add_row(label if i == 0 else "", f.stem, _describe(f))
     console.print(groups)
     console.print(
         "\nExamples:\n  cvtrain fit model=resnet50 data=imagenet data.root=/data/imagenet optim.lr=0.2\n"

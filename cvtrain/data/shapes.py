@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "diamond", "cross")
-FORMAT_VERSION = 1  # bump when the generator changes, so stale caches are not reused
+FORMAT_VERSION = 2  # bump when the generator changes, so stale caches are not reused
 
 
 @dataclass
@@ -69,11 +69,13 @@ def render_scene(
     num_objects: int,
     min_radius: float = 0.12,
     max_radius: float = 0.3,
+    inside: float = 0.6,
     labels: list[int] | None = None,
 ) -> tuple[np.ndarray, list[ShapeObject]]:
     """Draw `num_objects` shapes (radii as fractions of `size`) on a noisy background.
 
-    `labels` fixes the class of each object (random classes otherwise).
+    `labels` fixes the class of each object (random classes otherwise). Centres keep at least `inside` x radius
+    from the border (1.0: every shape fully inside the image).
 
     Returns the uint8 image [H, W, 3] and the objects that remain visible (an object fully hidden by later ones
     is dropped), each with its visible mask and tight box.
@@ -85,7 +87,7 @@ def render_scene(
     for i in range(num_objects):
         label = labels[i] if labels is not None else int(rng.integers(len(SHAPE_CLASSES)))
         r = rng.uniform(min_radius, max_radius) * size
-        cx, cy = rng.uniform(r * 0.6, size - r * 0.6, size=2)
+        cx, cy = rng.uniform(r * inside, size - r * inside, size=2)
         mask = _shape_mask(SHAPE_CLASSES[label], xx, yy, cx, cy, r)
         if not mask.any():
             continue
@@ -139,7 +141,9 @@ def write_classification(
             folder = out / split / name
             folder.mkdir(parents=True)
             for index in range(per_class):
-                image, _ = render_scene(rng, image_size, 1, min_radius=0.18, max_radius=0.4, labels=[label])
+                image, _ = render_scene(
+                    rng, image_size, 1, min_radius=0.25, max_radius=0.45, inside=1.0, labels=[label]
+                )
                 Image.fromarray(image).save(folder / f"{index:05d}.png")
 
 

@@ -10,6 +10,7 @@ from torchvision import models
 from torchvision.ops import FrozenBatchNorm2d
 
 from cvtrain.errors import ConfigError
+from cvtrain.models.small_cnn import SmallCNN
 from cvtrain.models.weights import default_weights, local_weights_state
 
 
@@ -21,10 +22,25 @@ def build_classifier(
     freeze: str | None = None,
     dropout: float | None = None,
 ) -> nn.Module:
-    if arch not in models.list_models(module=models):
+    """`arch` is a torchvision classification builder name, or `small_cnn` (ours, for small images)."""
+    if arch == "small_cnn":
+        if pretrained:
+            raise ConfigError("model.pretrained: small_cnn has no pretrained weights; use pretrained=false.")
+        model: nn.Module = SmallCNN(num_classes=num_classes, dropout=0.2 if dropout is None else dropout)
+    elif arch not in models.list_models(module=models):
         raise ConfigError(
             f"model.arch={arch!r} is not a torchvision classifier; see torchvision.models.list_models()."
         )
+    else:
+        model = _torchvision_classifier(arch, num_classes, pretrained, dropout)
+    if freeze is not None:
+        freeze_up_to(model, freeze)
+    return model
+
+
+def _torchvision_classifier(
+    arch: str, num_classes: int, pretrained: bool, dropout: float | None
+) -> nn.Module:
     kwargs = {}
     if dropout is not None:
         if "dropout" not in inspect.signature(models.get_model_builder(arch)).parameters and not _has_dropout(
@@ -32,16 +48,13 @@ def build_classifier(
         ):
             raise ConfigError(f"model.dropout: {arch} has no dropout layer; leave model.dropout=null.")
         kwargs["dropout"] = dropout
-    if pretrained:
-        # Build with the pretrained head size, load, then replace the head for our classes.
-        weights = default_weights(arch)
-        model = models.get_model(arch, weights=None, num_classes=len(weights.meta["categories"]), **kwargs)
-        model.load_state_dict(local_weights_state(weights))
-        _replace_head(model, num_classes)
-    else:
-        model = models.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
-    if freeze is not None:
-        freeze_up_to(model, freeze)
+    if not pretrained:
+        return models.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
+    # Build with the pretrained head size, load, then replace the head for our classes.
+    weights = default_weights(arch)
+    model = models.get_model(arch, weights=None, num_classes=len(weights.meta["categories"]), **kwargs)
+    model.load_state_dict(local_weights_state(weights))
+    _replace_head(model, num_classes)
     return model
 
 
@@ -85,20 +98,29 @@ def freeze_up_to(model: nn.Module, stage: str) -> None:
     for name, module in stages(model):
         for p in module.parameters():
             p.requires_grad_(False)
-        freeze_batchnorm(module)
+        if isinstance(module, nn.BatchNorm2d):  # a stage that is itself a BatchNorm (resnet's bn1)
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, _frozen(module))
+        else:
+            freeze_batchnorm(module)
         if name == stage:
             break
+
+
+def _frozen(bn: nn.BatchNorm2d) -> FrozenBatchNorm2d:
+    frozen = FrozenBatchNorm2d(bn.num_features, eps=bn.eps)
+    frozen.weight.copy_(bn.weight.detach())
+    frozen.bias.copy_(bn.bias.detach())
+    frozen.running_mean.copy_(bn.running_mean)
+    frozen.running_var.copy_(bn.running_var)
+    return frozen
 
 
 def freeze_batchnorm(module: nn.Module) -> None:
     """Replace every BatchNorm2d inside `module` by a FrozenBatchNorm2d holding the same statistics."""
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-            frozen.weight.copy_(child.weight.detach())
-            frozen.bias.copy_(child.bias.detach())
-            frozen.running_mean.copy_(child.running_mean)
-            frozen.running_var.copy_(child.running_var)
-            setattr(module, name, frozen)
+            setattr(module, name, _frozen(child))
         else:
             freeze_batchnorm(child)
