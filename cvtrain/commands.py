@@ -120,9 +120,9 @@ def run_fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         batch_sampler_factory=getattr(train_ds, "batch_sampler_factory", None),
     )
     steps_per_epoch = len(train_loader)
-    total_steps = (
-        t.epochs * steps_per_epoch if t.max_steps is None else min(t.max_steps, t.epochs * steps_per_epoch)
-    )
+    # The schedule spans the configured epochs; trainer.max_steps only stops the run early (a stopped run and
+    # its resumption then follow the same schedule as an uninterrupted one).
+    total_steps = t.epochs * steps_per_epoch
     model = setup.model
     if distributed.world_size() > 1:
         model = nn.parallel.DistributedDataParallel(
@@ -133,13 +133,14 @@ def run_fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         optimizer, cfg.sched, steps_per_epoch=steps_per_epoch, total_steps=total_steps
     )
     scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.amp_dtype == torch.float16)
+    evaluator = setup.task.evaluator(setup.data.val)  # first: a detection task's headline follows the data
     monitor = t.monitor or setup.task.monitor
     run = FitRun(
         model=model,
         task=setup.task,
         train_loader=train_loader,
         val_loader=_val_loader(setup, setup.data.val),
-        evaluator=setup.task.evaluator(setup.data.val),
+        evaluator=evaluator,
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=scaler,
@@ -207,7 +208,10 @@ def _resume(run: FitRun, path: str) -> None:
     state = load_checkpoint(path)
     unwrap(run.model).load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
+    # The schedule itself comes from the current config (epochs may have been extended); only its position
+    # is restored.
+    position = {**state["scheduler"], "lr_lambdas": [None] * len(run.optimizer.param_groups)}  # None: keep ours
+    run.scheduler.load_state_dict(position)
     run.scaler.load_state_dict(state["scaler"])
     if run.ema is not None and state.get("ema"):
         run.ema.load_state_dict(state["ema"])
@@ -219,7 +223,8 @@ def _resume(run: FitRun, path: str) -> None:
 def _finish(run_dir: Path, results: dict[str, Any], evaluator: Any, title: str) -> None:
     write_json(run_dir / "results.json", results)
     show(metrics_table({k: v for k, v in results.items() if isinstance(v, float)}, title))
-    show(evaluator.report())
+    if evaluator is not None:  # None when scoring a predictions file
+        show(evaluator.report())
     log.info("results in %s", run_dir)
 
 

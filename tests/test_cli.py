@@ -84,16 +84,18 @@ def test_eval_overrides_apply_on_top_of_the_checkpoint(trained: Path, folder: Pa
 
 
 def test_resume_continues_exactly_where_it_stopped(folder: Path, trained: Path, tmp_path: Path) -> None:
-    first = tmp_path / "first"
+    first = tmp_path / "first"  # the same 2-epoch run, stopped after its first epoch (3 steps)
     run_cli(
         "fit",
         "data=imagefolder",
         f"data.root={folder}",
         *TINY,
-        "trainer.epochs=1",
+        "trainer.epochs=2",
+        "trainer.max_steps=3",
         f"hydra.run.dir={first}",
         cwd=tmp_path,
     )
+    assert read_results(first)["steps"] == 3
     resumed = tmp_path / "resumed"
     run_cli(
         "fit",
