@@ -40,11 +40,14 @@ class Setup:
 
 
 def amp_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `trainer.precision` (None: no autocast, fp32)."""
+    if precision not in ("auto", "32", "bf16", "16"):
+        raise ConfigError(f"trainer.precision={precision!r}: choose auto, 32, bf16 or 16.")
     if precision == "auto":
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if precision in ("bf16", "16") and device.type == "cpu" and precision == "16":
+    if precision == "16" and device.type == "cpu":
         raise ConfigError("trainer.precision=16 (fp16 autocast) needs CUDA; on the CPU use 32 or bf16.")
     return {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[precision]
 

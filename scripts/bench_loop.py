@@ -27,7 +27,7 @@ from cvtrain.config import register_schemas
 
 def bare_step_time(model_name: str, image_size: int, batch_size: int, device: str, steps: int) -> float:
     model = torchvision.models.get_model(model_name, num_classes=10).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)  # the same optimizer settings as below
     x = torch.randn(batch_size, 3, image_size, image_size, device=device)
     y = torch.randint(10, (batch_size,), device=device)
     for i in range(steps + 3):
@@ -43,13 +43,27 @@ def bare_step_time(model_name: str, image_size: int, batch_size: int, device: st
     return (time.perf_counter() - start) / steps
 
 
-def cvtrain_seconds(model_name: str, image_size: int, batch_size: int, device: str, steps: int, epochs: int) -> float:
+def cvtrain_seconds(
+    model_name: str, image_size: int, batch_size: int, device: str, steps: int, epochs: int
+) -> float:
     overrides = [
-        f"model={model_name}", "data=synthetic", f"data.image_size={image_size}", f"data.batch_size={batch_size}",
-        f"data.length={batch_size * steps}", f"trainer.epochs={epochs}", "trainer.eval_every=1000",
-        f"trainer.device={device}", "data.num_workers=0",
-        "trainer.precision=32", "logger.tensorboard=false", "logger.progress=false", "trainer.log_every=1000000",
-        "sched=constant", "aug.resize_size=null",
+        f"model={model_name}",
+        "data=synthetic",
+        f"data.image_size={image_size}",
+        f"data.batch_size={batch_size}",
+        f"data.length={batch_size * steps}",
+        f"trainer.epochs={epochs}",
+        "trainer.eval_every=1000",
+        f"trainer.device={device}",
+        "data.num_workers=0",
+        "trainer.precision=32",
+        "logger.tensorboard=false",
+        "logger.progress=false",
+        "trainer.log_every=1000000",
+        "sched=constant",
+        "sched.warmup_epochs=0",
+        "optim.lr=0.01",
+        "optim.weight_decay=0",
     ]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -61,7 +75,9 @@ def cvtrain_seconds(model_name: str, image_size: int, batch_size: int, device: s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)

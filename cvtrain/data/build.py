@@ -12,6 +12,18 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from cvtrain.data.build_detection import (
+    build_coco,
+    build_shapes_detection,
+    build_voc,
+    eval_detection_transforms,
+)
+from cvtrain.data.build_segmentation import (
+    build_coco_seg,
+    build_shapes_segmentation,
+    build_voc_seg,
+    eval_segmentation_transforms,
+)
 from cvtrain.data.imagefolder import ImageFolderDataset, find_classes, read_synset_mapping
 from cvtrain.data.shapes import SHAPE_CLASSES, ensure_classification
 from cvtrain.data.synthetic import SyntheticClassification
@@ -86,6 +98,8 @@ def _shapes_classification(cfg: Any, aug: Any, need_train: bool) -> DataSplits:
 # data=shapes gives the form the model's task needs.
 SHAPES_FORMS: dict[str, Callable[[Any, Any, bool], DataSplits]] = {
     "classification": _shapes_classification,
+    "detection": build_shapes_detection,
+    "segmentation": build_shapes_segmentation,
 }
 
 
@@ -109,6 +123,10 @@ BUILDERS: dict[str, Callable[[Any, Any, str, bool], DataSplits]] = {
     "imagenet": _imagefolder,
     "shapes": _shapes,
     "synthetic": _synthetic,
+    "voc": build_voc,
+    "coco": build_coco,
+    "voc_seg": build_voc_seg,
+    "coco_seg": build_coco_seg,
 }
 
 
@@ -121,6 +139,8 @@ def build_datasets(cfg: Any, aug: Any, *, task: str, need_train: bool = True) ->
 # The evaluation transform of each task, also used by `cvtrain predict` on arbitrary images.
 EVAL_TRANSFORMS: dict[str, Callable[[Any], Callable | None]] = {
     "classification": lambda aug: classification_transforms(aug, train=False),
+    "detection": eval_detection_transforms,
+    "segmentation": eval_segmentation_transforms,
 }
 
 

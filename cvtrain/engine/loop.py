@@ -208,6 +208,10 @@ def fit(run: FitRun) -> dict[str, Any]:
     run.model.train()
     while epoch < run.epochs and not _done(run):
         run.train_loader.sampler_for_epoch.set_epoch(epoch)
+        # e.g. MosaicDataset: mosaic off for the last aug.close_mosaic epochs
+        dataset_set_epoch = getattr(run.train_loader.dataset, "set_epoch", None)
+        if dataset_set_epoch is not None:
+            dataset_set_epoch(epoch, run.epochs)
         run.progress.start_epoch(epoch, run.epochs, len(run.train_loader))
         meter = _LossMeter()
         for batch in run.train_loader:

@@ -51,6 +51,14 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _drop_common_overrides(rows: list[dict[str, Any]]) -> None:
+    """Show what differs between jobs: overrides every job shares are left out of the summary."""
+    split = [row["overrides"].split(" ") for row in rows]
+    common = set.intersection(*(set(s) for s in split)) if len(rows) > 1 else set()
+    for row, parts in zip(rows, split, strict=True):
+        row["overrides"] = " ".join(p for p in parts if p not in common)
+
+
 def _rank_key(row: dict[str, Any]) -> tuple:
     value = row["value"] if isinstance(row["value"], float | int) else float("nan")
     if row["status"] != "ok" or math.isnan(value):
@@ -60,6 +68,7 @@ def _rank_key(row: dict[str, Any]) -> tuple:
 
 def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = sorted(collect(sweep_dir), key=_rank_key)
+    _drop_common_overrides(rows)
     with (sweep_dir / "sweep_summary.csv").open("w", newline="") as f:
         writer = csv.DictWriter(
             f, fieldnames=["job", "overrides", "status", "metric", "value", "best", "error", "dir"]

@@ -8,15 +8,29 @@ from typing import Any
 from cvtrain.errors import ConfigError
 from cvtrain.tasks.base import Task
 from cvtrain.tasks.classification import ClassificationTask
+from cvtrain.tasks.detection import DetectionTask
+from cvtrain.tasks.segmentation import SegmentationTask
 
 
 def _classification(model_cfg: Any, class_names: list[str], predict_cfg: Any) -> Task:
     return ClassificationTask(class_names=class_names, topk=predict_cfg.topk)
 
 
+def _detection(model_cfg: Any, class_names: list[str], predict_cfg: Any) -> Task:
+    return DetectionTask(class_names=class_names, score_threshold=predict_cfg.score_threshold)
+
+
+def _segmentation(model_cfg: Any, class_names: list[str], predict_cfg: Any) -> Task:
+    return SegmentationTask(
+        class_names=class_names, class_weights=model_cfg.class_weights, aux_weight=model_cfg.aux_weight
+    )
+
+
 # Tasks by `model.task`: (model cfg, class names, predict cfg) -> Task.
 BUILDERS: dict[str, Callable[[Any, list[str], Any], Task]] = {
     "classification": _classification,
+    "detection": _detection,
+    "segmentation": _segmentation,
 }
 
 

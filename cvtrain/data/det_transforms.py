@@ -1,0 +1,61 @@
+"""Detection transforms with torchvision.transforms.v2: boxes (`tv_tensors.BoundingBoxes`) follow the image.
+
+A sample is `(tv_tensors.Image uint8, {"boxes": BoundingBoxes XYXY, "labels": int64}, meta)`; the pipeline is
+called as `transforms(image, target)`. Training: optional photometric distortion, optional random scale of the
+content (`aug.scale_range`: zoom out onto a mean-coloured canvas or in, cropping, on the same canvas size), random
+horizontal flip, then float 0..1, then `SanitizeBoundingBoxes` drops boxes a transform made degenerate (under
+one pixel wide or high, or pushed out of the image) together with their labels. Evaluation converts to float
+only: the torchvision detectors resize inside (`model.min_size` / `model.max_size`) and normalise themselves,
+and their boxes come back in the input image's pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from cvtrain.errors import ConfigError
+
+
+def _scale_range(aug: Any) -> tuple[float, float] | None:
+    value = getattr(aug, "scale_range", None)
+    if value is None:
+        return None
+    low, high = (float(v) for v in value)
+    if not 0 < low <= high:
+        raise ConfigError(
+            f"aug.scale_range={list(value)} must be [low, high] with 0 < low <= high, e.g. [0.75, 1.25]"
+        )
+    return low, high
+
+
+def detection_transforms(aug: Any, *, train: bool) -> v2.Compose:
+    """The detection pipeline for the `aug` config (fields `hflip`, `scale_range`, `photometric`)."""
+    if getattr(aug, "name", None) == "yolo":
+        from cvtrain.data.yolo_transforms import yolo_transforms  # aug=yolo: letterbox, HSV, affine, flips
+
+        return yolo_transforms(aug, train=train)
+    steps: list[Any] = []
+    if train:
+        if getattr(aug, "photometric", False):
+            steps.append(v2.RandomPhotometricDistort(p=0.5))
+        scale = _scale_range(aug)
+        if scale is not None and scale != (1.0, 1.0):
+            fill = [round(255 * m) for m in aug.mean]  # zoomed-out borders in the mean colour, not black
+            steps.append(
+                v2.RandomAffine(
+                    degrees=0.0,
+                    scale=scale,
+                    interpolation=v2.InterpolationMode.BILINEAR,
+                    fill={tv_tensors.Image: fill, "others": 0},
+                )
+            )
+        if aug.hflip > 0:
+            steps.append(v2.RandomHorizontalFlip(p=aug.hflip))
+    steps.append(v2.ToDtype(torch.float32, scale=True))
+    if train:
+        steps.append(v2.SanitizeBoundingBoxes())
+    return v2.Compose(steps)

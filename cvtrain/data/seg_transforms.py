@@ -1,0 +1,96 @@
+"""Joint image + mask transforms for semantic segmentation, with torchvision.transforms.v2.
+
+A sample is `(tv_tensors.Image uint8 [3, H, W], tv_tensors.Mask int64 [H, W])`, transformed as
+`transforms(image, mask)`: v2 applies every geometric step to both, and always resizes a `Mask` with nearest
+neighbour, so class indices are never blended into values that are not classes.
+
+Training (`aug` fields): random scale of the whole image by a factor drawn from `aug.scale_range` (None: no
+scaling), random crop of `aug.image_size` x `aug.image_size` (an image smaller than the crop is padded first:
+the image with the mean colour, which normalises to 0, the mask with 255 so the padding counts in neither loss
+nor metrics), horizontal flip with probability `aug.hflip`, then float and normalise. Evaluation keeps each
+image at its full resolution and only normalises, so metrics are computed on the original pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from cvtrain.data.palette import IGNORE_INDEX
+from cvtrain.errors import ConfigError
+
+
+class RandomScale(v2.Transform):
+    """Resize the sample by a factor drawn uniformly from `scale_range`, relative to its own size.
+
+    Images are interpolated bilinearly (with antialiasing when shrinking); masks with nearest neighbour (v2's
+    `resize` kernel for `tv_tensors.Mask`).
+    """
+
+    def __init__(self, scale_range: tuple[float, float]) -> None:
+        super().__init__()
+        low, high = scale_range
+        if not 0 < low <= high:
+            raise ConfigError(
+                f"aug.scale_range={list(scale_range)} must be [low, high] with 0 < low <= high, e.g. [0.5, 2.0]"
+            )
+        self.scale_range = (float(low), float(high))
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = F.get_size(flat_inputs[0])
+        low, high = self.scale_range
+        scale = low + float(torch.rand(())) * (high - low)
+        return {"size": [max(1, round(height * scale)), max(1, round(width * scale))]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return self._call_kernel(
+            F.resize, inpt, params["size"], interpolation=v2.InterpolationMode.BILINEAR, antialias=True
+        )
+
+
+def scale_range(aug: Any) -> tuple[float, float] | None:
+    """`aug.scale_range` as (low, high), or None when scaling is off (absent, null or [1, 1])."""
+    value = getattr(aug, "scale_range", None)
+    if value is None:
+        return None
+    values = [float(v) for v in value]
+    if len(values) != 2:
+        raise ConfigError(f"aug.scale_range={values} must have two numbers [low, high], e.g. [0.5, 2.0]")
+    low, high = values
+    return None if low == high == 1.0 else (low, high)
+
+
+def mean_fill(aug: Any) -> list[int]:
+    """The uint8 colour that normalises to 0: image padding that looks like 'no signal' to the network."""
+    return [round(255 * float(m)) for m in aug.mean]
+
+
+def segmentation_transforms(aug: Any, *, train: bool) -> v2.Compose:
+    """The joint pipeline for `aug` (fields image_size, scale_range, hflip, mean, std); see the module doc."""
+    steps: list[Any] = []
+    if train:
+        scale = scale_range(aug)
+        if scale is not None:
+            steps.append(RandomScale(scale))
+        crop = int(aug.image_size)
+        if crop < 1:
+            raise ConfigError(f"aug.image_size={crop} must be a positive crop size in pixels")
+        steps.append(
+            v2.RandomCrop(
+                crop,
+                pad_if_needed=True,
+                fill={tv_tensors.Image: mean_fill(aug), tv_tensors.Mask: IGNORE_INDEX},
+            )
+        )
+        if aug.hflip > 0:
+            steps.append(v2.RandomHorizontalFlip(p=aug.hflip))
+    steps += [
+        v2.ToDtype(torch.float32, scale=True),  # images only: a single dtype leaves masks as they are
+        v2.Normalize(mean=list(aug.mean), std=list(aug.std)),
+        v2.ToPureTensor(),
+    ]
+    return v2.Compose(steps)

@@ -1,0 +1,115 @@
+"""`aug=yolo`: the augmentations a YOLO user expects, with torchvision.transforms.v2 so boxes follow the image.
+
+Training: letterbox (resize the longer side to `aug.image_size`, a multiple of 32, keeping the aspect ratio,
+then pad to a centred square in grey 114), HSV jitter (`aug.hsv` = hue, saturation, value gains, as
+`ColorJitter`), random affine (`aug.scale_range`, `aug.translate`), horizontal / vertical flips, float 0..1 and
+`SanitizeBoundingBoxes` (degenerate or pushed-out boxes dropped with their labels). Mosaic is a dataset wrapper
+(`cvtrain/data/mosaic.py`) applied before this pipeline.
+
+Evaluation: the same letterbox resize but no padding here: the YOLO models pad at the bottom/right to a multiple
+of 32 themselves and return boxes in the unpadded input's pixels, so the detection task's own mapping
+(`meta["input_size"]`, recorded by its `collate`, back to `meta["orig_size"]`) puts boxes in original pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from cvtrain.errors import ConfigError
+
+PAD_VALUE = 114  # the grey YOLO pads with: mid-range, so padding is neither black nor white to the network
+
+
+class LetterBox(v2.Transform):
+    """Resize so the longer side is `size` (aspect kept); with `pad`, pad to a centred `size` x `size` square."""
+
+    def __init__(self, *, size: int, pad: bool, fill: int = PAD_VALUE) -> None:
+        super().__init__()
+        self.size = size
+        self.pad = pad
+        self.fill = fill
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        ratio = self.size / max(height, width)
+        new_h, new_w = max(1, round(height * ratio)), max(1, round(width * ratio))
+        left, top = (self.size - new_w) // 2, (self.size - new_h) // 2
+        padding = [left, top, self.size - new_w - left, self.size - new_h - top] if self.pad else None
+        return {"resized": [new_h, new_w], "padding": padding}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not isinstance(inpt, tv_tensors.Image | tv_tensors.BoundingBoxes):
+            return inpt  # labels and other entries pass through
+        out = F.resize(inpt, params["resized"], antialias=True)
+        if params["padding"] is not None:
+            fill = self.fill if isinstance(inpt, tv_tensors.Image) else 0
+            out = F.pad(out, params["padding"], fill=fill)
+        return out
+
+
+def letterbox_size(aug: Any) -> int:
+    size = int(aug.image_size)
+    if size < 32 or size % 32:
+        raise ConfigError(
+            f"aug.image_size={size}: aug=yolo letterboxes to a multiple of 32 (e.g. 640; 128 for data=shapes); "
+            "set aug.image_size (or data.image_size) accordingly"
+        )
+    return size
+
+
+def _hsv(aug: Any) -> tuple[float, float, float] | None:
+    value = getattr(aug, "hsv", None)
+    if value is None:
+        return None
+    gains = tuple(float(v) for v in value)
+    if len(gains) != 3 or not (0 <= gains[0] <= 0.5 and gains[1] >= 0 and gains[2] >= 0):
+        raise ConfigError(
+            f"aug.hsv={list(value)} must be [hue, saturation, value] gains, hue in [0, 0.5], e.g. [0.015, 0.7, 0.4]"
+        )
+    return gains  # type: ignore[return-value]
+
+
+def _affine(aug: Any) -> v2.RandomAffine | None:
+    translate = float(getattr(aug, "translate", 0.0))
+    if not 0 <= translate < 1:
+        raise ConfigError(f"aug.translate={translate} must be a fraction of the image in [0, 1), e.g. 0.1")
+    scale = aug.scale_range
+    if scale is not None:
+        low, high = (float(v) for v in scale)
+        if not 0 < low <= high:
+            raise ConfigError(f"aug.scale_range={list(scale)} must be [low, high] with 0 < low <= high")
+        scale = (low, high)
+    if translate == 0 and (scale is None or scale == (1.0, 1.0)):
+        return None
+    return v2.RandomAffine(
+        degrees=0.0,
+        translate=(translate, translate) if translate else None,
+        scale=scale,
+        interpolation=v2.InterpolationMode.BILINEAR,
+        fill={tv_tensors.Image: PAD_VALUE, "others": 0},
+    )
+
+
+def yolo_transforms(aug: Any, *, train: bool) -> v2.Compose:
+    """The `aug=yolo` pipeline (see the module docstring) for `transforms(image, target)`."""
+    size = letterbox_size(aug)
+    if not train:
+        return v2.Compose([LetterBox(size=size, pad=False), v2.ToDtype(torch.float32, scale=True)])
+    steps: list[Any] = [LetterBox(size=size, pad=True)]
+    hsv = _hsv(aug)
+    if hsv is not None and any(hsv):
+        steps.append(v2.ColorJitter(brightness=hsv[2], saturation=hsv[1], hue=hsv[0]))
+    affine = _affine(aug)
+    if affine is not None:
+        steps.append(affine)
+    if aug.hflip > 0:
+        steps.append(v2.RandomHorizontalFlip(p=aug.hflip))
+    if getattr(aug, "vflip", 0.0) > 0:
+        steps.append(v2.RandomVerticalFlip(p=aug.vflip))
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.SanitizeBoundingBoxes()]
+    return v2.Compose(steps)

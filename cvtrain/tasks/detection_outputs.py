@@ -1,0 +1,127 @@
+"""What the detection task writes: predictions.json in COCO results format (`cvtrain eval
+eval.save_predictions=true`) and pictures with the boxes drawn (`cvtrain predict`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torchvision.io import write_png
+from torchvision.utils import draw_bounding_boxes
+
+from cvtrain.data.batch import Batch
+from cvtrain.data.images import BadImageError, read_image
+from cvtrain.engine import distributed
+
+# Distinct colours for the boxes, by class index (cycled for more classes).
+BOX_COLOURS = (
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990",
+    "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075", "#a9a9a9", "#ffe119", "#ffd8b1", "#000000",
+)  # fmt: skip
+
+
+def _gather(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for part in distributed.gather_objects(records) for r in part]
+
+
+class COCOResultsWriter:
+    """predictions.json: a list of {"image_id", "category_id", "bbox": [x, y, w, h], "score"}, the COCO results
+    format, so pycocotools (or `cvtrain eval predictions=FILE`) re-scores it.
+
+    `image_id` is the dataset's own (the COCO file's id; a VOC image's file stem), `category_id` the file's id
+    (`label_to_cat_id`), boxes are in original image pixels. Every detection the model returned is written.
+    """
+
+    def __init__(self, *, path: Path, label_to_cat_id: Mapping[int, int]):
+        self.path = Path(path)
+        self.label_to_cat_id = dict(label_to_cat_id)
+        self.records: list[dict[str, Any]] = []
+
+    def update(self, batch: Batch, predictions: list[dict[str, torch.Tensor]]) -> None:
+        for meta, prediction in zip(batch.meta, predictions, strict=True):
+            boxes = prediction["boxes"].detach().cpu().double().tolist()
+            scores = prediction["scores"].detach().cpu().double().tolist()
+            labels = prediction["labels"].detach().cpu().tolist()
+            for (x0, y0, x1, y1), score, label in zip(boxes, scores, labels, strict=True):
+                self.records.append(
+                    {
+                        "image_id": meta["image_id"],
+                        "category_id": self.label_to_cat_id[int(label)],
+                        "bbox": [x0, y0, x1 - x0, y1 - y0],
+                        "score": score,
+                    }
+                )
+
+    def close(self) -> list[dict[str, Any]]:
+        records = _gather(self.records)
+        if distributed.is_main():
+            self.path.write_text(json.dumps(records) + "\n")
+        return records
+
+
+class DrawnDetectionsWriter:
+    """`cvtrain predict`: `predictions/<stem>.png` (the original image with boxes, class names and scores drawn)
+    and predictions.json: one record per image {"path", "drawn", "detections": [{"label", "class_name",
+    "score", "box": [x0, y0, x1, y1] in original pixels}]}, best first. Only scores >= `score_threshold`."""
+
+    def __init__(self, *, out_dir: Path, class_names: list[str], score_threshold: float):
+        self.out_dir = Path(out_dir)
+        self.picture_dir = self.out_dir / "predictions"
+        self.class_names = class_names
+        self.score_threshold = score_threshold
+        self.records: list[dict[str, Any]] = []
+        self._names_used: set[str] = set()
+
+    def _picture_path(self, source: Path) -> Path:
+        name, n = source.stem, 1
+        while name in self._names_used:  # same stem in two sub-folders: keep both pictures
+            name, n = f"{source.stem}_{n}", n + 1
+        self._names_used.add(name)
+        return self.picture_dir / f"{name}.png"
+
+    def update(self, batch: Batch, predictions: list[dict[str, torch.Tensor]]) -> None:
+        self.picture_dir.mkdir(parents=True, exist_ok=True)
+        for meta, prediction in zip(batch.meta, predictions, strict=True):
+            keep = prediction["scores"] >= self.score_threshold
+            order = prediction["scores"][keep].argsort(descending=True)
+            boxes = prediction["boxes"][keep][order].detach().cpu()
+            scores = prediction["scores"][keep][order].detach().cpu()
+            labels = prediction["labels"][keep][order].detach().cpu()
+            detections = [
+                {
+                    "label": int(label),
+                    "class_name": self.class_names[int(label)],
+                    "score": float(score),
+                    "box": [float(v) for v in box],
+                }
+                for box, score, label in zip(boxes, scores, labels, strict=True)
+            ]
+            picture = self._picture_path(Path(meta["path"]))
+            self._draw(Path(meta["path"]), boxes, detections, picture)
+            self.records.append({"path": meta["path"], "drawn": str(picture), "detections": detections})
+
+    def _draw(
+        self, source: Path, boxes: torch.Tensor, detections: list[dict[str, Any]], picture: Path
+    ) -> None:
+        try:
+            image = read_image(source)  # the original pixels: boxes are in them
+        except BadImageError:
+            return  # it was read a moment ago; if it vanished since, the JSON record still holds the boxes
+        if detections:
+            image = draw_bounding_boxes(
+                image,
+                boxes,
+                labels=[f"{d['class_name']} {d['score']:.2f}" for d in detections],
+                colors=[BOX_COLOURS[d["label"] % len(BOX_COLOURS)] for d in detections],
+                width=2,
+            )
+        write_png(image, str(picture))
+
+    def close(self) -> list[dict[str, Any]]:
+        records = _gather(self.records)
+        if distributed.is_main():
+            (self.out_dir / "predictions.json").write_text(json.dumps(records, indent=1) + "\n")
+        return records

@@ -1,0 +1,112 @@
+"""What segmentation writes for `cvtrain eval eval.save_predictions=true` and `cvtrain predict`.
+
+- `predictions/<stem>.png`: the predicted label map as a VOC palette PNG (pixel values are class indices, the
+  palette shows them in VOC's colours), the same size as the original image and named after its file stem, so
+  it can be scored with the VOC devkit or read back with `cvtrain.data.palette.read_index_png`;
+- `overlays/<stem>.jpg` (predict only): the image with every non-background class painted over it;
+- `predictions.json`: one record per image: {"path", "image_id", "mask", ["overlay"], "height", "width",
+  "class_fractions": {class name: share of the image's pixels}} (paths relative to the run directory).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from cvtrain.data.batch import Batch
+from cvtrain.data.images import BadImageError, read_image
+from cvtrain.data.palette import VOC_PALETTE, colorize, write_index_png
+from cvtrain.engine import distributed
+
+OVERLAY_ALPHA = 0.5  # weight of the class colour over the image
+
+
+def fractions_text(fractions: dict[str, float], limit: int = 6) -> str:
+    """'background 71.2%, circle 20.1%, ...': the largest shares first."""
+    ranked = sorted(fractions.items(), key=lambda item: -item[1])
+    text = ", ".join(f"{name} {100 * share:.1f}%" for name, share in ranked[:limit])
+    return text + (f", +{len(ranked) - limit} more" if len(ranked) > limit else "")
+
+
+def overlay(image: np.ndarray, label_map: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """uint8 RGB [H, W, 3]: the image with the palette colour of every non-background pixel blended in."""
+    colours = colorize(label_map, VOC_PALETTE).astype(np.float32)
+    blended = image.astype(np.float32)
+    painted = label_map != 0
+    blended[painted] = (1 - alpha) * blended[painted] + alpha * colours[painted]
+    return blended.round().clip(0, 255).astype(np.uint8)
+
+
+class MaskWriter:
+    """The prediction sink of `SegmentationTask` (see the module doc)."""
+
+    def __init__(self, *, out_dir: Path, class_names: list[str], overlays: bool) -> None:
+        self.out_dir = Path(out_dir)
+        self.class_names = class_names
+        self.overlays = overlays
+        self.records: list[dict[str, Any]] = []
+        self._stems: set[str] = set()
+
+    def update(self, batch: Batch, predictions: torch.Tensor | list[torch.Tensor]) -> None:
+        for meta, prediction in zip(batch.meta, list(predictions), strict=True):
+            label_map = _at_original_size(prediction, meta["orig_size"]).numpy()
+            stem = self._unique_stem(Path(meta["path"]).stem)
+            mask_path = write_index_png(self.out_dir / "predictions" / f"{stem}.png", label_map)
+            counts = np.bincount(label_map.reshape(-1), minlength=len(self.class_names))
+            record: dict[str, Any] = {
+                "path": meta["path"],
+                "image_id": meta.get("image_id", stem),
+                "mask": str(mask_path.relative_to(self.out_dir)),
+                "height": int(label_map.shape[0]),
+                "width": int(label_map.shape[1]),
+                "class_fractions": {
+                    self.class_names[c]: round(float(n) / label_map.size, 6)
+                    for c, n in enumerate(counts)
+                    if n
+                },
+            }
+            if self.overlays:
+                overlay_path = self._write_overlay(meta["path"], label_map, stem)
+                if overlay_path is not None:
+                    record["overlay"] = str(overlay_path.relative_to(self.out_dir))
+            self.records.append(record)
+
+    def _unique_stem(self, stem: str) -> str:
+        """Inputs from different folders may share a file stem: keep every mask, suffixing repeats."""
+        candidate, n = stem, 1
+        while candidate in self._stems:
+            candidate, n = f"{stem}_{n}", n + 1
+        self._stems.add(candidate)
+        return candidate
+
+    def _write_overlay(self, image_path: str, label_map: np.ndarray, stem: str) -> Path | None:
+        try:
+            image = read_image(image_path).permute(1, 2, 0).numpy()
+        except BadImageError:  # it was read a moment ago; if it vanished since, the mask is still written
+            return None
+        path = self.out_dir / "overlays" / f"{stem}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(overlay(image, label_map)).save(path, quality=90)
+        return path
+
+    def close(self) -> list[dict[str, Any]]:
+        records = [r for part in distributed.gather_objects(self.records) for r in part]
+        if distributed.is_main():
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "predictions.json").write_text(json.dumps(records, indent=1) + "\n")
+        return records
+
+
+def _at_original_size(prediction: torch.Tensor, orig_size: tuple[int, int]) -> torch.Tensor:
+    """uint8 [H, W] on the CPU at the image's original size (nearest neighbour if a transform resized it)."""
+    height, width = (int(v) for v in orig_size)
+    label_map = prediction.detach()
+    if tuple(label_map.shape) != (height, width):
+        label_map = F.interpolate(label_map[None, None].float(), size=(height, width), mode="nearest")[0, 0]
+    return label_map.to("cpu", torch.uint8)

@@ -1,0 +1,188 @@
+"""SegmentationTask: batching at full resolution, the loss, size-grouped prediction and the prediction files."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchvision import tv_tensors
+
+from cvtrain.data.images import BadSample
+from cvtrain.data.inputs import InputImages
+from cvtrain.data.palette import IGNORE_INDEX, VOC_PALETTE, read_index_png
+from cvtrain.errors import ConfigError
+from cvtrain.metrics.segmentation import SegmentationEvaluator
+from cvtrain.tasks.segmentation import SegmentationTask
+from cvtrain.tasks.segmentation_outputs import overlay
+
+CLASSES = ["background", "cat", "dog"]
+
+
+class PixelClassifier(nn.Module):
+    """A 1x1 convolution: each pixel's logits depend on that pixel only (and on nothing else in the batch)."""
+
+    def __init__(self, num_classes: int = 3, aux: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, num_classes, 1)
+        self.aux = nn.Conv2d(3, num_classes, 1) if aux else None
+        self.calls: list[tuple[int, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.calls.append(tuple(x.shape))
+        out = {"out": self.conv(x)}
+        if self.aux is not None:
+            out["aux"] = self.aux(x)
+        return out
+
+
+def sample(height: int, width: int, seed: int = 0, path: str = "img.jpg"):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.randn(3, height, width, generator=g)
+    mask = torch.randint(0, 3, (height, width), generator=g)
+    mask[0] = IGNORE_INDEX
+    meta = {"image_id": Path(path).stem, "path": path, "orig_size": (height, width)}
+    return image, tv_tensors.Mask(mask), meta
+
+
+def test_collate_stacks_equal_sizes_and_keeps_lists_otherwise():
+    task = SegmentationTask(class_names=CLASSES)
+    bad = BadSample(path="x.jpg", reason="broken")
+    batch = task.collate([sample(4, 5), bad, sample(4, 5, seed=1)])
+    assert batch.images.shape == (2, 3, 4, 5) and batch.targets.shape == (2, 4, 5)
+    assert batch.targets.dtype == torch.uint8 and int(batch.targets.max()) == IGNORE_INDEX
+    assert batch.bad == [bad] and len(batch) == 2
+    mixed = task.collate([sample(4, 5), sample(6, 3)])
+    assert isinstance(mixed.images, list) and [tuple(t.shape) for t in mixed.targets] == [(4, 5), (6, 3)]
+    empty = task.collate([bad])
+    assert len(empty) == 0 and empty.bad == [bad]
+
+
+def test_collate_of_unlabelled_predict_inputs_has_no_targets():
+    task = SegmentationTask(class_names=CLASSES)
+    image, _, meta = sample(4, 5)
+    batch = task.collate([(image, -1, meta), (image, -1, meta)])
+    assert batch.targets is None and batch.images.shape == (2, 3, 4, 5)
+
+
+def test_loss_is_cross_entropy_ignoring_void_plus_weighted_aux():
+    task = SegmentationTask(class_names=CLASSES, aux_weight=0.4)
+    model = PixelClassifier(aux=True)
+    batch = task.collate([sample(6, 7), sample(6, 7, seed=1)])
+    losses = task.training_step(model, batch)
+    target = batch.targets.long()
+    main = F.cross_entropy(model.conv(batch.images), target, ignore_index=IGNORE_INDEX)
+    aux = F.cross_entropy(model.aux(batch.images), target, ignore_index=IGNORE_INDEX)
+    assert torch.allclose(losses["ce"], main) and torch.allclose(losses["aux_ce"], aux)
+    assert torch.allclose(losses["loss"], main + 0.4 * aux)
+    losses["loss"].backward()
+    assert model.aux.weight.grad is not None and model.conv.weight.grad is not None
+    plain = SegmentationTask(class_names=CLASSES).training_step(PixelClassifier(), batch)
+    assert set(plain) == {"loss"} and torch.allclose(plain["loss"], main)
+
+
+def test_class_weights_weight_the_loss_and_must_match_the_classes():
+    weights = [0.2, 1.0, 3.0]
+    task = SegmentationTask(class_names=CLASSES, class_weights=weights)
+    model = PixelClassifier()
+    batch = task.collate([sample(6, 7)])
+    expected = F.cross_entropy(
+        model.conv(batch.images),
+        batch.targets.long(),
+        weight=torch.tensor(weights),
+        ignore_index=IGNORE_INDEX,
+    )
+    assert torch.allclose(task.training_step(model, batch)["loss"], expected)
+    with pytest.raises(ConfigError, match="model.class_weights has 2 values but the dataset has 3 classes"):
+        SegmentationTask(class_names=CLASSES, class_weights=[1.0, 2.0])
+
+
+def test_a_batch_of_only_void_pixels_gives_zero_loss_not_nan():
+    task = SegmentationTask(class_names=CLASSES)
+    image, mask, meta = sample(4, 4)
+    mask[:] = IGNORE_INDEX
+    loss = task.training_step(PixelClassifier(), task.collate([(image, mask, meta)]))["loss"]
+    assert loss.item() == 0.0
+    loss.backward()
+
+
+def test_training_on_mixed_sizes_pads_with_void():
+    task = SegmentationTask(class_names=CLASSES)
+    model = PixelClassifier()
+    small, large = sample(3, 4), sample(5, 6, seed=1)
+    loss = task.training_step(model, task.collate([small, large]))["loss"]
+    pixels = [
+        (
+            F.cross_entropy(model.conv(s[0][None]), s[1][None], ignore_index=IGNORE_INDEX, reduction="sum"),
+            s[1],
+        )
+        for s in (small, large)
+    ]
+    count = sum(int((m != IGNORE_INDEX).sum()) for _, m in pixels)
+    assert torch.allclose(loss, sum(total for total, _ in pixels) / count)
+
+
+def test_predict_runs_one_forward_per_size_and_matches_one_image_at_a_time():
+    task = SegmentationTask(class_names=CLASSES)
+    model = PixelClassifier()
+    samples = [sample(4, 5), sample(6, 3, seed=1), sample(4, 5, seed=2)]
+    batch = task.collate(samples)
+    with torch.no_grad():
+        label_maps = task.predict(model, batch)
+        alone = [model(s[0][None])["out"].argmax(1)[0] for s in samples]
+    assert model.calls[:2] == [(2, 3, 4, 5), (1, 3, 6, 3)]
+    assert all(torch.equal(a, b) for a, b in zip(label_maps, alone, strict=True))
+    evaluator = task.evaluator(None)
+    assert isinstance(evaluator, SegmentationEvaluator) and evaluator.class_names == CLASSES
+    evaluator.update(batch, label_maps)
+    assert 0 <= evaluator.compute()["miou"] <= 1 and task.monitor == "miou" and task.monitor_mode == "max"
+
+
+def test_eval_sink_writes_palette_pngs_at_the_original_size_named_by_stem(tmp_path):
+    task = SegmentationTask(class_names=CLASSES)
+    samples = [sample(4, 5, path="/data/2008_000001.jpg"), sample(6, 3, path="/data/2008_000002.jpg")]
+    batch = task.collate(samples)
+    predictions = [torch.full((4, 5), 1), torch.tensor([[0, 2, 2]] * 6)]
+    sink = task.prediction_sink(dataset=None, out_dir=tmp_path)
+    sink.update(batch, predictions)
+    records = sink.close()
+    first = read_index_png(tmp_path / "predictions" / "2008_000001.png")
+    assert first.shape == (4, 5) and (first == 1).all()
+    with Image.open(tmp_path / "predictions" / "2008_000002.png") as png:
+        assert png.mode == "P" and png.size == (3, 6)
+        assert np.array_equal(np.array(png.getpalette()[:9]).reshape(3, 3), VOC_PALETTE[:3])
+    assert records[1]["class_fractions"] == {"background": pytest.approx(1 / 3), "dog": pytest.approx(2 / 3)}
+    assert records[0]["mask"] == "predictions/2008_000001.png" and "overlay" not in records[0]
+    assert json.loads((tmp_path / "predictions.json").read_text()) == records
+
+
+def test_predict_sink_adds_overlays_and_keeps_repeated_stems_apart(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        Image.fromarray(np.full((6, 8, 3), 100, dtype=np.uint8)).save(tmp_path / "in" / folder / "x.png")
+    inputs = InputImages(tmp_path / "in", transform=None)
+    task = SegmentationTask(class_names=CLASSES)
+    batch = task.collate([(s[0].float(), s[1], s[2]) for s in (inputs[0], inputs[1])])
+    label_map = torch.zeros(6, 8, dtype=torch.long)
+    label_map[:, 4:] = 2
+    sink = task.prediction_sink(inputs, tmp_path / "out")
+    sink.update(batch, torch.stack([label_map, label_map]))
+    records = sink.close()
+    assert [r["mask"] for r in records] == ["predictions/x.png", "predictions/x_1.png"]
+    assert [r["overlay"] for r in records] == ["overlays/x.jpg", "overlays/x_1.jpg"]
+    with Image.open(tmp_path / "out" / records[0]["overlay"]) as jpeg:
+        assert jpeg.size == (8, 6)
+    table = task.show_predictions(records, tmp_path / "out")
+    assert table.row_count == 2
+
+
+def test_overlay_paints_only_non_background_classes():
+    image = np.full((2, 2, 3), 100, dtype=np.uint8)
+    label_map = np.array([[0, 1], [0, 2]])
+    painted = overlay(image, label_map, alpha=0.5)
+    assert (painted[:, 0] == 100).all()
+    assert painted[0, 1].tolist() == [round(0.5 * 100 + 0.5 * c) for c in VOC_PALETTE[1]]

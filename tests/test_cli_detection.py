@@ -1,0 +1,171 @@
+"""Detection through the real CLI: a 2-step tiny Faster R-CNN on shapes, eval reproducing it, predictions.json
+re-scored by pycocotools, the official COCO fixture scored from a results file, and predict drawing boxes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from cvtrain.metrics.coco import COCO_METRICS
+from tests.conftest import FAST, fixture_dir, read_results, run_cli
+
+FOUR_LOSSES = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
+# pycocotools' COCOeval.stats for the COCO API's own fake bbox results (the fixture's README)
+OFFICIAL_BBOX = [
+    0.5045806987249628, 0.6969727247299577, 0.5729816669904824, 0.5856257209410443, 0.5193996948036719,
+    0.5013978986347466, 0.38681277964578054, 0.5936795762842003, 0.595352982877607, 0.6398109626113442,
+    0.5664205978994309, 0.5642905982905982,
+]  # fmt: skip
+
+
+def tiny(cache: Path) -> tuple[str, ...]:
+    return (
+        *FAST,
+        "model=faster_rcnn",
+        "model.backbone=mobilenet_v3_large_320_fpn",
+        "model.min_size=64",
+        "model.max_size=64",
+        "model.box_batch_size_per_image=16",
+        "model.rpn_post_nms_top_n_test=30",
+        "model.box_score_thresh=0.001",  # an untrained head still returns boxes to score
+        "data=shapes",
+        f"data.cache_dir={cache}",
+        "data.scene_size=64",
+        "data.train_images=4",
+        "data.val_images=6",
+        "data.batch_size=2",
+    )
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shapes-cache")
+
+
+@pytest.fixture(scope="module")
+def trained(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("fit")
+    run_cli(
+        "fit", *tiny(cache), "aug=detection", "trainer.max_steps=2", f"hydra.run.dir={run_dir}", cwd=run_dir
+    )
+    return run_dir
+
+
+def test_fit_trains_two_steps_logging_each_loss_and_evaluates_voc_and_coco_ap(trained: Path) -> None:
+    results = read_results(trained)
+    assert results["status"] == "ok" and results["steps"] == 2 and results["model"] == "faster_rcnn"
+    assert results["monitor"] == "voc_map" and "best_voc_map" in results  # the VOC layout is the default
+    assert {"voc_map", "voc07_map", *COCO_METRICS} <= results.keys()
+    log = (trained / "cvtrain.log").read_text()
+    assert all(f"{name}=" in log for name in ("loss", *FOUR_LOSSES))
+    assert (trained / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_eval_reproduces_the_fit_and_saved_predictions_rescore_with_pycocotools(
+    trained: Path, cache: Path, tmp_path: Path
+) -> None:
+    ckpt = f"ckpt={trained}/checkpoints/last.ckpt"
+    run_cli("eval", ckpt, f"hydra.run.dir={tmp_path}/same", cwd=tmp_path)
+    fit, again = read_results(trained), read_results(tmp_path / "same")
+    for key in ("voc_map", "voc07_map", *COCO_METRICS):
+        assert again[key] == fit[key], key
+
+    # the COCO copy of the same scenes: crowd regions, non-contiguous category ids
+    run_cli(
+        "eval",
+        ckpt,
+        "data.layout=coco",
+        "eval.save_predictions=true",
+        f"hydra.run.dir={tmp_path}/coco",
+        cwd=tmp_path,
+    )
+    ours = read_results(tmp_path / "coco")
+    predictions = tmp_path / "coco" / "predictions.json"
+    results = json.loads(predictions.read_text())
+    assert results and {"image_id", "category_id", "bbox", "score"} == set(results[0])
+    assert {r["category_id"] for r in results} <= {2, 3, 7, 11, 12}  # the file's ids, not training labels
+    (ann_file,) = cache.glob("detection-*/annotations/instances_val.json")
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(ann_file))
+        official = COCOeval(gt, gt.loadRes(str(predictions)), iouType="bbox")
+        official.evaluate()
+        official.accumulate()
+        official.summarize()
+    # After 2 steps these are near 0; tests/tasks/test_detection_task.py checks the same on non-trivial numbers.
+    assert [ours[k] for k in COCO_METRICS] == [float(v) for v in official.stats]
+
+
+def test_scoring_the_coco_api_fixture_prints_the_official_numbers(tmp_path: Path) -> None:
+    parity = fixture_dir("coco-eval-parity")
+    proc = run_cli(
+        "eval",
+        "data=coco",
+        f"data.val_ann={parity / 'instances_val2014_100.json'}",
+        f"predictions={parity / 'instances_val2014_fakebbox100_results.json'}",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    results = read_results(tmp_path)
+    assert [results[k] for k in COCO_METRICS] == OFFICIAL_BBOX
+    assert "0.5046" in proc.stdout and "0.6970" in proc.stdout  # the printed table (4 decimals)
+
+
+def test_predict_draws_boxes_and_writes_the_detections(trained: Path, cache: Path, tmp_path: Path) -> None:
+    (val_dir,) = cache.glob("detection-*/val")
+    proc = run_cli(
+        "predict",
+        f"ckpt={trained}/checkpoints/last.ckpt",
+        f"inputs={val_dir}",
+        "predict.score_threshold=0.0",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    records = json.loads((tmp_path / "predictions.json").read_text())
+    assert len(records) == 6 and all(Path(r["drawn"]).is_file() for r in records)
+    assert sorted(p.name for p in (tmp_path / "predictions").glob("*.png")) == sorted(
+        p.with_suffix(".png").name for p in val_dir.glob("*.jpg")
+    )
+    detection = records[0]["detections"][0]
+    assert (
+        detection["class_name"] in ("circle", "square", "triangle", "diamond", "cross")
+        and len(detection["box"]) == 4
+    )
+    assert Path(records[0]["path"]).name in proc.stdout
+
+
+# The README's CPU recipe: Faster R-CNN (MobileNetV3-320 FPN, from scratch) on the shapes scenes, 8 epochs.
+SHAPES_RECIPE = (
+    "model=faster_rcnn",
+    "data=shapes",
+    "model.backbone=mobilenet_v3_large_320_fpn",
+    "model.min_size=256",
+    "model.max_size=256",
+    "model.box_batch_size_per_image=32",
+    "model.rpn_post_nms_top_n_train=500",
+    "model.rpn_post_nms_top_n_test=50",
+    "data.batch_size=8",
+    "trainer.epochs=8",
+    "optim.lr=0.02",
+)
+
+
+@pytest.mark.slow
+def test_faster_rcnn_learns_the_shapes_on_the_cpu(tmp_path: Path) -> None:
+    run_cli(
+        "fit",
+        *SHAPES_RECIPE,
+        "trainer.device=cpu",
+        "logger.progress=false",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        timeout=3600,
+    )
+    results = read_results(tmp_path / "run")
+    assert results["voc_map"] > 0.5 and results["map"] > 0.35  # measured: 0.708 and 0.508

@@ -1,0 +1,170 @@
+"""Segmentation end to end: the CLI on the real VOC sample (fit -> eval round trip, saved masks, predict), and a
+2-step fit + evaluation of every segmentation model in-process (cheaper than a subprocess per model)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
+
+from cvtrain import commands
+from cvtrain.cli import CONF_DIR
+from cvtrain.config import register_schemas
+from cvtrain.data.palette import read_index_png
+from cvtrain.models.segmentation import SEGMENTATION_MODELS
+from tests.conftest import FAST, fixture_dir, read_results, run_cli
+
+VOC_SAMPLE_ID = "2007_000063"
+TINY_FCN8S = ("model=fcn8s", "model.width=4", "model.fc_width=8", "model.fc_kernel=3")
+METRICS = ("miou", "pixel_acc", "mean_class_acc", "fw_iou")
+
+
+@pytest.fixture(scope="module")
+def voc_devkit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real VOC sample with the ImageSets it lacks: its one segmented image is both train and val."""
+    source = fixture_dir("voc-sample") / "VOCdevkit" / "VOC2012"
+    voc = tmp_path_factory.mktemp("voc") / "VOCdevkit" / "VOC2012"
+    (voc / "ImageSets" / "Segmentation").mkdir(parents=True)
+    for folder in ("JPEGImages", "SegmentationClass"):
+        (voc / folder).symlink_to(source / folder)
+    for split in ("train", "val"):
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(f"{VOC_SAMPLE_ID}\n")
+    return voc.parent
+
+
+@pytest.fixture(scope="module")
+def trained(voc_devkit: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("fit")
+    run_cli(
+        "fit",
+        *TINY_FCN8S,
+        "data=voc_seg",
+        f"data.root={voc_devkit}",
+        "data.image_size=64",
+        "data.batch_size=2",
+        "aug=segmentation",
+        "sched=poly",
+        "trainer.epochs=2",
+        *FAST,
+        f"hydra.run.dir={run_dir}",
+        cwd=run_dir,
+    )
+    return run_dir
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_fit_then_eval_reproduces_the_metrics_and_saves_masks_at_full_size(
+    trained: Path, voc_devkit: Path, tmp_path: Path
+) -> None:
+    fit = read_results(trained)
+    assert fit["monitor"] == "miou" and fit["steps"] == 2 and fit["val_images"] == 1
+    run_cli(
+        "eval",
+        f"ckpt={trained}/checkpoints/last.ckpt",
+        "eval.save_predictions=true",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    again = read_results(tmp_path)
+    for key in METRICS:
+        assert again[key] == fit[key], key
+    mask_path = tmp_path / "predictions" / f"{VOC_SAMPLE_ID}.png"
+    jpeg = voc_devkit / "VOC2012" / "JPEGImages" / f"{VOC_SAMPLE_ID}.jpg"
+    width, height = image_size(jpeg)
+    with Image.open(mask_path) as png:
+        assert png.mode == "P" and png.size == (width, height)
+    assert read_index_png(mask_path).max() <= 20
+    records = json.loads((tmp_path / "predictions.json").read_text())
+    assert [r["mask"] for r in records] == [f"predictions/{VOC_SAMPLE_ID}.png"]
+
+
+def test_predict_writes_a_colour_mask_and_an_overlay_per_image(
+    trained: Path, voc_devkit: Path, tmp_path: Path
+) -> None:
+    jpegs = voc_devkit / "VOC2012" / "JPEGImages"
+    proc = run_cli(
+        "predict",
+        f"ckpt={trained}/checkpoints/last.ckpt",
+        f"inputs={jpegs}",
+        f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )
+    records = json.loads((tmp_path / "predictions.json").read_text())
+    assert len(records) == 2
+    for record in records:
+        size = image_size(Path(record["path"]))
+        assert image_size(tmp_path / record["mask"]) == size
+        assert image_size(tmp_path / record["overlay"]) == size
+        assert Path(record["mask"]).stem == Path(record["path"]).stem
+        assert sum(record["class_fractions"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert Path(record["path"]).name in proc.stdout
+    assert "%" in proc.stdout  # the class pixel fractions table
+
+
+# ----------------------------------------------------------------------------------------- every model
+SMALL_OPTIONS = {
+    "fcn": ("model.aux_loss=true",),  # the auxiliary loss path
+    "deeplabv3": ("model.backbone=mobilenet_v3_large",),  # fcn covers the dilated ResNet-50 path
+    "lraspp": (),
+    "fcn8s": ("model.width=4", "model.fc_width=8", "model.fc_kernel=3", "model.upsample=max_unpool"),
+    "unet": ("model.base_width=4", "model.depth=2", "model.class_weights=[0.5,1,1,1,1,1]"),
+}
+
+
+@pytest.fixture(scope="module")
+def shapes_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shapes")
+
+
+def compose_config(*overrides: str):
+    register_schemas()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_every_segmentation_model_is_covered() -> None:
+    assert set(SMALL_OPTIONS) == set(SEGMENTATION_MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_OPTIONS))
+def test_every_model_trains_two_steps_and_its_checkpoint_evaluates_identically(
+    name: str, shapes_cache: Path, tmp_path: Path
+) -> None:
+    cfg = compose_config(
+        f"model={name}",
+        *SMALL_OPTIONS[name],
+        "data=shapes",
+        f"data.cache_dir={shapes_cache}",
+        "data.scene_size=40",
+        "data.train_images=4",
+        "data.val_images=2",
+        "data.image_size=32",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "aug=segmentation",
+        "sched=poly",
+        "trainer.device=cpu",
+        "trainer.epochs=1",
+        "trainer.max_steps=2",
+        "logger.tensorboard=false",
+        "logger.progress=false",
+    )
+    (tmp_path / "fit").mkdir()
+    (tmp_path / "eval").mkdir()
+    fit = commands.run_fit(cfg, tmp_path / "fit")
+    assert fit["steps"] == 2 and fit["monitor"] == "miou" and 0.0 <= fit["miou"] <= 1.0
+    eval_cfg = compose_config("command=eval", f"ckpt={tmp_path / 'fit' / 'checkpoints' / 'last.ckpt'}")
+    again = commands.run_eval(eval_cfg, tmp_path / "eval", overrides=[])
+    assert again["model"] == name
+    for key in METRICS:
+        assert again[key] == fit[key], key
