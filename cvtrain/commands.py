@@ -213,7 +213,10 @@ def _resume(run: FitRun, path: str) -> None:
     run.optimizer.load_state_dict(state["optimizer"])
     # The schedule itself comes from the current config (epochs may have been extended); only its position
     # is restored.
-    position = {**state["scheduler"], "lr_lambdas": [None] * len(run.optimizer.param_groups)}  # None: keep ours
+    position = {
+        **state["scheduler"],
+        "lr_lambdas": [None] * len(run.optimizer.param_groups),
+    }  # None: keep ours
     run.scheduler.load_state_dict(position)
     run.scaler.load_state_dict(state["scaler"])
     if run.ema is not None and state.get("ema"):

@@ -12,7 +12,9 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+SHAPES_CLASSIFICATION_SIZE = 32  # data=shapes, classification form: one shape per image, this many pixels
 
 
 class OnBadImage(Enum):
@@ -57,7 +59,9 @@ class ShapesDataConfig(DataConfig):
     format: str = "shapes"
     cache_dir: str = "~/.cache/cvtrain/shapes"
     seed: int = 0
-    image_size: int = 32  # classification form: one shape per image, this many pixels square
+    # The size the network sees (aug.image_size follows it): 32 px single shapes for a classifier, the whole scene
+    # (scene_size) for a detection or segmentation model, so crops and letterboxes never cut a scene down.
+    image_size: int = "${cvtrain.shapes_image_size:${model.task},${.scene_size}}"  # type: ignore[assignment]
     train_per_class: int = 400  # classification form
     val_per_class: int = 40
     scene_size: int = 128  # detection / segmentation forms: side of each multi-object scene, in pixels
@@ -420,7 +424,13 @@ SCHEMAS: dict[str, dict[str, type]] = {
 }
 
 
+def shapes_image_size(task: str, scene_size: int) -> int:
+    """The default `data.image_size` of `data=shapes` for a model of `task` (see `ShapesDataConfig`)."""
+    return SHAPES_CLASSIFICATION_SIZE if task == "classification" else int(scene_size)
+
+
 def register_schemas() -> None:
+    OmegaConf.register_new_resolver("cvtrain.shapes_image_size", shapes_image_size, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
     for group, schemas in SCHEMAS.items():

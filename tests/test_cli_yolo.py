@@ -16,8 +16,7 @@ def tiny(cache: Path) -> tuple[str, ...]:
         *FAST,
         "data=shapes",
         f"data.cache_dir={cache}",
-        "data.scene_size=64",
-        "data.image_size=64",  # aug=yolo letterboxes to this (a multiple of 32)
+        "data.scene_size=64",  # aug=yolo letterboxes to data.image_size, which follows it (a multiple of 32)
         "data.train_images=4",
         "data.val_images=6",
         "data.batch_size=2",

@@ -14,8 +14,8 @@ from cvtrain.overrides import GROUPS, check_overrides
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted(Path(CONF_DIR, g).glob("*.yaml"))]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _hydra():
+@pytest.fixture(autouse=True)
+def _hydra():  # per test: check_overrides clears the global Hydra state
     register_schemas()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -57,3 +57,28 @@ def test_every_value_of_a_sweep_is_checked() -> None:
     assert check_overrides(CONF_DIR, ["model=resnet18,alexnet", "optim.lr=0.1,0.01"], "fit") is None
     problem = check_overrides(CONF_DIR, ["model=resnet18,alexnett"], "fit")
     assert problem is not None and "alexnett" in problem
+
+
+EXPERIMENTS = sorted(f.stem for f in Path(CONF_DIR, "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_resolves(experiment: str) -> None:
+    cfg = compose(config_name="config", overrides=[f"+experiment={experiment}"])
+    container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    assert container["trainer"]["epochs"] >= 1
+    assert check_overrides(CONF_DIR, [f"+experiment={experiment}"], "fit") is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "size"),
+    [
+        (["model=small_cnn"], 32),  # one 32 px shape per image
+        (["model=unet"], 128),  # the whole scene: a crop or letterbox never cuts it down
+        (["model=yolo", "data.scene_size=96"], 96),
+        (["model=fcn8s", "data.image_size=48"], 48),  # an explicit size wins
+    ],
+)
+def test_shapes_image_size_follows_the_task(overrides: list[str], size: int) -> None:
+    cfg = compose(config_name="config", overrides=["data=shapes", *overrides])
+    assert cfg.data.image_size == size and cfg.aug.image_size == size

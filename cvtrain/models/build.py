@@ -16,7 +16,11 @@ from cvtrain.models.yolo import YOLO_MODELS, build_yolo
 
 def _classifier(cfg: Any, num_classes: int) -> nn.Module:
     return build_classifier(
-        arch=cfg.arch, num_classes=num_classes, pretrained=cfg.pretrained, freeze=cfg.freeze, dropout=cfg.dropout
+        arch=cfg.arch,
+        num_classes=num_classes,
+        pretrained=cfg.pretrained,
+        freeze=cfg.freeze,
+        dropout=cfg.dropout,
     )
 
 
