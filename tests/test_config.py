@@ -82,3 +82,23 @@ def test_experiment_composes_and_resolves(experiment: str) -> None:
 def test_shapes_image_size_follows_the_task(overrides: list[str], size: int) -> None:
     cfg = compose(config_name="config", overrides=["data=shapes", *overrides])
     assert cfg.data.image_size == size and cfg.aug.image_size == size
+
+
+MODELS = [option for group, option in OPTIONS if group == "model"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_segmentation_models_default_to_poly(model: str) -> None:
+    cfg = compose(config_name="config", overrides=[f"model={model}"])
+    assert cfg.sched.name == ("poly" if cfg.model.task == "segmentation" else "cosine")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "sched"),
+    [
+        (["model=unet", "sched=step"], "step"),  # the command line wins
+        (["+experiment=shapes_unet"], "cosine"),  # and so does an experiment
+    ],
+)
+def test_an_explicit_schedule_beats_the_segmentation_default(overrides: list[str], sched: str) -> None:
+    assert compose(config_name="config", overrides=overrides).sched.name == sched
