@@ -51,11 +51,18 @@ def make_imagefolder(
     return root
 
 
-def run_cli(*args: str, cwd: Path, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run `cvtrain ARGS` as a user would, in a subprocess (Hydra owns global state)."""
+def run_cli(
+    *args: str, cwd: Path, check: bool = True, timeout: int = 300, nproc: int = 1
+) -> subprocess.CompletedProcess:
+    """Run `cvtrain ARGS` as a user would, in a subprocess (Hydra owns global state); with `nproc` > 1 as
+    `torchrun --nproc_per_node=NPROC -m cvtrain.cli ARGS` (DDP, gloo on the CPU)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"}
+    launcher = [sys.executable, "-m"]
+    if nproc > 1:
+        launcher += ["torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"]
+        env["OMP_NUM_THREADS"] = "1"  # one thread per process: they share the cores
     proc = subprocess.run(
-        [sys.executable, "-m", "cvtrain.cli", *args],
+        [*launcher, "cvtrain.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

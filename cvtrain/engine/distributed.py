@@ -79,6 +79,17 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (BatchNorm running statistics, an EMA copy's too).
+
+    DDP keeps the parameters identical, but each process updates its buffers from its own batches; evaluating
+    with them would score every shard with a slightly different model, and not the one rank 0 checkpoints.
+    """
+    if world_size() > 1:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def merge_evaluator(evaluator: Evaluator) -> Evaluator:
     """Gather every rank's evaluator and fold them into one (on every rank)."""
     if world_size() == 1:

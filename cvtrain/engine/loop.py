@@ -80,6 +80,7 @@ def evaluate(
     """Run the model over `loader`; return the merged evaluator's metrics (same on every rank) and the evaluator."""
     was_training = model.training
     model.eval()
+    distributed.broadcast_buffers(model)  # every shard is scored with the checkpointed model
     evaluator.reset()
     for batch in loader:
         bad_samples.check(batch.bad)
