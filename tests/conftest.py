@@ -10,7 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
 from PIL import Image
+
+from cvtrain.cli import CONF_DIR
+from cvtrain.config import register_schemas
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -21,6 +27,22 @@ def fixture_dir(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"shared fixture {path} is absent")
     return path
+
+
+VOC_SEG_SAMPLE_ID = "2007_000063"  # the VOC sample's one image with a segmentation mask
+
+
+def voc_seg_sample(root: Path) -> Path:
+    """The real VOC sample as a segmentation devkit under `root`, with the ImageSets it lacks: its one segmented
+    image is both train and val (images and masks linked, not copied). Returns the `VOCdevkit` folder."""
+    source = fixture_dir("voc-sample") / "VOCdevkit" / "VOC2012"
+    voc = root / "VOCdevkit" / "VOC2012"
+    (voc / "ImageSets" / "Segmentation").mkdir(parents=True)
+    for folder in ("JPEGImages", "SegmentationClass"):
+        (voc / folder).symlink_to(source / folder)
+    for split in ("train", "val"):
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(f"{VOC_SEG_SAMPLE_ID}\n")
+    return voc.parent
 
 
 def write_image(
@@ -74,6 +96,18 @@ def run_cli(
             f"cvtrain {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """The config `cvtrain fit OVERRIDES` would compose, without running anything (Hydra's global state is set up
+    and cleared around the call, so tests stay independent)."""
+    register_schemas()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def read_results(run_dir: Path) -> dict:

@@ -5,33 +5,20 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
 from cvtrain import commands
-from cvtrain.cli import CONF_DIR
-from cvtrain.config import register_schemas
 from cvtrain.data.palette import read_index_png
 from cvtrain.models.segmentation import SEGMENTATION_MODELS
-from tests.conftest import FAST, fixture_dir, read_results, run_cli
+from tests.conftest import FAST, VOC_SEG_SAMPLE_ID, compose_config, read_results, run_cli, voc_seg_sample
 
-VOC_SAMPLE_ID = "2007_000063"
 TINY_FCN8S = ("model=fcn8s", "model.width=4", "model.fc_width=8", "model.fc_kernel=3")
 METRICS = ("miou", "pixel_acc", "mean_class_acc", "fw_iou")
 
 
 @pytest.fixture(scope="module")
 def voc_devkit(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real VOC sample with the ImageSets it lacks: its one segmented image is both train and val."""
-    source = fixture_dir("voc-sample") / "VOCdevkit" / "VOC2012"
-    voc = tmp_path_factory.mktemp("voc") / "VOCdevkit" / "VOC2012"
-    (voc / "ImageSets" / "Segmentation").mkdir(parents=True)
-    for folder in ("JPEGImages", "SegmentationClass"):
-        (voc / folder).symlink_to(source / folder)
-    for split in ("train", "val"):
-        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(f"{VOC_SAMPLE_ID}\n")
-    return voc.parent
+    return voc_seg_sample(tmp_path_factory.mktemp("voc"))
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +61,14 @@ def test_fit_then_eval_reproduces_the_metrics_and_saves_masks_at_full_size(
     again = read_results(tmp_path)
     for key in METRICS:
         assert again[key] == fit[key], key
-    mask_path = tmp_path / "predictions" / f"{VOC_SAMPLE_ID}.png"
-    jpeg = voc_devkit / "VOC2012" / "JPEGImages" / f"{VOC_SAMPLE_ID}.jpg"
+    mask_path = tmp_path / "predictions" / f"{VOC_SEG_SAMPLE_ID}.png"
+    jpeg = voc_devkit / "VOC2012" / "JPEGImages" / f"{VOC_SEG_SAMPLE_ID}.jpg"
     width, height = image_size(jpeg)
     with Image.open(mask_path) as png:
         assert png.mode == "P" and png.size == (width, height)
     assert read_index_png(mask_path).max() <= 20
     records = json.loads((tmp_path / "predictions.json").read_text())
-    assert [r["mask"] for r in records] == [f"predictions/{VOC_SAMPLE_ID}.png"]
+    assert [r["mask"] for r in records] == [f"predictions/{VOC_SEG_SAMPLE_ID}.png"]
 
 
 def test_predict_writes_a_colour_mask_and_an_overlay_per_image(
@@ -120,16 +107,6 @@ SMALL_OPTIONS = {
 @pytest.fixture(scope="module")
 def shapes_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("shapes")
-
-
-def compose_config(*overrides: str):
-    register_schemas()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def test_every_segmentation_model_is_covered() -> None:

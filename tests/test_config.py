@@ -3,24 +3,13 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from cvtrain.cli import CONF_DIR
-from cvtrain.config import register_schemas
 from cvtrain.overrides import GROUPS, check_overrides
+from tests.conftest import compose_config
 
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted(Path(CONF_DIR, g).glob("*.yaml"))]
-
-
-@pytest.fixture(autouse=True)
-def _hydra():  # per test: check_overrides clears the global Hydra state
-    register_schemas()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        yield
-    GlobalHydra.instance().clear()
 
 
 def test_every_group_has_options() -> None:
@@ -29,7 +18,7 @@ def test_every_group_has_options() -> None:
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_resolves(group: str, option: str) -> None:
-    cfg = compose(config_name="config", overrides=[f"{group}={option}"])
+    cfg = compose_config(f"{group}={option}")
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert isinstance(container[group], dict)
     if group == "model":
@@ -64,7 +53,7 @@ EXPERIMENTS = sorted(f.stem for f in Path(CONF_DIR, "experiment").glob("*.yaml")
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_resolves(experiment: str) -> None:
-    cfg = compose(config_name="config", overrides=[f"+experiment={experiment}"])
+    cfg = compose_config(f"+experiment={experiment}")
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert container["trainer"]["epochs"] >= 1
     assert check_overrides(CONF_DIR, [f"+experiment={experiment}"], "fit") is None
@@ -80,7 +69,7 @@ def test_experiment_composes_and_resolves(experiment: str) -> None:
     ],
 )
 def test_shapes_image_size_follows_the_task(overrides: list[str], size: int) -> None:
-    cfg = compose(config_name="config", overrides=["data=shapes", *overrides])
+    cfg = compose_config("data=shapes", *overrides)
     assert cfg.data.image_size == size and cfg.aug.image_size == size
 
 
@@ -89,7 +78,7 @@ MODELS = [option for group, option in OPTIONS if group == "model"]
 
 @pytest.mark.parametrize("model", MODELS)
 def test_segmentation_models_default_to_poly(model: str) -> None:
-    cfg = compose(config_name="config", overrides=[f"model={model}"])
+    cfg = compose_config(f"model={model}")
     assert cfg.sched.name == ("poly" if cfg.model.task == "segmentation" else "cosine")
 
 
@@ -101,4 +90,4 @@ def test_segmentation_models_default_to_poly(model: str) -> None:
     ],
 )
 def test_an_explicit_schedule_beats_the_segmentation_default(overrides: list[str], sched: str) -> None:
-    assert compose(config_name="config", overrides=overrides).sched.name == sched
+    assert compose_config(*overrides).sched.name == sched

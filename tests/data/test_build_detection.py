@@ -4,20 +4,15 @@ the real VOC / COCO samples loaded and scored through the builders."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import DistributedSampler
 
-from cvtrain.cli import CONF_DIR
-from cvtrain.config import register_schemas
 from cvtrain.data.batch import Batch
 from cvtrain.data.build import build_datasets
 from cvtrain.data.build_detection import AspectRatioGrouping, GroupedBatchSampler
@@ -25,17 +20,11 @@ from cvtrain.data.coco import COCODetection
 from cvtrain.data.voc import VOC_CLASSES, VOCDetection
 from cvtrain.errors import ConfigError
 from cvtrain.tasks.detection import detection_evaluator
+from tests.conftest import compose_config, fixture_dir
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 
-
-@pytest.fixture(scope="module")
-def config() -> Iterator[Callable[..., DictConfig]]:
-    register_schemas()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        yield lambda *overrides: compose(config_name="config", overrides=["model=faster_rcnn", *overrides])
-    GlobalHydra.instance().clear()
+def config(*overrides: str) -> DictConfig:
+    return compose_config("model=faster_rcnn", *overrides)
 
 
 def build(cfg: DictConfig, need_train: bool = True):
@@ -138,7 +127,7 @@ def voc_root(tmp_path: Path) -> Path:
     return root
 
 
-def test_voc_classic_recipe_trains_on_both_years_and_evaluates_on_2007_test(config, voc_root: Path) -> None:
+def test_voc_classic_recipe_trains_on_both_years_and_evaluates_on_2007_test(voc_root: Path) -> None:
     splits = build(config("data=voc", f"data.root={voc_root}", "aug=detection"))
     assert isinstance(splits.train, VOCDetection) and isinstance(splits.val, VOCDetection)
     assert splits.class_names == list(VOC_CLASSES)
@@ -152,7 +141,7 @@ def test_voc_classic_recipe_trains_on_both_years_and_evaluates_on_2007_test(conf
     assert not hasattr(splits.val, "batch_sampler_factory")
 
 
-def test_voc_options(config, voc_root: Path) -> None:
+def test_voc_options(voc_root: Path) -> None:
     cfg = config(
         "data=voc",
         f"data.root={voc_root}",
@@ -169,7 +158,7 @@ def test_voc_options(config, voc_root: Path) -> None:
     assert build(cfg, need_train=False).train is None
 
 
-def test_detection_data_needs_a_detection_model(config, voc_root: Path) -> None:
+def test_detection_data_needs_a_detection_model(voc_root: Path) -> None:
     cfg = config("data=voc", f"data.root={voc_root}")
     with pytest.raises(ConfigError, match="detection model"):
         build_datasets(cfg.data, cfg.aug, task="classification")
@@ -206,7 +195,7 @@ def coco_root(tmp_path: Path) -> Path:
     return root
 
 
-def test_coco_paths_default_under_root_and_ids_map_to_contiguous_labels(config, coco_root: Path) -> None:
+def test_coco_paths_default_under_root_and_ids_map_to_contiguous_labels(coco_root: Path) -> None:
     splits = build(config("data=coco", f"data.root={coco_root}"))
     assert isinstance(splits.train, COCODetection) and splits.class_names == ["car", "dog", "toothbrush"]
     assert splits.val.label_to_cat_id == {0: 3, 1: 18, 2: 90}
@@ -219,7 +208,7 @@ def test_coco_paths_default_under_root_and_ids_map_to_contiguous_labels(config, 
     assert keep.train.batch_sampler_factory == AspectRatioGrouping((0, 1, 0))
 
 
-def test_coco_explicit_paths_and_a_missing_root(config, coco_root: Path, tmp_path: Path) -> None:
+def test_coco_explicit_paths_and_a_missing_root(coco_root: Path, tmp_path: Path) -> None:
     moved = tmp_path / "elsewhere"
     (coco_root / "val2017").rename(moved)
     ann = coco_root / "annotations" / "instances_val2017.json"
@@ -233,7 +222,7 @@ def test_coco_explicit_paths_and_a_missing_root(config, coco_root: Path, tmp_pat
 
 
 @pytest.mark.parametrize(("layout", "kind"), [("voc", VOCDetection), ("coco", COCODetection)])
-def test_shapes_detection_form_reads_either_layout(config, tmp_path: Path, layout: str, kind: type) -> None:
+def test_shapes_detection_form_reads_either_layout(tmp_path: Path, layout: str, kind: type) -> None:
     cfg = config(
         "data=shapes",
         f"data.cache_dir={tmp_path}",
@@ -263,10 +252,8 @@ def perfect_predictions(dataset) -> tuple[Batch, list[dict[str, torch.Tensor]]]:
     return Batch(images=[], targets=[], meta=metas), predictions
 
 
-def test_the_coco_sample_loads_and_scores(config) -> None:
-    root = FIXTURES / "coco-sample"
-    if not root.is_dir():
-        pytest.skip(f"shared fixture {root} is absent")
+def test_the_coco_sample_loads_and_scores() -> None:
+    root = fixture_dir("coco-sample")
     ann, images = root / "annotations.json", root / "images"
     cfg = config(
         "data=coco", f"data.train_ann={ann}", f"data.train_images={images}", f"data.val_ann={ann}",
@@ -285,10 +272,8 @@ def test_the_coco_sample_loads_and_scores(config) -> None:
     assert headline == "map" and evaluator.compute()["map"] == pytest.approx(1.0)
 
 
-def test_the_voc_sample_loads_and_scores(config, tmp_path: Path) -> None:
-    sample = FIXTURES / "voc-sample" / "VOCdevkit" / "VOC2012"
-    if not sample.is_dir():
-        pytest.skip(f"shared fixture {sample} is absent")
+def test_the_voc_sample_loads_and_scores(tmp_path: Path) -> None:
+    sample = fixture_dir("voc-sample") / "VOCdevkit" / "VOC2012"
     year = tmp_path / "VOCdevkit" / "VOC2012"
     year.mkdir(parents=True)
     for folder in ("Annotations", "JPEGImages"):

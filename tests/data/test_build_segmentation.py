@@ -1,17 +1,11 @@
 """`data=voc_seg`, `data=coco_seg` and the shapes segmentation form, built from composed configs."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 from torchvision import tv_tensors
 
-from cvtrain.cli import CONF_DIR
-from cvtrain.config import register_schemas
 from cvtrain.data.batch import Batch
 from cvtrain.data.build import build_datasets, eval_transform
 from cvtrain.data.images import read_image
@@ -20,41 +14,11 @@ from cvtrain.data.shapes_segmentation import SHAPES_SEGMENTATION_CLASSES
 from cvtrain.data.voc_seg import VOC_CLASSES
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-VOC_SAMPLE_ID = "2007_000063"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _hydra():
-    register_schemas()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        yield
-    GlobalHydra.instance().clear()
+from tests.conftest import VOC_SEG_SAMPLE_ID, compose_config, fixture_dir, voc_seg_sample
 
 
 def config(*overrides: str):
-    return compose(config_name="config", overrides=["model=unet", *overrides])
-
-
-def fixture(name: str) -> Path:
-    path = FIXTURES / name
-    if not path.is_dir():
-        pytest.skip(f"shared fixture {path} is absent")
-    return path
-
-
-def voc_sample_devkit(tmp_path: Path) -> Path:
-    """The real VOC sample with the ImageSets it lacks (its images and masks linked, not copied)."""
-    source = fixture("voc-sample") / "VOCdevkit" / "VOC2012"
-    voc = tmp_path / "VOCdevkit" / "VOC2012"
-    (voc / "ImageSets" / "Segmentation").mkdir(parents=True)
-    for folder in ("JPEGImages", "SegmentationClass"):
-        (voc / folder).symlink_to(source / folder)
-    for split in ("train", "val"):
-        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(f"{VOC_SAMPLE_ID}\n")
-    return voc.parent
+    return compose_config("model=unet", *overrides)
 
 
 def test_shapes_segmentation_form_follows_the_model(tmp_path):
@@ -78,13 +42,13 @@ def test_shapes_segmentation_form_follows_the_model(tmp_path):
 
 
 def test_real_voc_sample_through_the_evaluation_path(tmp_path):
-    devkit = voc_sample_devkit(tmp_path)
+    devkit = voc_seg_sample(tmp_path)
     cfg = config("data=voc_seg", f"data.root={devkit}")
     splits = build_datasets(cfg.data, cfg.aug, task="segmentation", need_train=False)
     assert splits.train is None and splits.class_names == list(VOC_CLASSES)
     image, mask, meta = splits.val[0]
-    truth = read_index_png(devkit / "VOC2012" / "SegmentationClass" / f"{VOC_SAMPLE_ID}.png")
-    with Image.open(devkit / "VOC2012" / "JPEGImages" / f"{VOC_SAMPLE_ID}.jpg") as jpeg:
+    truth = read_index_png(devkit / "VOC2012" / "SegmentationClass" / f"{VOC_SEG_SAMPLE_ID}.png")
+    with Image.open(devkit / "VOC2012" / "JPEGImages" / f"{VOC_SEG_SAMPLE_ID}.jpg") as jpeg:
         width, height = jpeg.size
     assert image.shape == (3, height, width) and meta["orig_size"] == (height, width)  # full resolution
     assert torch.equal(mask, torch.from_numpy(truth).long())  # indices, the void border kept
@@ -96,12 +60,12 @@ def test_real_voc_sample_through_the_evaluation_path(tmp_path):
     evaluator.update(Batch(images=image[None], targets=mask[None], meta=[meta]), prediction[None])
     assert evaluator.compute()["miou"] == 1.0
     # `cvtrain predict` applies the same evaluation transform to a bare image.
-    raw = tv_tensors.Image(read_image(devkit / "VOC2012" / "JPEGImages" / f"{VOC_SAMPLE_ID}.jpg"))
+    raw = tv_tensors.Image(read_image(devkit / "VOC2012" / "JPEGImages" / f"{VOC_SEG_SAMPLE_ID}.jpg"))
     assert torch.equal(eval_transform("segmentation", cfg.aug)(raw), image)
 
 
 def test_voc_seg_adds_sbd_to_training_only(tmp_path):
-    devkit = voc_sample_devkit(tmp_path)
+    devkit = voc_seg_sample(tmp_path)
     sbd = tmp_path / "SBD" / "SegmentationClassAug"
     sbd.mkdir(parents=True)
     jpeg = devkit / "VOC2012" / "JPEGImages" / "2011_003353.jpg"
@@ -118,14 +82,14 @@ def test_voc_seg_errors_name_the_key_and_what_to_do(tmp_path):
     cfg = config("data=voc_seg")
     with pytest.raises(ConfigError, match="data.root=DIR"):
         build_datasets(cfg.data, cfg.aug, task="segmentation")
-    cfg = config("data=voc_seg", f"data.root={voc_sample_devkit(tmp_path)}")
+    cfg = config("data=voc_seg", f"data.root={voc_seg_sample(tmp_path)}")
     with pytest.raises(ConfigError, match="segmentation data but the model is a classification model"):
         build_datasets(cfg.data, cfg.aug, task="classification")
 
 
 @pytest.mark.parametrize(("classes", "num_classes"), [("voc", 21), ("all", 81)])
 def test_real_coco_sample_as_segmentation(tmp_path, classes, num_classes):
-    sample = fixture("coco-sample")
+    sample = fixture_dir("coco-sample")
     ann = sample / "annotations.json"
     cfg = config(
         "data=coco_seg",

@@ -17,8 +17,7 @@ from torchvision.transforms import v2
 from cvtrain.data.coco import COCODetection, coco_api_from_dict, load_coco_api
 from cvtrain.data.images import BadSample
 from cvtrain.errors import DataError
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+from tests.conftest import fixture_dir
 
 
 def ann(ann_id: int, image_id: int, cat: int, bbox: list[float], iscrowd: int = 0) -> dict[str, Any]:
@@ -172,9 +171,7 @@ def test_missing_iscrowd_and_area_are_filled() -> None:
 
 
 def test_real_coco_sample() -> None:
-    folder = FIXTURES / "coco-sample"
-    if not folder.is_dir():
-        pytest.skip(f"real fixture {folder} is absent")
+    folder = fixture_dir("coco-sample")
     ann_file, image_dir = folder / "annotations.json", folder / "images"
     evaluation = COCODetection(ann_file=ann_file, image_dir=image_dir, keep_empty=False, train=False)
     training = COCODetection(ann_file=ann_file, image_dir=image_dir, keep_empty=False, train=True)

@@ -16,8 +16,8 @@ from cvtrain.data.coco_seg import COCO_NAMES_OF_VOC_CLASSES, COCOSegmentation, a
 from cvtrain.data.images import BadSample
 from cvtrain.data.voc_seg import VOC_CLASSES
 from cvtrain.errors import ConfigError, DataError
+from tests.conftest import fixture_dir
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
 H, W = 10, 12
 # Real COCO ids and names: person=1, car=3, truck=8 (not a VOC class), dog=18.
 CATEGORIES = [
@@ -222,9 +222,7 @@ def test_cache_written_by_several_workers(tmp_path):
 
 
 def test_real_coco_sample(tmp_path):
-    root = FIXTURES / "coco-sample"
-    if not root.is_dir():
-        pytest.skip(f"fixture {root} absent")
+    root = fixture_dir("coco-sample")
     ann_file = root / "annotations.json"
     coco = COCO(str(ann_file))
     assert set(COCO_NAMES_OF_VOC_CLASSES) <= {c["name"] for c in coco.cats.values()}  # COCO's own spelling

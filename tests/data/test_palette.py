@@ -1,16 +1,12 @@
 """Index PNGs: VOC's palette masks are read as class indices (255 kept), never as colours."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from cvtrain.data.palette import VOC_PALETTE, colorize, read_index_png, voc_colormap, write_index_png
 from cvtrain.errors import DataError
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-VOC_MASK = FIXTURES / "voc-sample" / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2007_000063.png"
+from tests.conftest import fixture_dir
 
 
 def test_voc_colormap_known_entries():
@@ -25,13 +21,12 @@ def test_voc_colormap_known_entries():
 
 
 def test_real_voc_mask_reads_as_indices_with_void_kept():
-    if not VOC_MASK.is_file():
-        pytest.skip(f"fixture {VOC_MASK} absent")
-    mask = read_index_png(VOC_MASK)
+    voc_mask = fixture_dir("voc-sample") / "VOCdevkit" / "VOC2012" / "SegmentationClass" / "2007_000063.png"
+    mask = read_index_png(voc_mask)
     assert mask.dtype == np.uint8 and mask.shape == (375, 500)
     # 2007_000063: a dog (12) and a chair (9) with the void border; colours would give 3-channel data instead.
     assert set(np.unique(mask).tolist()) == {0, 9, 12, 255}
-    with Image.open(VOC_MASK) as im:
+    with Image.open(voc_mask) as im:
         assert np.array_equal(np.asarray(im.getpalette()).reshape(-1, 3)[:256], VOC_PALETTE)
 
 

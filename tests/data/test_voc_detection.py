@@ -16,8 +16,7 @@ from torchvision.transforms import v2
 from cvtrain.data.images import BadSample
 from cvtrain.data.voc import VOC_CLASSES, VOCDetection
 from cvtrain.errors import DataError
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+from tests.conftest import fixture_dir
 
 # (name, xmin, ymin, xmax, ymax, difficult) as written in the XML (1-based corners)
 Obj = tuple[str, float, float, float, float, int]
@@ -222,9 +221,7 @@ def test_to_coco_marks_difficult_objects_as_crowd(voc_root: Path) -> None:
 
 
 def test_real_voc_sample(tmp_path: Path) -> None:
-    source = FIXTURES / "voc-sample" / "VOCdevkit"
-    if not source.is_dir():
-        pytest.skip(f"real fixture {source} is absent")
+    source = fixture_dir("voc-sample") / "VOCdevkit"
     root = tmp_path / "VOCdevkit"
     shutil.copytree(source, root)
     main = root / "VOC2012" / "ImageSets" / "Main"

@@ -15,8 +15,7 @@ from cvtrain.data.images import BadSample
 from cvtrain.data.palette import write_index_png
 from cvtrain.data.voc_seg import VOC_CLASSES, VOCSegmentation
 from cvtrain.errors import ConfigError, DataError
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+from tests.conftest import fixture_dir
 
 
 def _image(height: int, width: int, seed: int) -> np.ndarray:
@@ -200,9 +199,7 @@ def test_sbd_mat_read_with_scipy(tmp_path):
 
 
 def test_real_voc_fixture(tmp_path):
-    source = FIXTURES / "voc-sample" / "VOCdevkit"
-    if not source.is_dir():
-        pytest.skip(f"fixture {source} absent")
+    source = fixture_dir("voc-sample") / "VOCdevkit"
     devkit = tmp_path / "VOCdevkit"
     shutil.copytree(source, devkit)
     split_dir = devkit / "VOC2012" / "ImageSets" / "Segmentation"

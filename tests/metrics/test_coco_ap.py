@@ -20,8 +20,7 @@ from cvtrain.data.coco import COCODetection, coco_api_from_dict
 from cvtrain.data.voc import VOCDetection, VOCRecord
 from cvtrain.errors import DataError
 from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator, score_coco_results
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+from tests.conftest import fixture_dir
 
 # pycocotools' COCOeval.stats for the COCO API's fake bbox results (cocoapi's own demo), from the fixture README
 OFFICIAL_BBOX = [
@@ -102,9 +101,7 @@ def pycocotools_stats(coco_gt: COCO, results: list[dict[str, Any]]) -> list[floa
 
 
 def test_official_numbers_on_the_coco_api_fixture() -> None:
-    folder = FIXTURES / "coco-eval-parity"
-    if not folder.is_dir():
-        pytest.skip(f"real fixture {folder} is absent")
+    folder = fixture_dir("coco-eval-parity")
     metrics = score_coco_results(
         ann_file=folder / "instances_val2014_100.json",
         results_file=folder / "instances_val2014_fakebbox100_results.json",
@@ -250,9 +247,7 @@ def test_score_coco_results_rejects_mismatched_files(tmp_path: Path) -> None:
 
 
 def test_perfect_detections_on_the_real_coco_sample() -> None:
-    folder = FIXTURES / "coco-sample"
-    if not folder.is_dir():
-        pytest.skip(f"real fixture {folder} is absent")
+    folder = fixture_dir("coco-sample")
     dataset = COCODetection(
         ann_file=folder / "annotations.json", image_dir=folder / "images", keep_empty=False, train=False
     )

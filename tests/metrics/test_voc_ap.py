@@ -24,8 +24,7 @@ from cvtrain.metrics.voc import (
     voc07_ap,
     voc_ap,
 )
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+from tests.conftest import fixture_dir
 
 
 def record(image_id: str, boxes, labels, difficult=None) -> VOCRecord:
@@ -271,9 +270,7 @@ def write_results(path: Path, entries: list[dict]) -> Path:
 
 @pytest.fixture
 def real_voc(tmp_path: Path) -> VOCDetection:
-    source = FIXTURES / "voc-sample" / "VOCdevkit"
-    if not source.is_dir():
-        pytest.skip(f"real fixture {source} is absent")
+    source = fixture_dir("voc-sample") / "VOCdevkit"
     root = tmp_path / "VOCdevkit"
     shutil.copytree(source, root)
     (root / "VOC2012" / "ImageSets" / "Main").mkdir(parents=True)

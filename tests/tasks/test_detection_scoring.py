@@ -4,34 +4,19 @@ COCO API's fixture is in tests/test_cli_detection.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
 
-from cvtrain.cli import CONF_DIR
-from cvtrain.config import register_schemas
 from cvtrain.data.batch import Batch
 from cvtrain.data.build import build_datasets
 from cvtrain.errors import ConfigError, DataError
 from cvtrain.metrics.coco import COCO_METRICS
 from cvtrain.tasks.detection import DetectionTask
 from cvtrain.tasks.scoring import score_predictions_file
-
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def config() -> Iterator[Callable[..., DictConfig]]:
-    register_schemas()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        yield lambda *overrides: compose(config_name="config", overrides=list(overrides))
-    GlobalHydra.instance().clear()
+from tests.conftest import compose_config, fixture_dir
 
 
 def jittered_predictions(dataset) -> Iterator[tuple[Batch, list[dict[str, torch.Tensor]]]]:
@@ -53,13 +38,13 @@ def jittered_predictions(dataset) -> Iterator[tuple[Batch, list[dict[str, torch.
 
 @pytest.mark.parametrize("layout", ["voc", "coco"])
 def test_a_saved_predictions_file_scores_like_the_evaluation_that_wrote_it(
-    config, tmp_path: Path, layout: str
+    tmp_path: Path, layout: str
 ) -> None:
     data = (
         "data=shapes", f"data.cache_dir={tmp_path / 'cache'}", "data.scene_size=64", "data.train_images=1",
         "data.val_images=8", f"data.layout={layout}",
     )  # fmt: skip
-    cfg = config("model=faster_rcnn", *data)
+    cfg = compose_config("model=faster_rcnn", *data)
     val = build_datasets(cfg.data, cfg.aug, task="detection", need_train=False).val
     task = DetectionTask(class_names=val.class_names)
     evaluator, sink = task.evaluator(val), task.prediction_sink(val, tmp_path)
@@ -69,7 +54,7 @@ def test_a_saved_predictions_file_scores_like_the_evaluation_that_wrote_it(
     sink.close()
     expected = evaluator.compute()
     # no model and the default model group (a classifier): scoring needs neither
-    results = score_predictions_file(config(*data, f"predictions={tmp_path / 'predictions.json'}"))
+    results = score_predictions_file(compose_config(*data, f"predictions={tmp_path / 'predictions.json'}"))
     assert {k: results[k] for k in expected} == expected and results["status"] == "ok"
     assert (
         0.1 < results["map"] < 0.9
@@ -78,12 +63,10 @@ def test_a_saved_predictions_file_scores_like_the_evaluation_that_wrote_it(
     )
 
 
-def test_the_official_fixture_scores_from_the_annotation_file_alone(config) -> None:
-    parity = FIXTURES / "coco-eval-parity"
-    if not parity.is_dir():
-        pytest.skip(f"shared fixture {parity} is absent")
+def test_the_official_fixture_scores_from_the_annotation_file_alone() -> None:
+    parity = fixture_dir("coco-eval-parity")
     results = score_predictions_file(
-        config(
+        compose_config(
             "data=coco",
             f"data.val_ann={parity / 'instances_val2014_100.json'}",
             f"predictions={parity / 'instances_val2014_fakebbox100_results.json'}",
@@ -92,7 +75,7 @@ def test_the_official_fixture_scores_from_the_annotation_file_alone(config) -> N
     assert results["map"] == pytest.approx(0.5045806987249628, abs=0) and len(COCO_METRICS) == 12
 
 
-def test_voc_data_scores_without_the_images(config, tmp_path: Path) -> None:
+def test_voc_data_scores_without_the_images(tmp_path: Path) -> None:
     year = tmp_path / "VOCdevkit" / "VOC2007"
     (year / "Annotations").mkdir(parents=True)
     (year / "ImageSets" / "Main").mkdir(parents=True)
@@ -104,7 +87,9 @@ def test_voc_data_scores_without_the_images(config, tmp_path: Path) -> None:
     )
     found = [{"image_id": "000001", "category_id": 12, "bbox": [10, 5, 20, 20], "score": 0.9}]
     (tmp_path / "found.json").write_text(json.dumps(found))
-    cfg = config("data=voc", f"data.root={tmp_path / 'VOCdevkit'}", f"predictions={tmp_path / 'found.json'}")
+    cfg = compose_config(
+        "data=voc", f"data.root={tmp_path / 'VOCdevkit'}", f"predictions={tmp_path / 'found.json'}"
+    )
     results = score_predictions_file(cfg)
     assert results["voc_map"] == 1.0 and results["voc07_map"] == pytest.approx(1.0)  # 11 x 1/11
     assert results["map"] == pytest.approx(1.0)
@@ -112,12 +97,12 @@ def test_voc_data_scores_without_the_images(config, tmp_path: Path) -> None:
     (tmp_path / "wrong.json").write_text(json.dumps(wrong))
     with pytest.raises(DataError, match="1-based class index"):
         score_predictions_file(
-            config(
+            compose_config(
                 "data=voc", f"data.root={tmp_path / 'VOCdevkit'}", f"predictions={tmp_path / 'wrong.json'}"
             )
         )
 
 
-def test_other_data_cannot_be_scored(config, tmp_path: Path) -> None:
+def test_other_data_cannot_be_scored(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="data=coco, data=voc or data=shapes"):
-        score_predictions_file(config("data=synthetic", f"predictions={tmp_path / 'p.json'}"))
+        score_predictions_file(compose_config("data=synthetic", f"predictions={tmp_path / 'p.json'}"))
