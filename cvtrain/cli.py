@@ -11,14 +11,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from cvtrain import commands
 from cvtrain.config import register_schemas
+from cvtrain.config.compose import CONF_DIR
 from cvtrain.engine import distributed
 from cvtrain.engine.reporting import console, write_json
 from cvtrain.errors import CvtrainError
 from cvtrain.overrides import check_overrides, checkpoint_group_choices, print_help
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 SUBCOMMANDS = {
     "fit": "train, evaluating every trainer.eval_every epochs; keeps checkpoints/best.ckpt and last.ckpt",
     "eval": "re-evaluate a checkpoint (ckpt=PATH), or score a saved predictions file (predictions=FILE)",
@@ -35,11 +34,17 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> None:
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         if command == "fit":
-            commands.run_fit(cfg, run_dir)
+            from cvtrain.commands.fit import run_fit
+
+            run_fit(cfg, run_dir)
         elif command == "eval":
-            commands.run_eval(cfg, run_dir, overrides)
+            from cvtrain.commands.evaluate import run_eval
+
+            run_eval(cfg, run_dir, overrides)
         else:
-            commands.run_predict(cfg, run_dir, overrides)
+            from cvtrain.commands.predict import run_predict
+
+            run_predict(cfg, run_dir, overrides)
     except Exception as e:
         if not multirun and not isinstance(e, CvtrainError):
             raise  # a bug: keep the traceback
@@ -95,7 +100,7 @@ def hydra_argv(args: list[str], *extra_overrides: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print_help(CONF_DIR, SUBCOMMANDS)
+        print_help(SUBCOMMANDS)
         return
     command, rest = argv[0], argv[1:]
     if command not in SUBCOMMANDS:
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     register_schemas()
     injected = checkpoint_group_choices(rest) if command in ("eval", "predict") else []
     rest = [*injected, *rest]
-    problem = check_overrides(CONF_DIR, rest, command)
+    problem = check_overrides(rest, command)
     if problem:
         console.print(f"[red]cvtrain {command}: {problem}[/red]", highlight=False)
         raise SystemExit(2)

@@ -9,15 +9,13 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
+from cvtrain.config import GROUPS
+from cvtrain.config.compose import CONF_DIR, compose_config, config_composer
 from cvtrain.engine.reporting import console
-
-GROUPS = ("data", "model", "optim", "sched", "aug", "trainer", "logger")
 
 
 def _config_overrides(args: list[str]) -> list[str]:
@@ -64,32 +62,25 @@ def _chain(e: BaseException | None):
         e = e.__cause__ or e.__context__
 
 
-def check_overrides(conf_dir: str, args: list[str], command: str) -> str | None:
+def check_overrides(args: list[str], command: str) -> str | None:
     """Compose the config for every variant of the command line; return a readable problem, or None."""
     overrides = _config_overrides(args)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+    with config_composer():
+        try:
+            variants = _variants(overrides)
+        except Exception as e:  # a syntax error in an override
+            return f"cannot parse the overrides: {e}"
+        for variant in variants:
             try:
-                variants = _variants(overrides)
-            except Exception as e:  # a syntax error in an override
-                return f"cannot parse the overrides: {e}"
-            for variant in variants:
-                try:
-                    cfg = compose(config_name="config", overrides=[*variant, f"command={command}"])
-                    OmegaConf.to_container(cfg.data, resolve=True)  # interpolations must resolve too
-                except Exception as e:
-                    message = str(e).split("\nConfig search path:")[0].strip()
-                    key = _full_key(e)
-                    if key:
-                        groups_only = [v for v in variant if v.split("=")[0] in GROUPS]
-                        defaults = compose(
-                            config_name="config", overrides=[*groups_only, f"command={command}"]
-                        )
-                        message += _valid_keys(defaults, key)
-                    return message
-    finally:
-        GlobalHydra.instance().clear()
+                cfg = compose_config(variant, command)
+                OmegaConf.to_container(cfg.data, resolve=True)  # interpolations must resolve too
+            except Exception as e:
+                message = str(e).split("\nConfig search path:")[0].strip()
+                key = _full_key(e)
+                if key:
+                    groups_only = [v for v in variant if v.split("=")[0] in GROUPS]
+                    message += _valid_keys(compose_config(groups_only, command), key)
+                return message
     return None
 
 
@@ -103,7 +94,7 @@ def _describe(yaml_file: Path) -> str:
     return ""
 
 
-def print_help(conf_dir: str, subcommands: dict[str, str]) -> None:
+def print_help(subcommands: dict[str, str]) -> None:
     console.print("[bold]cvtrain[/bold]: train and evaluate image classifiers, segmenters and detectors.\n")
     console.print(
         "usage: cvtrain {fit,eval,predict} [group=option ...] [key=value ...] [-m] [--cfg job]\n",
@@ -119,7 +110,7 @@ def print_help(conf_dir: str, subcommands: dict[str, str]) -> None:
     groups.add_column("what it is")
     for group in (*GROUPS, "experiment"):
         label = "+experiment" if group == "experiment" else group  # experiments are added, not swapped
-        for i, f in enumerate(sorted(Path(conf_dir, group).glob("*.yaml"))):
+        for i, f in enumerate(sorted(Path(CONF_DIR, group).glob("*.yaml"))):
             groups.add_row(label if i == 0 else "", f.stem, _describe(f))
     console.print(groups)
     console.print(

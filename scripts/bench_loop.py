@@ -17,12 +17,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from cvtrain.cli import CONF_DIR
-from cvtrain.commands import run_fit
-from cvtrain.config import register_schemas
+from cvtrain.commands.fit import run_fit
+from cvtrain.config.compose import compose_config, config_composer
 
 
 def bare_step_time(model_name: str, image_size: int, batch_size: int, device: str, steps: int) -> float:
@@ -65,9 +62,8 @@ def cvtrain_seconds(
         "optim.lr=0.01",
         "optim.weight_decay=0",
     ]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    with config_composer():
+        cfg = compose_config(overrides)
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.perf_counter()
         run_fit(cfg, Path(run_dir))
@@ -84,7 +80,6 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
-    register_schemas()
     common = (args.model, args.image_size, args.batch_size, args.device)
     bare = bare_step_time(*common, steps=args.steps)
     short = cvtrain_seconds(*common, steps=args.steps, epochs=1)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
-from cvtrain.models.yolo import YOLO_SIZES, build_yolo
+from cvtrain.models.yolo import YOLO, YOLO_SIZES, YOLOv1
 
 
 def count(
@@ -41,7 +41,7 @@ def main() -> None:
     for column in ("model", "size", "depth", "width", "input", "params (M)", "GFLOPs"):
         table.add_column(column, justify="left" if column in ("model", "size") else "right")
     for size, scale in YOLO_SIZES.items():
-        model = build_yolo(name="yolo", num_classes=args.num_classes, size=size).eval()
+        model = YOLO(num_classes=args.num_classes, size=size).eval()
         params, gflops = count(model, model.raw_outputs, args.image_size)
         table.add_row(
             "yolo",
@@ -53,7 +53,7 @@ def main() -> None:
             f"{gflops:.1f}",
         )
     for backbone, head in (("darknet", "conv"), ("darknet", "fc"), ("resnet18", "conv")):
-        model = build_yolo(name="yolo_v1", num_classes=args.num_classes, backbone=backbone, head=head).eval()
+        model = YOLOv1(num_classes=args.num_classes, backbone=backbone, head=head).eval()
         params, gflops = count(model, model.grid_outputs, model.image_size)
         row = (
             "yolo_v1",

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from PIL import Image
 
-from cvtrain.cli import CONF_DIR
-from cvtrain.config import register_schemas
+from cvtrain.config import Config, to_typed
+from cvtrain.config.compose import compose_config as compose_config_raw
+from cvtrain.config.compose import config_composer
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -98,16 +97,17 @@ def run_cli(
     return proc
 
 
-def compose_config(*overrides: str) -> DictConfig:
-    """The config `cvtrain fit OVERRIDES` would compose, without running anything (Hydra's global state is set up
-    and cleared around the call, so tests stay independent)."""
-    register_schemas()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
+def compose_config(*overrides: str) -> Config:
+    """The typed config `cvtrain fit OVERRIDES` would run with, without running anything (Hydra's global state is
+    set up and cleared around the call, so tests stay independent)."""
+    return to_typed(compose_raw(*overrides))
+
+
+def compose_raw(*overrides: str) -> DictConfig:
+    """The composed config before conversion to the schema's dataclasses (for tests of the composition itself)."""
+    command = next((o.split("=", 1)[1] for o in overrides if o.startswith("command=")), "fit")
+    with config_composer():
+        return compose_config_raw([o for o in overrides if not o.startswith("command=")], command)
 
 
 def read_results(run_dir: Path) -> dict:

@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import FAST, read_results, run_cli
 
+pytestmark = pytest.mark.slow  # several processes: `make test-slow`, as design.md says
+
 CASES = {
     "classification": ("data.train_per_class=16", "data.val_per_class=7", "data.batch_size=8"),
     "segmentation": (

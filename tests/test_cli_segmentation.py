@@ -7,10 +7,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cvtrain import commands
+from cvtrain.commands.evaluate import run_eval
+from cvtrain.commands.fit import run_fit
+from cvtrain.config.compose import CONF_DIR
 from cvtrain.data.palette import read_index_png
-from cvtrain.models.segmentation import SEGMENTATION_MODELS
-from tests.conftest import FAST, VOC_SEG_SAMPLE_ID, compose_config, read_results, run_cli, voc_seg_sample
+from tests.conftest import (
+    FAST,
+    VOC_SEG_SAMPLE_ID,
+    compose_config,
+    compose_raw,
+    read_results,
+    run_cli,
+    voc_seg_sample,
+)
 
 TINY_FCN8S = ("model=fcn8s", "model.width=4", "model.fc_width=8", "model.fc_kernel=3")
 METRICS = ("miou", "pixel_acc", "mean_class_acc", "fw_iou")
@@ -110,14 +119,17 @@ def shapes_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_segmentation_model_is_covered() -> None:
-    assert set(SMALL_OPTIONS) == set(SEGMENTATION_MODELS)
+    models = [f.stem for f in Path(CONF_DIR, "model").glob("*.yaml")]
+    assert set(SMALL_OPTIONS) == {
+        m for m in models if compose_config(f"model={m}").model.task == "segmentation"
+    }
 
 
 @pytest.mark.parametrize("name", sorted(SMALL_OPTIONS))
 def test_every_model_trains_two_steps_and_its_checkpoint_evaluates_identically(
     name: str, shapes_cache: Path, tmp_path: Path
 ) -> None:
-    cfg = compose_config(
+    cfg = compose_raw(
         f"model={name}",
         *SMALL_OPTIONS[name],
         "data=shapes",
@@ -138,10 +150,10 @@ def test_every_model_trains_two_steps_and_its_checkpoint_evaluates_identically(
     )
     (tmp_path / "fit").mkdir()
     (tmp_path / "eval").mkdir()
-    fit = commands.run_fit(cfg, tmp_path / "fit")
+    fit = run_fit(cfg, tmp_path / "fit")
     assert fit["steps"] == 2 and fit["monitor"] == "miou" and 0.0 <= fit["miou"] <= 1.0
-    eval_cfg = compose_config("command=eval", f"ckpt={tmp_path / 'fit' / 'checkpoints' / 'last.ckpt'}")
-    again = commands.run_eval(eval_cfg, tmp_path / "eval", overrides=[])
+    eval_cfg = compose_raw("command=eval", f"ckpt={tmp_path / 'fit' / 'checkpoints' / 'last.ckpt'}")
+    again = run_eval(eval_cfg, tmp_path / "eval", overrides=[])
     assert again["model"] == name
     for key in METRICS:
         assert again[key] == fit[key], key

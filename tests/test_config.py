@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from cvtrain.cli import CONF_DIR
-from cvtrain.overrides import GROUPS, check_overrides
-from tests.conftest import compose_config
+from cvtrain.config import GROUPS
+from cvtrain.config.compose import CONF_DIR
+from cvtrain.errors import ConfigError
+from cvtrain.overrides import check_overrides
+from tests.conftest import compose_config, compose_raw
 
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted(Path(CONF_DIR, g).glob("*.yaml"))]
 
@@ -18,7 +20,7 @@ def test_every_group_has_options() -> None:
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_resolves(group: str, option: str) -> None:
-    cfg = compose_config(f"{group}={option}")
+    cfg = compose_raw(f"{group}={option}")
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert isinstance(container[group], dict)
     if group == "model":
@@ -28,23 +30,23 @@ def test_option_composes_and_resolves(group: str, option: str) -> None:
 
 
 def test_misspelled_key_names_it_and_the_valid_keys() -> None:
-    problem = check_overrides(CONF_DIR, ["optim.lrr=0.1"], "fit")
+    problem = check_overrides(["optim.lrr=0.1"], "fit")
     assert problem is not None and "lrr" in problem and "valid keys of optim" in problem and "lr," in problem
 
 
 def test_unknown_option_lists_the_choices() -> None:
-    problem = check_overrides(CONF_DIR, ["model=resnet5"], "fit")
+    problem = check_overrides(["model=resnet5"], "fit")
     assert problem is not None and "model/resnet5" in problem and "resnet50" in problem
 
 
 def test_wrong_type_is_rejected() -> None:
-    problem = check_overrides(CONF_DIR, ["trainer.epochs=many"], "fit")
+    problem = check_overrides(["trainer.epochs=many"], "fit")
     assert problem is not None and "trainer.epochs" in problem
 
 
 def test_every_value_of_a_sweep_is_checked() -> None:
-    assert check_overrides(CONF_DIR, ["model=resnet18,alexnet", "optim.lr=0.1,0.01"], "fit") is None
-    problem = check_overrides(CONF_DIR, ["model=resnet18,alexnett"], "fit")
+    assert check_overrides(["model=resnet18,alexnet", "optim.lr=0.1,0.01"], "fit") is None
+    problem = check_overrides(["model=resnet18,alexnett"], "fit")
     assert problem is not None and "alexnett" in problem
 
 
@@ -53,10 +55,10 @@ EXPERIMENTS = sorted(f.stem for f in Path(CONF_DIR, "experiment").glob("*.yaml")
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_resolves(experiment: str) -> None:
-    cfg = compose_config(f"+experiment={experiment}")
+    cfg = compose_raw(f"+experiment={experiment}")
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert container["trainer"]["epochs"] >= 1
-    assert check_overrides(CONF_DIR, [f"+experiment={experiment}"], "fit") is None
+    assert check_overrides([f"+experiment={experiment}"], "fit") is None
 
 
 @pytest.mark.parametrize(
@@ -91,3 +93,14 @@ def test_segmentation_models_default_to_poly(model: str) -> None:
 )
 def test_an_explicit_schedule_beats_the_segmentation_default(overrides: list[str], sched: str) -> None:
     assert compose_config(*overrides).sched.name == sched
+
+
+def test_the_typed_config_has_the_schema_types() -> None:
+    cfg = compose_config("data=shapes", "data.layout=coco", "model=unet")
+    assert type(cfg.data).__name__ == "ShapesDataConfig" and cfg.data.layout == "coco"
+    assert type(cfg.model).__name__ == "UNetConfig" and cfg.aug.image_size == cfg.data.image_size == 128
+
+
+def test_an_unset_required_value_names_its_key() -> None:
+    with pytest.raises(ConfigError, match=r"data.root is required.*data.root=\.\.\."):
+        compose_config("data=imagefolder")

@@ -1,8 +1,7 @@
-"""`data=coco`: any COCO-format detection dataset (an instances json and a folder of images).
+"""`data=coco`: any COCO-format detection dataset (an instances json and a folder of images), and its builder.
 
-Also home of the box conventions every detection dataset shares: boxes are XYXY in COCO's continuous 0-based
-pixels, annotations whose box is unusable are dropped at load time and reported once (never crashed on), and a
-sample is `(tv_tensors.Image, {"boxes": BoundingBoxes, "labels": int64}, meta)` or a `BadSample`.
+The box and sample conventions every detection dataset shares live in `detection_samples.py`; `coco_paths` (where
+the json and the images of a split are) is shared with `data=coco_seg`.
 """
 
 from __future__ import annotations
@@ -11,90 +10,28 @@ import contextlib
 import io
 import json
 import logging
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from pycocotools.coco import COCO
-from torchvision import tv_tensors
-from torchvision.transforms.v2 import functional as F
 
-from cvtrain.data.images import BadImageError, BadSample, read_image
-from cvtrain.errors import DataError
+from cvtrain.contracts.batch import BadSample
+from cvtrain.contracts.ground_truth import COCOGroundTruth
+from cvtrain.data.detection_samples import (
+    DetectionTransforms,
+    Sample,
+    box_problem,
+    load_sample,
+    report_skipped,
+)
+from cvtrain.data.detection_splits import detection_splits
+from cvtrain.data.splits import DataSplits, require_task
+from cvtrain.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-
-Target = dict[str, torch.Tensor]
-Sample = tuple[tv_tensors.Image, Target, dict[str, Any]]
-DetectionTransforms = Callable[[tv_tensors.Image, Target], tuple[tv_tensors.Image, Target]]
-
-
-# ---------------------------------------------------------------------------------------------- shared helpers
-
-
-def box_problem(box: Sequence[float], width: float, height: float) -> str | None:
-    """Why an XYXY box read from a file is unusable (non-finite, empty, or wholly outside the image), else None.
-
-    Boxes that only stick out of the image are usable: targets are clamped to the image when built.
-    """
-    x0, y0, x1, y1 = box
-    if not all(math.isfinite(v) for v in box):
-        return f"non-finite coordinates {list(box)}"
-    if x1 <= x0 or y1 <= y0:
-        return f"empty box (XYXY {list(box)}: zero or negative width or height)"
-    if x0 >= width or y0 >= height or x1 <= 0 or y1 <= 0:
-        return f"box XYXY {list(box)} lies outside the {width}x{height} image"
-    return None
-
-
-def report_skipped(skipped: list[str], source: str | Path) -> None:
-    """Warn once, listing every annotation that was dropped at load time."""
-    if not skipped:
-        return
-    shown = "\n  ".join(skipped[:50])
-    more = f"\n  ... and {len(skipped) - 50} more" if len(skipped) > 50 else ""
-    log.warning(
-        "%s: skipped %d annotation(s) with unusable boxes (fix the files to silence this):\n  %s%s",
-        source,
-        len(skipped),
-        shown,
-        more,
-    )
-
-
-def make_target(boxes: np.ndarray, labels: np.ndarray, canvas_size: tuple[int, int]) -> Target:
-    """Build the training target; boxes sticking out of the image are clamped to it (torchvision's clamp)."""
-    bounding = tv_tensors.BoundingBoxes(
-        torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4), format="XYXY", canvas_size=canvas_size
-    )
-    return {
-        "boxes": F.clamp_bounding_boxes(bounding),
-        "labels": torch.as_tensor(labels, dtype=torch.int64).reshape(-1),
-    }
-
-
-def load_sample(
-    path: Path,
-    image_id: Any,
-    boxes: np.ndarray,
-    labels: np.ndarray,
-    transforms: DetectionTransforms | None,
-) -> Sample | BadSample:
-    """Read one image and build `(image, target, meta)`; an unreadable image becomes a `BadSample`."""
-    try:
-        pixels = read_image(path)
-    except BadImageError as e:
-        return BadSample(path=e.path, reason=e.reason)
-    height, width = int(pixels.shape[-2]), int(pixels.shape[-1])
-    image = tv_tensors.Image(pixels)
-    target = make_target(boxes, labels, (height, width))
-    meta = {"image_id": image_id, "path": str(path), "orig_size": (height, width)}
-    if transforms is not None:
-        image, target = transforms(image, target)
-    return image, target, meta
 
 
 def _silently(fn: Callable[[], Any]) -> Any:
@@ -166,24 +103,24 @@ class COCODetection:
     Category ids of the file (1..90 with gaps for COCO) map, in sorted order, to contiguous labels 0..C-1
     (`cat_id_to_label`, `label_to_cat_id`). `iscrowd` annotations never become targets (COCOeval handles them as
     crowd regions). Images with no usable target are kept for evaluation (`train=False`) and, in training, only
-    with `keep_empty` (as negatives). `require_images=False` skips the image-folder check, for scoring a
-    results file without the pictures.
+    with `keep_empty` (as negatives). `require_images=False` skips the image-folder check (`image_dir` may then
+    be None), for scoring a results file without the pictures.
     """
 
     def __init__(
         self,
         *,
         ann_file: str | Path,
-        image_dir: str | Path,
+        image_dir: str | Path | None,
         keep_empty: bool,
         train: bool,
         transforms: DetectionTransforms | None = None,
         require_images: bool = True,
     ):
         self.ann_file = Path(ann_file).expanduser()
-        self.image_dir = Path(image_dir).expanduser()
+        self.image_dir = Path(image_dir).expanduser() if image_dir is not None else None
         self.transforms = transforms
-        if require_images and not self.image_dir.is_dir():
+        if require_images and (self.image_dir is None or not self.image_dir.is_dir()):
             raise DataError(
                 f"COCO image folder {self.image_dir} does not exist: it should hold the files named by "
                 f"'file_name' in {self.ann_file}"
@@ -249,3 +186,70 @@ class COCODetection:
     def aspect_ratios(self) -> list[float]:
         """Width / height of every image, from the json (no decoding), for aspect-ratio grouping."""
         return [self.coco.imgs[i]["width"] / self.coco.imgs[i]["height"] for i in self.image_ids]
+
+    # `DetectionGroundTruth`: scored by pycocotools on the file itself; no VOC records.
+    def coco_ground_truth(self) -> COCOGroundTruth:
+        return COCOGroundTruth(coco=self.coco, label_to_cat_id=self.label_to_cat_id)
+
+    def voc_records(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------------------------------- builder
+
+
+def coco_paths(cfg: Any, split: str, *, require_images: bool = True) -> tuple[Path, Path | None]:
+    """(annotation json, image folder) of `split` ("train" or "val") of a COCO-format `data` config: each the
+    explicit `data.<split>_ann` / `data.<split>_images`, else the COCO 2017 name under `data.root`.
+
+    With `require_images=False` (scoring a predictions file) only the json is needed: the image folder is None
+    when it is neither given nor under a root."""
+    ann, images = getattr(cfg, f"{split}_ann"), getattr(cfg, f"{split}_images")
+    needed = [("ann", "FILE (a COCO-format json)", ann)]
+    if require_images:
+        needed.append(("images", "DIR (its images)", images))
+    missing = [f"data.{split}_{kind}={what}" for kind, what, value in needed if value is None]
+    if missing and cfg.root is None:
+        raise ConfigError(
+            f"data={cfg.format} needs data.root=DIR (holding annotations/instances_{split}2017.json and "
+            f"{split}2017/), or {' and '.join(missing)}"
+        )
+    root = Path(cfg.root).expanduser() if cfg.root is not None else None
+    ann_file = (
+        Path(ann).expanduser() if ann is not None else root / "annotations" / f"instances_{split}2017.json"
+    )
+    if images is not None:
+        return ann_file, Path(images).expanduser()
+    return ann_file, root / f"{split}2017" if root is not None else None
+
+
+def coco_split(
+    cfg: Any, *, train: bool, transforms: DetectionTransforms | None = None, require_images: bool = True
+) -> COCODetection:
+    ann_file, image_dir = coco_paths(cfg, "train" if train else "val", require_images=require_images)
+    return COCODetection(
+        ann_file=ann_file,
+        image_dir=image_dir,
+        keep_empty=cfg.keep_empty,
+        train=train,
+        transforms=transforms,
+        require_images=require_images,
+    )
+
+
+def build_coco(cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True) -> DataSplits:
+    """`data=coco`: the train and val json + image folders (`coco_paths`); categories must agree."""
+    require_task(cfg.format, task, ("detection",))
+    splits = detection_splits(
+        partial(coco_split, cfg),
+        aug=aug,
+        need_train=need_train,
+        grouping=cfg.aspect_ratio_grouping,
+        require_images=require_images,
+    )
+    if splits.train is not None and splits.train.label_to_cat_id != splits.val.label_to_cat_id:
+        raise ConfigError(
+            f"the categories of {splits.train.ann_file} and {splits.val.ann_file} differ: train and "
+            "validation annotation files must list the same categories"
+        )
+    return splits

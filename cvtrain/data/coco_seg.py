@@ -1,4 +1,4 @@
-"""`data=coco_seg`: semantic segmentation label maps rasterised from COCO instance annotations.
+"""`data=coco_seg`: semantic segmentation label maps rasterised from COCO instance annotations, and its builder.
 
 Polygons, uncompressed RLE and compressed RLE are rasterised with `pycocotools.mask`. The label map of an image:
 
@@ -33,9 +33,17 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
-from cvtrain.data.images import BadSample
+from cvtrain.contracts.batch import BadSample
+from cvtrain.data.coco import coco_paths
 from cvtrain.data.palette import IGNORE_INDEX, read_index_png, write_index_png
-from cvtrain.data.voc_seg import VOC_CLASSES, JointTransform, SegmentationSample, load_segmentation_sample
+from cvtrain.data.seg_transforms import segmentation_transforms
+from cvtrain.data.splits import DataSplits, require_task
+from cvtrain.data.voc_seg import (
+    VOC_SEG_CLASSES,
+    JointTransform,
+    SegmentationSample,
+    load_segmentation_sample,
+)
 from cvtrain.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -218,7 +226,7 @@ def _class_map(coco: COCO, classes: str, ann_file: Path) -> tuple[dict[int, int]
             for label, name in enumerate(COCO_NAMES_OF_VOC_CLASSES, start=1)
             if name in id_of_name
         }
-        return label_of_category, list(VOC_CLASSES)
+        return label_of_category, list(VOC_SEG_CLASSES)
     category_ids = sorted(coco.cats)
     if len(category_ids) >= IGNORE_INDEX:
         raise DataError(f"{ann_file} has {len(category_ids)} categories; index PNG masks hold at most 254")
@@ -239,3 +247,34 @@ def _cache_name(ann_file: Path, classes: str) -> str:
         sort_keys=True,
     )
     return f"coco_seg-{ann_file.stem}-{classes}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
+
+
+def coco_seg_split(cfg: Any, *, train: bool, transforms: JointTransform) -> COCOSegmentation:
+    ann_file, image_dir = coco_paths(cfg, "train" if train else "val")
+    return COCOSegmentation(
+        ann_file=ann_file,
+        image_dir=image_dir,
+        classes=cfg.classes.value,
+        cache_dir=cfg.cache_dir,
+        transforms=transforms,
+        drop_empty=train and cfg.drop_empty,  # evaluation always keeps every image
+    )
+
+
+def build_coco_seg(
+    cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True
+) -> DataSplits:
+    """`data=coco_seg`: label maps rasterised from the instance annotations (cached under `cache_dir`).
+
+    Training gets `segmentation_transforms(aug, train=True)`; evaluation keeps every image's full resolution."""
+    require_task(cfg.format, task, ("segmentation",))
+    train = None
+    if need_train:
+        train = coco_seg_split(cfg, train=True, transforms=segmentation_transforms(aug, train=True))
+    val = coco_seg_split(cfg, train=False, transforms=segmentation_transforms(aug, train=False))
+    if train is not None and train.class_names != val.class_names:
+        raise ConfigError(
+            f"the categories of {train.ann_file} and {val.ann_file} differ: with data.classes=all, train and "
+            "validation annotation files must list the same categories"
+        )
+    return DataSplits(train=train, val=val, class_names=list(val.class_names))

@@ -17,19 +17,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from cvtrain.errors import ConfigError
-
-
-def _scale_range(aug: Any) -> tuple[float, float] | None:
-    value = getattr(aug, "scale_range", None)
-    if value is None:
-        return None
-    low, high = (float(v) for v in value)
-    if not 0 < low <= high:
-        raise ConfigError(
-            f"aug.scale_range={list(value)} must be [low, high] with 0 < low <= high, e.g. [0.75, 1.25]"
-        )
-    return low, high
+from cvtrain.data.aug_fields import mean_fill, scaling
 
 
 def detection_transforms(aug: Any, *, train: bool) -> v2.Compose:
@@ -42,9 +30,9 @@ def detection_transforms(aug: Any, *, train: bool) -> v2.Compose:
     if train:
         if getattr(aug, "photometric", False):
             steps.append(v2.RandomPhotometricDistort(p=0.5))
-        scale = _scale_range(aug)
-        if scale is not None and scale != (1.0, 1.0):
-            fill = [round(255 * m) for m in aug.mean]  # zoomed-out borders in the mean colour, not black
+        scale = scaling(aug)
+        if scale is not None:
+            fill = mean_fill(aug)  # zoomed-out borders in the mean colour, not black
             steps.append(
                 v2.RandomAffine(
                     degrees=0.0,

@@ -1,4 +1,5 @@
-"""Class-per-folder image trees: ImageNet (`root/train/<wnid>/*.JPEG`) and any `root/<split>/<class>/<image>`.
+"""Class-per-folder image trees: ImageNet (`root/train/<wnid>/*.JPEG`) and any `root/<split>/<class>/<image>`;
+`build_imagefolder` builds `data=imagefolder` and `data=imagenet`.
 
 Class indices follow the sorted folder names, as torchvision's ImageFolder does. Only files with an image
 extension (any case) are samples; `.DS_Store`, `Thumbs.db`, `*.txt` and other strays are ignored.
@@ -15,8 +16,11 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from cvtrain.data.images import BadImageError, BadSample, is_image_file, read_image
-from cvtrain.errors import DataError
+from cvtrain.contracts.batch import BadSample
+from cvtrain.data.images import BadImageError, is_image_file, read_image
+from cvtrain.data.splits import DataSplits, require_task
+from cvtrain.data.transforms import classification_transforms
+from cvtrain.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +89,29 @@ class ImageFolderDataset(Dataset):
 
     def targets(self) -> torch.Tensor:
         return torch.tensor([label for _, label in self.samples])
+
+
+def build_imagefolder(
+    cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True
+) -> DataSplits:
+    """`root/<train_dir>` and `root/<val_dir>`; class names from `synset_mapping` when that file exists."""
+    require_task(cfg.format, task, ("classification",))
+    root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        raise ConfigError(
+            f"data.root={cfg.root} is not a folder. Point data.root at the dataset's top folder."
+        )
+    train_dir = root / cfg.train_dir
+    classes = find_classes(train_dir if train_dir.is_dir() else root / cfg.val_dir)
+    names = classes
+    if cfg.synset_mapping and (root / cfg.synset_mapping).is_file():
+        names = read_synset_mapping(root / cfg.synset_mapping, classes)
+    train = None
+    if need_train:
+        train = ImageFolderDataset(
+            split_dir=train_dir, classes=classes, transform=classification_transforms(aug, train=True)
+        )
+    val = ImageFolderDataset(
+        split_dir=root / cfg.val_dir, classes=classes, transform=classification_transforms(aug, train=False)
+    )
+    return DataSplits(train=train, val=val, class_names=names)

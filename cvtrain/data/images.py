@@ -7,7 +7,6 @@ naming the path, which datasets turn into a `BadSample` so the main process (not
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +25,6 @@ class BadImageError(Exception):
         super().__init__(f"cannot read image {path}: {reason}")
         self.path = str(path)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class BadSample:
-    """Returned by a dataset in place of a sample whose image could not be read."""
-
-    path: str
-    reason: str
 
 
 def is_image_file(path: str | Path) -> bool:

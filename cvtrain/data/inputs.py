@@ -9,7 +9,8 @@ from typing import Any
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from cvtrain.data.images import BadImageError, BadSample, is_image_file, read_image
+from cvtrain.contracts.batch import BadSample
+from cvtrain.data.images import BadImageError, is_image_file, read_image
 from cvtrain.errors import ConfigError
 
 

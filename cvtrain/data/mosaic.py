@@ -19,8 +19,8 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
-from cvtrain.data.batch import BadSample
-from cvtrain.data.coco import DetectionTransforms
+from cvtrain.contracts.batch import BadSample
+from cvtrain.data.detection_samples import DetectionTransforms
 from cvtrain.data.yolo_transforms import PAD_VALUE
 from cvtrain.errors import ConfigError
 

@@ -7,14 +7,13 @@ void) and the palette only says how to display it. Reading must therefore keep t
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cvtrain.errors import DataError
+from cvtrain.files import atomic_write
 
 IGNORE_INDEX = 255  # VOC's "void": object borders and unlabelled pixels, excluded from loss and metrics
 
@@ -66,11 +65,8 @@ def read_index_png(path: str | Path) -> np.ndarray:
 
 
 def write_index_png(path: str | Path, mask: np.ndarray, palette: np.ndarray = VOC_PALETTE) -> Path:
-    """Write `mask` (integer [H, W], values 0..255) as a palette PNG, atomically.
-
-    The file is written under a temporary name in the same folder and moved into place with `os.replace`, so
-    a concurrent reader (another DataLoader worker) sees either no file or the whole file.
-    """
+    """Write `mask` (integer [H, W], values 0..255) as a palette PNG, atomically (`cvtrain.files.atomic_write`):
+    a concurrent reader (another DataLoader worker) sees either no file or the whole file."""
     path = Path(path)
     mask = np.asarray(mask)
     if mask.ndim != 2:
@@ -81,15 +77,8 @@ def write_index_png(path: str | Path, mask: np.ndarray, palette: np.ndarray = VO
         )
     image = Image.fromarray(mask.astype(np.uint8))  # "L"; putpalette turns it into "P" keeping the values
     image.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        image.save(f, format="PNG")
     return path
 
 

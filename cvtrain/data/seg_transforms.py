@@ -20,6 +20,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from cvtrain.data.aug_fields import mean_fill, scaling
 from cvtrain.data.palette import IGNORE_INDEX
 from cvtrain.errors import ConfigError
 
@@ -52,28 +53,11 @@ class RandomScale(v2.Transform):
         )
 
 
-def scale_range(aug: Any) -> tuple[float, float] | None:
-    """`aug.scale_range` as (low, high), or None when scaling is off (absent, null or [1, 1])."""
-    value = getattr(aug, "scale_range", None)
-    if value is None:
-        return None
-    values = [float(v) for v in value]
-    if len(values) != 2:
-        raise ConfigError(f"aug.scale_range={values} must have two numbers [low, high], e.g. [0.5, 2.0]")
-    low, high = values
-    return None if low == high == 1.0 else (low, high)
-
-
-def mean_fill(aug: Any) -> list[int]:
-    """The uint8 colour that normalises to 0: image padding that looks like 'no signal' to the network."""
-    return [round(255 * float(m)) for m in aug.mean]
-
-
 def segmentation_transforms(aug: Any, *, train: bool) -> v2.Compose:
     """The joint pipeline for `aug` (fields image_size, scale_range, hflip, mean, std); see the module doc."""
     steps: list[Any] = []
     if train:
-        scale = scale_range(aug)
+        scale = scaling(aug)
         if scale is not None:
             steps.append(RandomScale(scale))
         crop = int(aug.image_size)

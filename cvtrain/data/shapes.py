@@ -4,6 +4,9 @@ Scenes are coloured shapes on noisy backgrounds, generated deterministically fro
 one scene and returns, for every object, its visible mask and box; the format writers (class-per-folder here, VOC
 and COCO layouts in the detection and segmentation modules) turn scenes into files. `materialize` writes a
 dataset once into the cache, atomically, so parallel jobs never see half a dataset.
+
+Each form has its builder beside its writer (`build_shapes_classification` here); `shapes_forms.build_shapes`
+picks the one the model's task needs.
 """
 
 from __future__ import annotations
@@ -16,9 +19,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from cvtrain.data.imagefolder import ImageFolderDataset
+from cvtrain.data.splits import DataSplits
+from cvtrain.data.transforms import classification_transforms
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "diamond", "cross")
 FORMAT_VERSION = 2  # bump when the generator changes, so stale caches are not reused
@@ -164,3 +172,26 @@ def ensure_classification(
             seed=seed,
         ),
     )
+
+
+def build_shapes_classification(
+    cfg: Any, *, aug: Any, need_train: bool, require_images: bool = True
+) -> DataSplits:
+    """One shape per `SHAPES_CLASSIFICATION_SIZE` image, in class folders read by the ImageFolder loader."""
+    root = ensure_classification(
+        Path(cfg.cache_dir).expanduser(),
+        image_size=cfg.image_size,
+        train_per_class=cfg.train_per_class,
+        val_per_class=cfg.val_per_class,
+        seed=cfg.seed,
+    )
+    classes = list(SHAPE_CLASSES)
+    train = None
+    if need_train:
+        train = ImageFolderDataset(
+            split_dir=root / "train", classes=classes, transform=classification_transforms(aug, train=True)
+        )
+    val = ImageFolderDataset(
+        split_dir=root / "val", classes=classes, transform=classification_transforms(aug, train=False)
+    )
+    return DataSplits(train=train, val=val, class_names=classes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import xml.etree.ElementTree as ET
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,12 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from cvtrain.data.coco import COCODetection
+from cvtrain.data.detection_samples import DetectionTransforms
+from cvtrain.data.detection_splits import detection_splits
 from cvtrain.data.shapes import SHAPE_CLASSES, ShapeObject, cache_key, materialize, render_scene
+from cvtrain.data.splits import DataSplits
+from cvtrain.data.voc import VOCDetection
 
 SHAPES_COCO_CATEGORY_IDS = (2, 3, 7, 11, 12)  # one per SHAPE_CLASSES entry, gaps on purpose
 CROWD_EVERY = 8
@@ -61,6 +67,51 @@ def ensure_shapes_detection(
         lambda tmp: write_detection(
             tmp, image_size=image_size, train_images=train_images, val_images=val_images, seed=seed
         ),
+    )
+
+
+def shapes_detection_split(
+    cfg: Any, *, train: bool, transforms: DetectionTransforms | None = None, require_images: bool = True
+) -> VOCDetection | COCODetection:
+    """One split of the scenes (written once) through the real loaders, in the layout `data.layout` names."""
+    folder = ensure_shapes_detection(
+        Path(cfg.cache_dir).expanduser(),
+        image_size=cfg.scene_size,
+        train_images=cfg.train_images,
+        val_images=cfg.val_images,
+        seed=cfg.seed,
+    )
+    split = "train" if train else "val"
+    if cfg.layout == "coco":
+        ann_file, image_dir = shapes_coco_paths(folder, split)
+        return COCODetection(
+            ann_file=ann_file,
+            image_dir=image_dir,
+            keep_empty=False,
+            train=train,
+            transforms=transforms,
+            require_images=require_images,
+        )
+    return VOCDetection(
+        root=shapes_voc_root(folder),
+        years=[2007],
+        split=split,
+        transforms=transforms,
+        require_images=require_images,
+        class_names=SHAPE_CLASSES,
+    )
+
+
+def build_shapes_detection(
+    cfg: Any, *, aug: Any, need_train: bool, require_images: bool = True
+) -> DataSplits:
+    """The detection form of `data=shapes` (every scene is square: no aspect-ratio grouping)."""
+    return detection_splits(
+        partial(shapes_detection_split, cfg),
+        aug=aug,
+        need_train=need_train,
+        grouping=False,
+        require_images=require_images,
     )
 
 

@@ -12,12 +12,16 @@ outside), so the loss and the metrics ignore the pixels whose label is ambiguous
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from cvtrain.data.palette import IGNORE_INDEX, write_index_png
+from cvtrain.data.seg_transforms import segmentation_transforms
 from cvtrain.data.shapes import SHAPE_CLASSES, cache_key, materialize, render_scene
+from cvtrain.data.splits import DataSplits
+from cvtrain.data.voc_seg import VOCSegmentation
 
 SHAPES_SEGMENTATION_CLASSES = ("background", *SHAPE_CLASSES)
 MAX_OBJECTS = 3  # objects per scene: 1..MAX_OBJECTS
@@ -78,3 +82,32 @@ def ensure_shapes_segmentation(
         ),
     )
     return final / "VOCdevkit"
+
+
+def build_shapes_segmentation(
+    cfg: Any, *, aug: Any, need_train: bool, require_images: bool = True
+) -> DataSplits:
+    """The segmentation form of `data=shapes`: `scene_size` scenes in the VOC layout, read by the VOC loader;
+    training crops `aug.image_size`, evaluation sees the whole scene."""
+    root = ensure_shapes_segmentation(
+        Path(cfg.cache_dir).expanduser(),
+        image_size=cfg.scene_size,
+        train_images=cfg.train_images,
+        val_images=cfg.val_images,
+        seed=cfg.seed,
+    )
+    train = None
+    if need_train:
+        train = VOCSegmentation(
+            root=root,
+            split="train",
+            class_names=SHAPES_SEGMENTATION_CLASSES,
+            transforms=segmentation_transforms(aug, train=True),
+        )
+    val = VOCSegmentation(
+        root=root,
+        split="val",
+        class_names=SHAPES_SEGMENTATION_CLASSES,
+        transforms=segmentation_transforms(aug, train=False),
+    )
+    return DataSplits(train=train, val=val, class_names=list(val.class_names))

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from cvtrain.data.splits import DataSplits, require_task
+
 
 class SyntheticClassification(Dataset):
     """`length` normalised float images [3, S, S] and random labels, generated once from a seed."""
@@ -27,3 +29,14 @@ class SyntheticClassification(Dataset):
             int(self.labels[index]),
             {"path": f"synthetic/{index}", "image_id": index},
         )
+
+
+def build_synthetic(
+    cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True
+) -> DataSplits:
+    """Training and validation sets of `length` samples each, from different seeds (`aug` is not used)."""
+    require_task(cfg.format, task, ("classification",))
+    common = dict(length=cfg.length, image_size=cfg.image_size, num_classes=cfg.num_classes)
+    train = SyntheticClassification(**common, seed=0) if need_train else None
+    val = SyntheticClassification(**common, seed=1)
+    return DataSplits(train=train, val=val, class_names=val.classes)

@@ -1,4 +1,4 @@
-"""`data=voc`: Pascal VOC detection (a `VOCdevkit` folder with VOC2007/ and/or VOC2012/).
+"""`data=voc`: Pascal VOC detection (a `VOCdevkit` folder with VOC2007/ and/or VOC2012/), and its builder.
 
 XML boxes are 1-based pixel corners; cvtrain uses COCO's continuous 0-based pixels, so the XML's
 (xmin, ymin, xmax, ymax) is the box (xmin - 1, ymin - 1, xmax, ymax). Coordinates are parsed as floats (real
@@ -11,18 +11,30 @@ import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from cvtrain.data.coco import DetectionTransforms, Sample, box_problem, load_sample, report_skipped
-from cvtrain.data.images import BadSample
+from cvtrain.contracts.batch import BadSample
+from cvtrain.contracts.ground_truth import COCOGroundTruth
+from cvtrain.data.coco import coco_api_from_dict
+from cvtrain.data.detection_samples import (
+    DetectionTransforms,
+    Sample,
+    box_problem,
+    load_sample,
+    report_skipped,
+)
+from cvtrain.data.detection_splits import detection_splits
+from cvtrain.data.splits import DataSplits, require_task
 from cvtrain.errors import DataError
 
 log = logging.getLogger(__name__)
 
+# The 20 Pascal VOC classes in the devkit's order (segmentation prepends "background": `voc_seg.VOC_SEG_CLASSES`).
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
@@ -90,6 +102,7 @@ class VOCDetection:
             seen[record.image_id] = record.path
         report_skipped(self.skipped_annotations, self.root)
         self.coco_image_ids: dict[str, int] = {r.image_id: i + 1 for i, r in enumerate(self.records)}
+        self._coco_view: COCOGroundTruth | None = None
 
     def _read_year(self, year: int, require_images: bool) -> list[VOCRecord]:
         year_dir = self.root / f"VOC{year}"
@@ -210,6 +223,19 @@ class VOCDetection:
         ]
         return {"images": images, "annotations": annotations, "categories": categories}
 
+    # `DetectionGroundTruth`: VOC AP on the records, COCO AP on the COCO view (built once).
+    def coco_ground_truth(self) -> COCOGroundTruth:
+        if self._coco_view is None:
+            self._coco_view = COCOGroundTruth(
+                coco=coco_api_from_dict(self.to_coco(), source=f"{self.root} (COCO view)"),
+                label_to_cat_id={label: label + 1 for label in range(len(self.class_names))},
+                image_id_map=self.coco_image_ids,
+            )
+        return self._coco_view
+
+    def voc_records(self) -> list[VOCRecord]:
+        return self.records
+
 
 def _flag(text: str | None) -> bool:
     try:
@@ -234,3 +260,30 @@ def _image_size(root: ET.Element, xml_path: Path, image_path: Path) -> tuple[int
         raise DataError(
             f"{xml_path} has no usable <size> and its image {image_path} cannot be read ({e})"
         ) from e
+
+
+def voc_split(
+    cfg: Any, *, train: bool, transforms: DetectionTransforms | None = None, require_images: bool = True
+) -> VOCDetection:
+    """`years` x `train_split` for training, `val_years` (None: `years`) x `val_split` for evaluation."""
+    years = cfg.years if train or cfg.val_years is None else cfg.val_years
+    return VOCDetection(
+        root=cfg.root,
+        years=list(years),
+        split=cfg.train_split if train else cfg.val_split,
+        use_difficult=cfg.use_difficult,
+        transforms=transforms,
+        require_images=require_images,
+    )
+
+
+def build_voc(cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True) -> DataSplits:
+    """`data=voc`: the classic recipe by default, VOC2007+2012 trainval for training, VOC2007 test to evaluate."""
+    require_task(cfg.format, task, ("detection",))
+    return detection_splits(
+        partial(voc_split, cfg),
+        aug=aug,
+        need_train=need_train,
+        grouping=cfg.aspect_ratio_grouping,
+        require_images=require_images,
+    )

@@ -1,4 +1,4 @@
-"""`data=voc_seg`: Pascal VOC 2012 semantic segmentation, optionally with SBD added to training.
+"""`data=voc_seg`: Pascal VOC 2012 semantic segmentation, optionally with SBD added to training, and its builder.
 
 Layout (`root` is the `VOCdevkit` folder, or its `VOC2012` folder):
 
@@ -27,16 +27,17 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from cvtrain.data.images import BadImageError, BadSample, read_image
+from cvtrain.contracts.batch import BadSample
+from cvtrain.data.images import BadImageError, read_image
 from cvtrain.data.palette import IGNORE_INDEX, read_index_png
+from cvtrain.data.seg_transforms import segmentation_transforms
+from cvtrain.data.splits import DataSplits, require_task
+from cvtrain.data.voc import VOC_CLASSES
 from cvtrain.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
-VOC_CLASSES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)  # fmt: skip
+VOC_SEG_CLASSES = ("background", *VOC_CLASSES)  # label 0 is background, 1..20 the VOC classes, 255 void
 
 SBD_SPLITS = ("train", "trainval")  # splits that SBD may extend; every other split (val) stays pure VOC
 
@@ -116,7 +117,7 @@ class VOCSegmentation(Dataset):
         self.voc_dir = _find_voc2012(Path(root).expanduser())
         self.split = split
         self.transforms = transforms
-        self.class_names = list(class_names) if class_names is not None else list(VOC_CLASSES)
+        self.class_names = list(class_names) if class_names is not None else list(VOC_SEG_CLASSES)
         if self.class_names[0] != "background":
             raise ConfigError(
                 f"class_names must start with 'background' (index 0), got {self.class_names[:3]}"
@@ -242,3 +243,30 @@ def _check_files_exist(records: list[_Record], split_file: Path) -> None:
             f"{len(missing)} files listed by {split_file} (or SBD) are missing, e.g. {shown}; "
             "re-extract the dataset or remove those ids from the split file"
         )
+
+
+def build_voc_seg(
+    cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True
+) -> DataSplits:
+    """`data=voc_seg`: `train_split` (plus SBD when `sbd_root` is set) for training, `val_split` (never SBD).
+
+    Training gets `segmentation_transforms(aug, train=True)` (random scale, padded crop of `aug.image_size`,
+    flip); evaluation is normalised only and keeps every image's full resolution."""
+    require_task(cfg.format, task, ("segmentation",))
+    if cfg.root is None:
+        raise ConfigError(
+            "data=voc_seg needs data.root=DIR: the VOCdevkit folder holding VOC2012/JPEGImages, "
+            "VOC2012/SegmentationClass and VOC2012/ImageSets/Segmentation"
+        )
+    train = None
+    if need_train:
+        train = VOCSegmentation(
+            root=cfg.root,
+            split=cfg.train_split,
+            sbd_root=cfg.sbd_root,
+            transforms=segmentation_transforms(aug, train=True),
+        )
+    val = VOCSegmentation(
+        root=cfg.root, split=cfg.val_split, transforms=segmentation_transforms(aug, train=False)
+    )
+    return DataSplits(train=train, val=val, class_names=list(val.class_names))

@@ -20,6 +20,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from cvtrain.data.aug_fields import scale_range
 from cvtrain.errors import ConfigError
 
 PAD_VALUE = 114  # the grey YOLO pads with: mid-range, so padding is neither black nor white to the network
@@ -78,12 +79,7 @@ def _affine(aug: Any) -> v2.RandomAffine | None:
     translate = float(getattr(aug, "translate", 0.0))
     if not 0 <= translate < 1:
         raise ConfigError(f"aug.translate={translate} must be a fraction of the image in [0, 1), e.g. 0.1")
-    scale = aug.scale_range
-    if scale is not None:
-        low, high = (float(v) for v in scale)
-        if not 0 < low <= high:
-            raise ConfigError(f"aug.scale_range={list(scale)} must be [low, high] with 0 < low <= high")
-        scale = (low, high)
+    scale = scale_range(aug)
     if translate == 0 and (scale is None or scale == (1.0, 1.0)):
         return None
     return v2.RandomAffine(

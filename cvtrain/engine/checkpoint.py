@@ -6,9 +6,7 @@ and to re-evaluate without any other argument (the resolved config and the class
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +14,14 @@ import numpy as np
 import torch
 
 from cvtrain.errors import CvtrainError
+from cvtrain.files import atomic_write
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`: a crash mid-write leaves the
-    previous checkpoint intact, never a truncated one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically and fsync'ed (`cvtrain.files.atomic_write`): a crash mid-write leaves the previous
+    checkpoint intact, never a truncated one."""
+    with atomic_write(path, fsync=True) as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

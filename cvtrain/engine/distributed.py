@@ -14,7 +14,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from cvtrain.metrics.base import Evaluator
+from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.contracts.task import PredictionSink
+from cvtrain.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,6 @@ def setup(device_name: str) -> torch.device:
     if device_name == "auto":
         device_name = "cuda" if torch.cuda.is_available() else "cpu"
     if device_name.startswith("cuda") and not torch.cuda.is_available():
-        from cvtrain.errors import ConfigError
-
         raise ConfigError(
             "trainer.device=cuda but no CUDA device is visible; use trainer.device=cpu or auto."
         )
@@ -124,3 +124,11 @@ def gather_objects(obj: object) -> list[object]:
     gathered: list[object] = [None] * world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def finish_sinks(sinks: list[PredictionSink]) -> None:
+    """Give every sink all ranks' records (rank order) and let rank 0 write its summary file."""
+    for sink in sinks:
+        sink.records = [r for part in gather_objects(sink.records) for r in part]  # type: ignore[union-attr]
+        if is_main():
+            sink.write()

@@ -1,17 +1,15 @@
 """The training loop: `fit` and `evaluate`, two plain functions.
 
 The loop knows nothing of labels, boxes or masks: the task turns a batch into losses and predictions, the
-evaluator turns predictions into metrics.
+evaluator turns predictions into metrics. `FitRun` and resuming live in `state.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,44 +17,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from cvtrain.data.batch import Batch
-from cvtrain.data.images import BadSample
+from cvtrain.contracts.batch import Batch
+from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.contracts.task import PredictionSink, Task
 from cvtrain.engine import distributed
-from cvtrain.engine.checkpoint import rng_state, save_checkpoint
-from cvtrain.engine.ema import ModelEMA
-from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
-from cvtrain.errors import CvtrainError, DataError
-from cvtrain.metrics.base import Evaluator
-from cvtrain.tasks.base import PredictionSink, Task
-
-logger = logging.getLogger(__name__)
-
-
-class BadSampleLog:
-    """`data.on_bad_image`: stop on the first unreadable image (naming it), or skip, count and list it."""
-
-    def __init__(self, policy: str, run_dir: Path):
-        self.policy = policy
-        self.path = Path(run_dir) / "bad_images.txt"
-        self.seen: dict[str, str] = {}
-
-    def check(self, bad: list[BadSample]) -> None:
-        for sample in bad:
-            if self.policy == "error":
-                raise DataError(
-                    f"cannot read image {sample.path}: {sample.reason}\n"
-                    "Fix or remove the file, or run with data.on_bad_image=skip to skip (and count) such files."
-                )
-            if sample.path not in self.seen:
-                self.seen[sample.path] = sample.reason
-                log.warning("skipped unreadable image %s (%s)", sample.path, sample.reason)
-                if distributed.is_main():
-                    with self.path.open("a") as f:
-                        f.write(f"{sample.path}\t{sample.reason}\n")
-
-    @property
-    def count(self) -> int:
-        return len(self.seen)
+from cvtrain.engine.bad_samples import BadSampleLog
+from cvtrain.engine.checkpoint import save_checkpoint
+from cvtrain.engine.reporting import log
+from cvtrain.engine.state import FitRun, checkpoint_state, unwrap
+from cvtrain.errors import CvtrainError
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -71,17 +40,20 @@ def evaluate(
     model: nn.Module,
     loader: DataLoader,
     task: Task,
-    evaluator: Evaluator,
+    evaluator: Evaluator | None,
     device: torch.device,
     amp_dtype: torch.dtype | None,
     bad_samples: BadSampleLog,
-    sinks: Iterable[PredictionSink] = (),
-) -> tuple[dict[str, float], Evaluator]:
-    """Run the model over `loader`; return the merged evaluator's metrics (same on every rank) and the evaluator."""
+    sinks: Sequence[PredictionSink] = (),
+) -> tuple[dict[str, float], Evaluator | None]:
+    """Run the model over `loader`, feeding the evaluator and the prediction sinks (`cvtrain predict` has no
+    evaluator). Returns the merged evaluator's metrics (the same on every rank; {} without one) and the merged
+    evaluator; every sink then holds all ranks' records and rank 0 has written them."""
     was_training = model.training
     model.eval()
     distributed.broadcast_buffers(model)  # every shard is scored with the checkpointed model
-    evaluator.reset()
+    if evaluator is not None:
+        evaluator.reset()
     for batch in loader:
         bad_samples.check(batch.bad)
         if len(batch) == 0:
@@ -89,49 +61,16 @@ def evaluate(
         batch = batch.to(device)
         with autocast(device, amp_dtype):
             predictions = task.predict(model, batch)
-        evaluator.update(batch, predictions)
+        if evaluator is not None:
+            evaluator.update(batch, predictions)
         for sink in sinks:
             sink.update(batch, predictions)
     model.train(was_training)
+    distributed.finish_sinks(list(sinks))
+    if evaluator is None:
+        return {}, None
     evaluator = distributed.merge_evaluator(evaluator)
     return evaluator.compute(), evaluator
-
-
-@dataclass
-class FitRun:
-    """Everything `fit` needs, built by `cvtrain/commands.py` from the config."""
-
-    model: nn.Module  # possibly DDP-wrapped
-    task: Task
-    train_loader: DataLoader
-    val_loader: DataLoader
-    evaluator: Evaluator
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    device: torch.device
-    amp_dtype: torch.dtype | None
-    run_dir: Path
-    epochs: int
-    max_steps: int | None
-    eval_every: int
-    grad_clip: float | None
-    log_every: int
-    monitor: str
-    monitor_mode: str
-    recorder: MetricsRecorder
-    progress: TrainProgress
-    bad_samples: BadSampleLog
-    ema: ModelEMA | None = None
-    checkpoint_extra: dict[str, Any] = field(default_factory=dict)  # config, class names
-    start_epoch: int = 0
-    step: int = 0
-    best: float | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def eval_model(run: FitRun) -> nn.Module:
@@ -142,22 +81,6 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
     if math.isnan(value):
         return False
     return best is None or (value < best if mode == "min" else value > best)
-
-
-def _checkpoint(run: FitRun, epoch: int) -> dict[str, Any]:
-    return {
-        "model": unwrap(run.model).state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "scaler": run.scaler.state_dict(),
-        "ema": run.ema.state_dict() if run.ema is not None else None,
-        "epoch": epoch,
-        "step": run.step,
-        "best": run.best,
-        "monitor": run.monitor,
-        "rng": rng_state(),
-        **run.checkpoint_extra,
-    }
 
 
 def _train_step(run: FitRun, batch: Batch) -> dict[str, torch.Tensor]:
@@ -233,7 +156,7 @@ def fit(run: FitRun) -> dict[str, Any]:
         if epoch % run.eval_every == 0 or last_epoch:
             final = _evaluate_and_keep_best(run, epoch, ckpt_dir)
         if distributed.is_main():
-            save_checkpoint(_checkpoint(run, epoch), ckpt_dir / "last.ckpt")
+            save_checkpoint(checkpoint_state(run, epoch), ckpt_dir / "last.ckpt")
     run.progress.stop()
     return final
 
@@ -277,5 +200,5 @@ def _evaluate_and_keep_best(run: FitRun, epoch: int, ckpt_dir: Path) -> dict[str
     if _is_better(metrics[run.monitor], run.best, run.monitor_mode):
         run.best = metrics[run.monitor]
         if distributed.is_main():
-            save_checkpoint(_checkpoint(run, epoch), ckpt_dir / "best.ckpt")
+            save_checkpoint(checkpoint_state(run, epoch), ckpt_dir / "best.ckpt")
     return row

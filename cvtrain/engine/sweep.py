@@ -12,13 +12,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
+from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine.reporting import console, format_value
 
 LAST_SWEEP: dict[str, int] = {}  # read by the CLI to exit non-zero when a job failed
-
-
-def _lower_is_better(metric: str) -> bool:
-    return metric.endswith(("err", "loss"))
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -42,6 +39,8 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
                 "overrides": shown,
                 "status": results.get("status", "failed"),
                 "metric": monitor or "",
+                # the direction the job itself used (results.json), so the sweep ranks as best.ckpt was picked
+                "mode": results.get("monitor_mode") or (monitor_mode(monitor) if monitor else "max"),
                 "value": results.get(monitor, float("nan")) if monitor else float("nan"),
                 "best": results.get(f"best_{monitor}", float("nan")) if monitor else float("nan"),
                 "error": results.get("error", ""),
@@ -63,7 +62,7 @@ def _rank_key(row: dict[str, Any]) -> tuple:
     value = row["value"] if isinstance(row["value"], float | int) else float("nan")
     if row["status"] != "ok" or math.isnan(value):
         return (1, 0.0)
-    return (0, value if _lower_is_better(row["metric"]) else -value)
+    return (0, value if row["mode"] == "min" else -value)
 
 
 def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -71,7 +70,9 @@ def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
     _drop_common_overrides(rows)
     with (sweep_dir / "sweep_summary.csv").open("w", newline="") as f:
         writer = csv.DictWriter(
-            f, fieldnames=["job", "overrides", "status", "metric", "value", "best", "error", "dir"]
+            f,
+            fieldnames=["job", "overrides", "status", "metric", "value", "best", "error", "dir"],
+            extrasaction="ignore",
         )
         writer.writeheader()
         writer.writerows(rows)

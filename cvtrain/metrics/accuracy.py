@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from cvtrain.data.batch import Batch
-from cvtrain.metrics.base import Evaluator
+from cvtrain.contracts.batch import Batch
+from cvtrain.contracts.evaluator import Evaluator
 
 
 def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...]) -> torch.Tensor:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,10 +21,9 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from rich.table import Table
 
-from cvtrain.data.batch import Batch
-from cvtrain.data.coco import load_coco_api
+from cvtrain.contracts.batch import Batch
+from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.errors import DataError
-from cvtrain.metrics.base import Evaluator
 
 log = logging.getLogger(__name__)
 
@@ -151,52 +148,3 @@ def _numpy(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     return np.asarray(value)
-
-
-def read_results_file(results_file: str | Path) -> list[dict[str, Any]]:
-    """Read and check a COCO results json: a list of {image_id, category_id, bbox [x, y, w, h], score}."""
-    path = Path(results_file).expanduser()
-    if not path.is_file():
-        raise DataError(f"results file {path} does not exist")
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
-    if not isinstance(entries, list):
-        raise DataError(
-            f"{path}: a COCO results file is a JSON list of detections, got {type(entries).__name__}"
-        )
-    for index, entry in enumerate(entries):
-        where = f"{path}: entry {index}"
-        if not isinstance(entry, dict) or any(
-            k not in entry for k in ("image_id", "category_id", "bbox", "score")
-        ):
-            raise DataError(f"{where} needs the keys image_id, category_id, bbox and score: {entry!r}")
-        bbox, score = entry["bbox"], entry["score"]
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_finite_number(v) for v in bbox)):
-            raise DataError(f"{where} has bbox {bbox!r}: expected [x, y, width, height] (finite numbers)")
-        if not _finite_number(score):
-            raise DataError(f"{where} has score {score!r}: expected a finite number")
-    return entries
-
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def score_coco_results(*, ann_file: str | Path, results_file: str | Path) -> dict[str, float]:
-    """Score a saved COCO results file against a COCO annotation file, exactly as pycocotools does."""
-    coco_gt = load_coco_api(ann_file)
-    entries = read_results_file(results_file)
-    for index, entry in enumerate(entries):
-        if entry["image_id"] not in coco_gt.imgs:
-            raise DataError(
-                f"{results_file}: entry {index} has image_id {entry['image_id']!r}, not in {ann_file}"
-            )
-        if entry["category_id"] not in coco_gt.cats:
-            raise DataError(
-                f"{results_file}: entry {index} has category_id {entry['category_id']!r}, not in {ann_file} "
-                "(use the file's category ids, not contiguous training labels)"
-            )
-    metrics, _ = evaluate_bbox(coco_gt, entries)
-    return metrics

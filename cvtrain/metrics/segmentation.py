@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from rich.table import Table
 
-from cvtrain.data.batch import Batch
-from cvtrain.metrics.base import Evaluator
+from cvtrain.contracts.batch import Batch
+from cvtrain.contracts.evaluator import Evaluator
 
 
 class SegmentationEvaluator(Evaluator):

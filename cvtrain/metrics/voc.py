@@ -25,18 +25,16 @@ import logging
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from rich.table import Table
 
-from cvtrain.data.batch import Batch
-from cvtrain.data.coco import coco_api_from_dict
-from cvtrain.data.voc import VOCDetection, VOCRecord
+from cvtrain.contracts.batch import Batch
+from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.data.voc import VOCRecord
 from cvtrain.errors import DataError
-from cvtrain.metrics.base import Evaluator
 
 log = logging.getLogger(__name__)
 
@@ -246,44 +244,3 @@ def _numpy(value: Any) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     return np.asarray(value)
-
-
-def score_voc_results(*, voc_dataset: VOCDetection, results_file: str | Path) -> dict[str, float]:
-    """Score a saved COCO-format results file on VOC data, without a model or images.
-
-    Entries: `image_id` = VOC file stem, `category_id` = 1-based class index, `bbox` = [x, y, w, h] in continuous
-    0-based pixels, `score`. Every image of the dataset counts (one without detections has its objects missed).
-    Returns `voc_map`, `voc07_map` and the COCO metrics (`map`, `map_50`, ...) on `voc_dataset.to_coco()`.
-    """
-    from cvtrain.metrics.coco import COCOEvaluator, read_results_file
-
-    entries = read_results_file(results_file)
-    num_classes = len(voc_dataset.class_names)
-    per_image: dict[str, list[tuple[list[float], float, int]]] = {r.image_id: [] for r in voc_dataset.records}
-    for index, entry in enumerate(entries):
-        where = f"{results_file}: entry {index}"
-        image_id, category_id = entry["image_id"], entry["category_id"]
-        if not isinstance(image_id, str) or image_id not in per_image:
-            raise DataError(
-                f"{where} has image_id {image_id!r}, which is not an image of the VOC split (use the file stem, "
-                f"e.g. {next(iter(per_image), '2007_000001')!r})"
-            )
-        if not isinstance(category_id, int) or not 1 <= category_id <= num_classes:
-            raise DataError(
-                f"{where} has category_id {category_id!r}: use the 1-based class index 1..{num_classes}"
-            )
-        x, y, w, h = entry["bbox"]
-        per_image[image_id].append(([x, y, x + w, y + h], entry["score"], category_id - 1))
-    voc = VOCEvaluator(records=voc_dataset.records, class_names=voc_dataset.class_names)
-    coco = COCOEvaluator(
-        coco_gt=coco_api_from_dict(voc_dataset.to_coco(), source=f"{voc_dataset.root} (COCO view)"),
-        label_to_cat_id={label: label + 1 for label in range(num_classes)},
-        image_id_map=voc_dataset.coco_image_ids,
-    )
-    for image_id, detections in per_image.items():
-        boxes = np.asarray([d[0] for d in detections], dtype=np.float64).reshape(-1, 4)
-        scores = np.asarray([d[1] for d in detections], dtype=np.float64)
-        labels = np.asarray([d[2] for d in detections], dtype=np.int64)
-        voc.add(image_id, boxes, scores, labels)
-        coco.add(image_id, boxes, scores, labels)
-    return {**voc.compute(), **coco.compute()}

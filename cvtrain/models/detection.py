@@ -1,15 +1,16 @@
-"""`build_detection_model(name=..., num_classes=..., **options)`: torchvision's detectors behind cvtrain's contract.
+"""torchvision's detectors behind cvtrain's contract: one builder per `conf/model/*.yaml` (its `_target_`).
 
-| name | backbone (default first) | torchvision builder |
+| builder | backbone (default first) | torchvision builder |
 |---|---|---|
-| faster_rcnn | resnet50_fpn, resnet50_fpn_v2, mobilenet_v3_large_fpn, mobilenet_v3_large_320_fpn | fasterrcnn_<backbone> |
-| ssd | vgg16, mobilenet_v3_large | ssd300_vgg16, ssdlite320_mobilenet_v3_large |
-| retinanet | resnet50_fpn, resnet50_fpn_v2 | retinanet_<backbone> |
+| build_faster_rcnn | resnet50_fpn, resnet50_fpn_v2, mobilenet_v3_large_fpn, mobilenet_v3_large_320_fpn | fasterrcnn_<backbone> |
+| build_ssd | vgg16, mobilenet_v3_large | ssd300_vgg16, ssdlite320_mobilenet_v3_large |
+| build_retinanet | resnet50_fpn, resnet50_fpn_v2 | retinanet_<backbone> |
 
 Common options: `pretrained` (COCO weights; the class head is replaced when num_classes differs),
 `pretrained_backbone` (ImageNet), `trainable_backbone_layers`; both weights come only from the local torch hub
-cache. The remaining options are torchvision's own keyword arguments (sizes and thresholds); a value of None
-keeps torchvision's default *for that backbone* (the 320 MobileNet variant has its own min_size, max_size, ...).
+cache. Every other keyword option is passed to torchvision's builder (sizes and thresholds; the model's schema in
+`cvtrain/config/model.py` lists them); a value of None keeps torchvision's default *for that backbone* (the 320
+MobileNet variant has its own min_size, max_size, ...).
 
 The contract (shared with cvtrain's YOLO): `model(images, targets)` with images a list of float [3,H,W] in 0..1
 (normalisation happens inside) and targets `{"boxes": XYXY absolute pixels, "labels": int64 0-based}`. Training
@@ -33,63 +34,7 @@ from torchvision.models.detection.ssd import SSD, SSDClassificationHead
 from torchvision.models.detection.ssdlite import SSDLiteClassificationHead
 
 from cvtrain.errors import ConfigError
-from cvtrain.models.segmentation import torchvision_weights_from_local_cache
-
-# torchvision's FasterRCNN defaults (a test pins them to its signature), for configs to mirror.
-DETECTION_DEFAULTS: dict[str, int | float] = {
-    "min_size": 800,
-    "max_size": 1333,
-    "rpn_pre_nms_top_n_train": 2000,
-    "rpn_pre_nms_top_n_test": 1000,
-    "rpn_post_nms_top_n_train": 2000,
-    "rpn_post_nms_top_n_test": 1000,
-    "rpn_nms_thresh": 0.7,
-    "rpn_fg_iou_thresh": 0.7,
-    "rpn_bg_iou_thresh": 0.3,
-    "rpn_batch_size_per_image": 256,
-    "rpn_positive_fraction": 0.5,
-    "rpn_score_thresh": 0.0,
-    "box_score_thresh": 0.05,
-    "box_nms_thresh": 0.5,
-    "box_detections_per_img": 100,
-    "box_fg_iou_thresh": 0.5,
-    "box_bg_iou_thresh": 0.5,
-    "box_batch_size_per_image": 512,
-    "box_positive_fraction": 0.25,
-}
-# What torchvision's fasterrcnn_mobilenet_v3_large_320_fpn builder sets over those defaults.
-MOBILENET_320_OVERRIDES: dict[str, int | float] = {
-    "min_size": 320,
-    "max_size": 640,
-    "rpn_pre_nms_top_n_test": 150,
-    "rpn_post_nms_top_n_test": 150,
-    "rpn_score_thresh": 0.05,
-}
-RETINANET_OPTIONS = (
-    "min_size",
-    "max_size",
-    "score_thresh",
-    "nms_thresh",
-    "detections_per_img",
-    "fg_iou_thresh",
-    "bg_iou_thresh",
-    "topk_candidates",
-)
-SSD_OPTIONS = (
-    "score_thresh",
-    "nms_thresh",
-    "detections_per_img",
-    "iou_thresh",
-    "topk_candidates",
-    "positive_fraction",
-)
-
-
-def faster_rcnn_defaults(backbone: str) -> dict[str, int | float]:
-    """The values torchvision uses for `backbone` when an option is left at None."""
-    overrides = MOBILENET_320_OVERRIDES if backbone == "mobilenet_v3_large_320_fpn" else {}
-    return {**DETECTION_DEFAULTS, **overrides}
-
+from cvtrain.models.weights import torchvision_weights_from_local_cache
 
 _Entry = tuple[Callable[..., nn.Module], type[WeightsEnum], WeightsEnum]
 # name -> backbone -> (torchvision builder, its COCO weights enum, the ImageNet weights its backbone uses)
@@ -137,8 +82,6 @@ _MODELS: dict[str, dict[str, _Entry]] = {
         ),
     },
 }
-_PASS_THROUGH = {"faster_rcnn": tuple(DETECTION_DEFAULTS), "ssd": SSD_OPTIONS, "retinanet": RETINANET_OPTIONS}
-DETECTION_MODELS: tuple[str, ...] = tuple(_MODELS)
 
 
 class TorchvisionDetector(nn.Module):
@@ -212,29 +155,88 @@ def _replace_class_head(model: nn.Module, num_outputs: int) -> None:
         raise TypeError(f"no class-head replacement for {type(model).__name__}")
 
 
-def build_detection_model(*, name: str, num_classes: int, **options: Any) -> TorchvisionDetector:
-    """The detector `name` for `num_classes` foreground classes (labels 0..num_classes-1); see the module doc."""
-    if name not in _MODELS:
-        raise ConfigError(f"unknown detection model {name!r}; choose one of {DETECTION_MODELS}")
+def build_faster_rcnn(
+    *,
+    num_classes: int,
+    backbone: str | None = None,
+    pretrained: bool = False,
+    pretrained_backbone: bool = False,
+    trainable_backbone_layers: int | None = None,
+    **torchvision_options: int | float | None,
+) -> TorchvisionDetector:
+    """Faster R-CNN for `num_classes` foreground classes (labels 0..num_classes-1); see the module doc."""
+    return _build(
+        "faster_rcnn",
+        num_classes,
+        backbone=backbone,
+        pretrained=pretrained,
+        pretrained_backbone=pretrained_backbone,
+        trainable_backbone_layers=trainable_backbone_layers,
+        torchvision_options=torchvision_options,
+    )
+
+
+def build_ssd(
+    *,
+    num_classes: int,
+    backbone: str | None = None,
+    pretrained: bool = False,
+    pretrained_backbone: bool = False,
+    trainable_backbone_layers: int | None = None,
+    **torchvision_options: int | float | None,
+) -> TorchvisionDetector:
+    """SSD300-VGG16 or SSDlite320-MobileNetV3 (fixed input size inside); see the module doc."""
+    return _build(
+        "ssd",
+        num_classes,
+        backbone=backbone,
+        pretrained=pretrained,
+        pretrained_backbone=pretrained_backbone,
+        trainable_backbone_layers=trainable_backbone_layers,
+        torchvision_options=torchvision_options,
+    )
+
+
+def build_retinanet(
+    *,
+    num_classes: int,
+    backbone: str | None = None,
+    pretrained: bool = False,
+    pretrained_backbone: bool = False,
+    trainable_backbone_layers: int | None = None,
+    **torchvision_options: int | float | None,
+) -> TorchvisionDetector:
+    """RetinaNet (focal loss); see the module doc."""
+    return _build(
+        "retinanet",
+        num_classes,
+        backbone=backbone,
+        pretrained=pretrained,
+        pretrained_backbone=pretrained_backbone,
+        trainable_backbone_layers=trainable_backbone_layers,
+        torchvision_options=torchvision_options,
+    )
+
+
+def _build(
+    name: str,
+    num_classes: int,
+    *,
+    backbone: str | None,
+    pretrained: bool,
+    pretrained_backbone: bool,
+    trainable_backbone_layers: int | None,
+    torchvision_options: dict[str, Any],
+) -> TorchvisionDetector:
     backbones = _MODELS[name]
-    backbone = options.pop("backbone", None) or next(iter(backbones))
+    backbone = backbone or next(iter(backbones))
     if backbone not in backbones:
         raise ConfigError(
             f"model.backbone={backbone!r} is not available for model={name}; choose one of {[*backbones]}"
         )
-    pretrained = bool(options.pop("pretrained", False))
-    pretrained_backbone = bool(options.pop("pretrained_backbone", False))
-    trainable_backbone_layers = options.pop("trainable_backbone_layers", None)
-    allowed = _PASS_THROUGH[name]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"model.{unknown[0]} is not an option of model={name}; its options are backbone, pretrained, "
-            f"pretrained_backbone, trainable_backbone_layers, {', '.join(allowed)}"
-        )
     builder, weights_enum, backbone_weights = backbones[backbone]
     weights = weights_enum.DEFAULT if pretrained else None
-    kwargs = {key: value for key, value in options.items() if value is not None}
+    kwargs = {key: value for key, value in torchvision_options.items() if value is not None}
     # Without pretrained weights torchvision trains every layer and warns about this option: leave it out.
     if trainable_backbone_layers is not None and (pretrained or pretrained_backbone):
         kwargs["trainable_backbone_layers"] = trainable_backbone_layers

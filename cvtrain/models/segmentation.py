@@ -1,24 +1,23 @@
-"""`build_segmentation_model(name=..., num_classes=..., **options)`: every segmentation model cvtrain trains.
+"""Every segmentation model cvtrain trains: one builder per `conf/model/*.yaml` (its `_target_`).
 
-| name | options (defaults) |
+| builder | options |
 |---|---|
-| fcn | backbone (resnet50 / resnet101), aux_loss (false), pretrained (false), pretrained_backbone (false) |
-| deeplabv3 | backbone (resnet50 / resnet101 / mobilenet_v3_large), aux_loss, pretrained, pretrained_backbone |
-| lraspp | backbone (mobilenet_v3_large), pretrained, pretrained_backbone |
-| fcn8s | upsample, width, fc_width, fc_kernel, batch_norm, dropout, pretrained_backbone (VGG16) — see fcn8s.py |
-| unet | upsample, depth, base_width, encoder, pretrained_backbone (ResNet encoder) — see unet.py |
+| build_fcn | backbone (resnet50 / resnet101), aux_loss, pretrained, pretrained_backbone |
+| build_deeplabv3 | backbone (resnet50 / resnet101 / mobilenet_v3_large), aux_loss, pretrained, pretrained_backbone |
+| build_lraspp | backbone (mobilenet_v3_large), pretrained, pretrained_backbone |
+| build_fcn8s | upsample, width, fc_width, fc_kernel, batch_norm, dropout, pretrained_backbone (VGG16) — see fcn8s.py |
+| build_unet | upsample, depth, base_width, encoder, pretrained_backbone (ResNet encoder) — see unet.py |
 
-Every model maps images [B,3,H,W] to {"out": logits [B,num_classes,H,W]} plus "aux" (same shape) when
-aux_loss is on. `pretrained` (torchvision's COCO-with-VOC-labels weights; the classifier is replaced when
-num_classes is not 21) and `pretrained_backbone` (ImageNet) read files only from the local torch hub cache
-(`cvtrain.models.weights`); when a file is missing the ConfigError says where to put it.
+Each takes `num_classes` (background included) and keyword options whose defaults are those of the model's schema
+(`cvtrain/config/model.py`). Every model maps images [B,3,H,W] to {"out": logits [B,num_classes,H,W]} plus "aux"
+(same shape) when aux_loss is on. `pretrained` (torchvision's COCO-with-VOC-labels weights; the classifier is
+replaced when num_classes is not 21) and `pretrained_backbone` (ImageNet) read files only from the local torch hub
+cache (`cvtrain.models.weights`); when a file is missing the ConfigError says where to put it.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -35,25 +34,11 @@ from torchvision.models import segmentation as tvseg
 from cvtrain.errors import ConfigError
 from cvtrain.models.fcn8s import FCN8s
 from cvtrain.models.unet import UNet
-from cvtrain.models.weights import default_weights, local_weights_state
-
-
-@contextmanager
-def torchvision_weights_from_local_cache() -> Iterator[None]:
-    """While active, every torchvision builder that loads weights reads them through `local_weights_state`
-    (local file or a ConfigError saying where to put it) instead of downloading. The builders then make exactly
-    the architecture they make for those weights (e.g. frozen batch norm in detection backbones)."""
-    original = WeightsEnum.get_state_dict
-
-    def from_local_cache(self: WeightsEnum, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return local_weights_state(self)
-
-    WeightsEnum.get_state_dict = from_local_cache  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        WeightsEnum.get_state_dict = original  # type: ignore[method-assign]
-
+from cvtrain.models.weights import (
+    default_weights,
+    local_weights_state,
+    torchvision_weights_from_local_cache,
+)
 
 # (name, backbone) -> (torchvision builder, its weights enum, the ImageNet weights its backbone uses)
 _TORCHVISION: dict[tuple[str, str], tuple[Callable[..., nn.Module], type[WeightsEnum], WeightsEnum]] = {
@@ -135,16 +120,61 @@ def _replace_classifiers(model: nn.Module, *, num_classes: int, keep_aux: bool) 
         model.aux_classifier[-1] = _new_last_conv(model.aux_classifier[-1], num_classes)
 
 
-def _fcn(num_classes: int, *, backbone: str = "resnet50", **options: Any) -> nn.Module:
-    return _torchvision_model("fcn", num_classes, backbone=backbone, **options)
+def build_fcn(
+    *,
+    num_classes: int,
+    backbone: str = "resnet50",
+    aux_loss: bool = False,
+    pretrained: bool = False,
+    pretrained_backbone: bool = False,
+) -> nn.Module:
+    """torchvision's FCN on a dilated ResNet."""
+    return _torchvision_model(
+        "fcn",
+        num_classes,
+        backbone=backbone,
+        aux_loss=aux_loss,
+        pretrained=pretrained,
+        pretrained_backbone=pretrained_backbone,
+    )
 
 
-def _deeplabv3(num_classes: int, *, backbone: str = "resnet50", **options: Any) -> nn.Module:
-    return _torchvision_model("deeplabv3", num_classes, backbone=backbone, **options)
+def build_deeplabv3(
+    *,
+    num_classes: int,
+    backbone: str = "resnet50",
+    aux_loss: bool = False,
+    pretrained: bool = False,
+    pretrained_backbone: bool = False,
+) -> nn.Module:
+    """torchvision's DeepLabV3 (atrous spatial pyramid pooling)."""
+    return _torchvision_model(
+        "deeplabv3",
+        num_classes,
+        backbone=backbone,
+        aux_loss=aux_loss,
+        pretrained=pretrained,
+        pretrained_backbone=pretrained_backbone,
+    )
 
 
-def _lraspp(num_classes: int, *, backbone: str = "mobilenet_v3_large", **options: Any) -> nn.Module:
-    return _torchvision_model("lraspp", num_classes, backbone=backbone, **options)
+def build_lraspp(
+    *,
+    num_classes: int,
+    backbone: str = "mobilenet_v3_large",
+    aux_loss: bool = False,
+    pretrained: bool = False,
+    pretrained_backbone: bool = False,
+) -> nn.Module:
+    """torchvision's LR-ASPP (no auxiliary head: aux_loss must stay false)."""
+    return _torchvision_model(
+        "lraspp",
+        num_classes,
+        backbone=backbone,
+        aux_loss=aux_loss,
+        pretrained=pretrained,
+        pretrained_backbone=pretrained_backbone,
+    )
 
 
 def _no_pretrained_or_aux(name: str, pretrained: bool, aux_loss: bool) -> None:
@@ -157,19 +187,20 @@ def _no_pretrained_or_aux(name: str, pretrained: bool, aux_loss: bool) -> None:
         raise ConfigError(f"model={name} has no auxiliary head; set model.aux_loss=false")
 
 
-def _fcn8s(
-    num_classes: int,
+def build_fcn8s(
     *,
+    num_classes: int,
     upsample: str = "transposed",
     width: int = 64,
     fc_width: int = 4096,
     fc_kernel: int = 7,
-    batch_norm: bool = False,
+    batch_norm: bool = True,
     dropout: float = 0.5,
     aux_loss: bool = False,
     pretrained: bool = False,
     pretrained_backbone: bool = False,
 ) -> nn.Module:
+    """FCN-8s (cvtrain/models/fcn8s.py); batch_norm=false is the paper's plain VGG16."""
     _no_pretrained_or_aux("fcn8s", pretrained, aux_loss)
     if pretrained_backbone and (width, fc_width, fc_kernel) != (64, 4096, 7):
         raise ConfigError(
@@ -193,18 +224,18 @@ def _fcn8s(
     return model
 
 
-def _unet(
-    num_classes: int,
+def build_unet(
     *,
+    num_classes: int,
     upsample: str = "transposed",
     depth: int | None = None,
     base_width: int = 64,
     encoder: str | None = None,
-    in_channels: int = 3,
     aux_loss: bool = False,
     pretrained: bool = False,
     pretrained_backbone: bool = False,
 ) -> nn.Module:
+    """U-Net (cvtrain/models/unet.py), optionally on a torchvision ResNet encoder."""
     _no_pretrained_or_aux("unet", pretrained, aux_loss)
     if pretrained_backbone and encoder is None:
         raise ConfigError(
@@ -212,7 +243,6 @@ def _unet(
         )
     model = UNet(
         num_classes=num_classes,
-        in_channels=in_channels,
         depth=depth,
         base_width=base_width,
         upsample=upsample,
@@ -221,32 +251,3 @@ def _unet(
     if pretrained_backbone and encoder is not None:
         model.load_encoder_state(local_weights_state(default_weights(encoder)))
     return model
-
-
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {
-    "fcn": _fcn,
-    "deeplabv3": _deeplabv3,
-    "lraspp": _lraspp,
-    "fcn8s": _fcn8s,
-    "unet": _unet,
-}
-SEGMENTATION_MODELS: tuple[str, ...] = tuple(_BUILDERS)
-
-
-def _option_names(name: str) -> list[str]:
-    params = inspect.signature(_BUILDERS[name]).parameters
-    names = [p for p in params if p not in ("num_classes", "options")]
-    if name in ("fcn", "deeplabv3", "lraspp"):
-        names += ["aux_loss", "pretrained", "pretrained_backbone"]
-    return names
-
-
-def build_segmentation_model(*, name: str, num_classes: int, **options: Any) -> nn.Module:
-    """The segmentation model `name` with `num_classes` outputs (background included); see the module doc."""
-    if name not in _BUILDERS:
-        raise ConfigError(f"unknown segmentation model {name!r}; choose one of {SEGMENTATION_MODELS}")
-    allowed = _option_names(name)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ConfigError(f"model.{unknown[0]} is not an option of model={name}; its options are {allowed}")
-    return _BUILDERS[name](num_classes, **options)

@@ -2,13 +2,17 @@
 
 `local_weights_state(weights)` returns the state dict of a torchvision `WeightsEnum` entry if its file is in
 `torch.hub.get_dir()/checkpoints/`, and otherwise raises a `ConfigError` that names the file, the URL it comes
-from and the exact path to put it at.
+from and the exact path to put it at. `torchvision_weights_from_local_cache()` makes torchvision's own builders
+load their weights that way.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from torchvision.models import WeightsEnum, get_model_weights
@@ -40,3 +44,20 @@ def local_weights_state(weights: WeightsEnum) -> dict[str, torch.Tensor]:
 def default_weights(model_name: str) -> WeightsEnum:
     """The torchvision `DEFAULT` weights entry of a model builder name (e.g. 'resnet50')."""
     return get_model_weights(model_name).DEFAULT
+
+
+@contextmanager
+def torchvision_weights_from_local_cache() -> Iterator[None]:
+    """While active, every torchvision builder that loads weights reads them through `local_weights_state`
+    (local file or a ConfigError saying where to put it) instead of downloading. The builders then make exactly
+    the architecture they make for those weights (e.g. frozen batch norm in detection backbones)."""
+    original = WeightsEnum.get_state_dict
+
+    def from_local_cache(self: WeightsEnum, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return local_weights_state(self)
+
+    WeightsEnum.get_state_dict = from_local_cache  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        WeightsEnum.get_state_dict = original  # type: ignore[method-assign]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cvtrain.contracts.task import Task
 from cvtrain.errors import ConfigError
-from cvtrain.tasks.base import Task
 from cvtrain.tasks.classification import ClassificationTask
 from cvtrain.tasks.detection import DetectionTask
 from cvtrain.tasks.segmentation import SegmentationTask

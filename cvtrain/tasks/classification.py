@@ -11,15 +11,19 @@ import torch.nn.functional as F
 from rich.table import Table
 from torch import nn
 
-from cvtrain.data.batch import Batch, split_bad
-from cvtrain.engine import distributed
+from cvtrain.contracts.batch import Batch, split_bad
+from cvtrain.contracts.monitor import MonitorMode
+from cvtrain.contracts.monitor import monitor_mode as mode_of
 from cvtrain.metrics.accuracy import AccuracyEvaluator
 
 
 class ClassificationTask:
     name = "classification"
     monitor = "top1_err"
-    monitor_mode = "min"
+
+    @property
+    def monitor_mode(self) -> MonitorMode:
+        return mode_of(self.monitor)
 
     def __init__(self, *, class_names: list[str], topk: int = 5):
         self.class_names = class_names
@@ -41,8 +45,11 @@ class ClassificationTask:
     def evaluator(self, dataset: Any) -> AccuracyEvaluator:
         return AccuracyEvaluator()
 
-    def prediction_sink(self, dataset: Any, out_dir: Path) -> TopKWriter:
-        return TopKWriter(out_dir / "predictions.json", k=self.topk)
+    def results_writer(self, dataset: Any, out_dir: Path) -> TopKWriter:
+        return TopKWriter(Path(out_dir) / "predictions.json", k=self.topk)
+
+    def predict_writer(self, out_dir: Path) -> TopKWriter:
+        return TopKWriter(Path(out_dir) / "predictions.json", k=self.topk)
 
     def show_predictions(self, records: list[dict[str, Any]], out_dir: Path) -> Table:
         table = Table(title=f"top-{self.topk} predictions", show_header=True, header_style="bold")
@@ -73,8 +80,5 @@ class TopKWriter:
         for meta, label, idx, sc in zip(batch.meta, labels, indices.tolist(), scores.tolist(), strict=True):
             self.records.append({"path": meta["path"], "label": int(label), "top5": idx, "scores": sc})
 
-    def close(self) -> list[dict[str, Any]]:
-        records = [r for part in distributed.gather_objects(self.records) for r in part]
-        if distributed.is_main():
-            self.path.write_text(json.dumps(records, indent=1) + "\n")
-        return records
+    def write(self) -> None:
+        self.path.write_text(json.dumps(self.records, indent=1) + "\n")

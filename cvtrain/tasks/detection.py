@@ -15,86 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Group
 from rich.table import Table
 from torch import nn
 
-from cvtrain.data.batch import Batch, split_bad
-from cvtrain.data.coco import COCODetection, coco_api_from_dict
-from cvtrain.data.voc import VOCDetection
-from cvtrain.errors import ConfigError
-from cvtrain.metrics.base import Evaluator
-from cvtrain.metrics.coco import COCOEvaluator
-from cvtrain.metrics.voc import VOCEvaluator
+from cvtrain.contracts.batch import Batch, split_bad
+from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.contracts.monitor import MonitorMode
+from cvtrain.contracts.monitor import monitor_mode as mode_of
+from cvtrain.metrics.detection import detection_evaluator, ground_truth_of
 from cvtrain.tasks.detection_outputs import COCOResultsWriter, DrawnDetectionsWriter
 
 Detections = list[dict[str, torch.Tensor]]
-
-
-class CombinedEvaluator(Evaluator):
-    """Several evaluators over the same predictions; `compute()` merges their (disjoint) metric dicts."""
-
-    def __init__(self, *, evaluators: list[Evaluator]):
-        self.evaluators = evaluators
-
-    def reset(self) -> None:
-        for evaluator in self.evaluators:
-            evaluator.reset()
-
-    def update(self, batch: Batch, predictions: Any) -> None:
-        for evaluator in self.evaluators:
-            evaluator.update(batch, predictions)
-
-    def merge(self, other: Evaluator) -> None:
-        if not isinstance(other, CombinedEvaluator) or len(other.evaluators) != len(self.evaluators):
-            raise TypeError(f"cannot merge {type(other).__name__} into this CombinedEvaluator")
-        for mine, theirs in zip(self.evaluators, other.evaluators, strict=True):
-            mine.merge(theirs)
-
-    def compute(self) -> dict[str, float]:
-        merged: dict[str, float] = {}
-        for evaluator in self.evaluators:
-            metrics = evaluator.compute()
-            clash = sorted(merged.keys() & metrics.keys())
-            if clash:
-                raise ValueError(f"two evaluators both report {clash}")
-            merged.update(metrics)
-        return merged
-
-    def report(self) -> Group | None:
-        reports = [r for r in (e.report() for e in self.evaluators) if r is not None]
-        return Group(*reports) if reports else None
-
-
-def voc_coco_evaluator(dataset: VOCDetection) -> COCOEvaluator:
-    """COCO AP on the COCO-format view of VOC annotations (category id = 1-based class index)."""
-    return COCOEvaluator(
-        coco_gt=coco_api_from_dict(dataset.to_coco(), source=f"{dataset.root} (COCO view)"),
-        label_to_cat_id={label: label + 1 for label in range(len(dataset.class_names))},
-        image_id_map=dataset.coco_image_ids,
-    )
-
-
-def detection_evaluator(dataset: Any) -> tuple[Evaluator, str]:
-    """The evaluator for `dataset` and its headline metric (what picks best.ckpt)."""
-    if isinstance(dataset, VOCDetection):
-        voc = VOCEvaluator(records=dataset.records, class_names=dataset.class_names)
-        return CombinedEvaluator(evaluators=[voc, voc_coco_evaluator(dataset)]), "voc_map"
-    if isinstance(dataset, COCODetection):
-        return COCOEvaluator(coco_gt=dataset.coco, label_to_cat_id=dataset.label_to_cat_id), "map"
-    raise ConfigError(
-        f"detection evaluation needs VOC or COCO-format data, got {type(dataset).__name__}: use data=voc, "
-        "data=coco or data=shapes"
-    )
-
-
-def results_category_ids(dataset: Any) -> dict[int, int] | None:
-    """Training label -> category id of predictions.json: the file's ids (COCO), the 1-based class index (VOC)."""
-    if isinstance(dataset, VOCDetection):
-        return {label: label + 1 for label in range(len(dataset.class_names))}
-    if isinstance(dataset, COCODetection):
-        return dict(dataset.label_to_cat_id)
-    return None
 
 
 def to_original_pixels(
@@ -110,7 +41,10 @@ def to_original_pixels(
 
 class DetectionTask:
     name = "detection"
-    monitor_mode = "max"
+
+    @property
+    def monitor_mode(self) -> MonitorMode:
+        return mode_of(self.monitor)
 
     def __init__(self, *, class_names: list[str], score_threshold: float = 0.5):
         self.class_names = list(class_names)
@@ -155,12 +89,15 @@ class DetectionTask:
         evaluator, self.monitor = detection_evaluator(dataset)
         return evaluator
 
-    def prediction_sink(self, dataset: Any, out_dir: Path) -> COCOResultsWriter | DrawnDetectionsWriter:
-        """`eval.save_predictions`: predictions.json in COCO results format; `cvtrain predict` (images without
-        annotations): each image with its boxes drawn, and predictions.json."""
-        category_ids = results_category_ids(dataset)
-        if category_ids is not None:
-            return COCOResultsWriter(path=Path(out_dir) / "predictions.json", label_to_cat_id=category_ids)
+    def results_writer(self, dataset: Any, out_dir: Path) -> COCOResultsWriter:
+        """predictions.json in COCO results format, with the dataset's own image and category ids."""
+        view = ground_truth_of(dataset).coco_ground_truth()
+        return COCOResultsWriter(
+            path=Path(out_dir) / "predictions.json", label_to_cat_id=view.label_to_cat_id
+        )
+
+    def predict_writer(self, out_dir: Path) -> DrawnDetectionsWriter:
+        """Each image with its boxes drawn, and predictions.json."""
         return DrawnDetectionsWriter(
             out_dir=Path(out_dir), class_names=self.class_names, score_threshold=self.score_threshold
         )

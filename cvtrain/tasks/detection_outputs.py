@@ -12,19 +12,14 @@ import torch
 from torchvision.io import write_png
 from torchvision.utils import draw_bounding_boxes
 
-from cvtrain.data.batch import Batch
+from cvtrain.contracts.batch import Batch
 from cvtrain.data.images import BadImageError, read_image
-from cvtrain.engine import distributed
 
 # Distinct colours for the boxes, by class index (cycled for more classes).
 BOX_COLOURS = (
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990",
     "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075", "#a9a9a9", "#ffe119", "#ffd8b1", "#000000",
 )  # fmt: skip
-
-
-def _gather(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for part in distributed.gather_objects(records) for r in part]
 
 
 class COCOResultsWriter:
@@ -55,11 +50,8 @@ class COCOResultsWriter:
                     }
                 )
 
-    def close(self) -> list[dict[str, Any]]:
-        records = _gather(self.records)
-        if distributed.is_main():
-            self.path.write_text(json.dumps(records) + "\n")
-        return records
+    def write(self) -> None:
+        self.path.write_text(json.dumps(self.records) + "\n")
 
 
 class DrawnDetectionsWriter:
@@ -120,8 +112,5 @@ class DrawnDetectionsWriter:
             )
         write_png(image, str(picture))
 
-    def close(self) -> list[dict[str, Any]]:
-        records = _gather(self.records)
-        if distributed.is_main():
-            (self.out_dir / "predictions.json").write_text(json.dumps(records, indent=1) + "\n")
-        return records
+    def write(self) -> None:
+        (self.out_dir / "predictions.json").write_text(json.dumps(self.records, indent=1) + "\n")

@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from rich.table import Table
 from torch import nn
 
-from cvtrain.data.batch import Batch, split_bad
-from cvtrain.data.inputs import InputImages
+from cvtrain.contracts.batch import Batch, split_bad
+from cvtrain.contracts.monitor import MonitorMode
+from cvtrain.contracts.monitor import monitor_mode as mode_of
 from cvtrain.data.palette import IGNORE_INDEX
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
@@ -34,7 +35,10 @@ LabelMaps = torch.Tensor | list[torch.Tensor]
 class SegmentationTask:
     name = "segmentation"
     monitor = "miou"
-    monitor_mode = "max"
+
+    @property
+    def monitor_mode(self) -> MonitorMode:
+        return mode_of(self.monitor)
 
     def __init__(
         self,
@@ -123,12 +127,13 @@ class SegmentationTask:
             num_classes=len(self.class_names), class_names=self.class_names, ignore_index=IGNORE_INDEX
         )
 
-    def prediction_sink(self, dataset: Any, out_dir: Path) -> MaskWriter:
-        """Palette PNGs under `out_dir/predictions/`; for `cvtrain predict` inputs also overlays under
-        `out_dir/overlays/`."""
-        return MaskWriter(
-            out_dir=Path(out_dir), class_names=self.class_names, overlays=isinstance(dataset, InputImages)
-        )
+    def results_writer(self, dataset: Any, out_dir: Path) -> MaskWriter:
+        """Palette PNGs under `out_dir/predictions/` and predictions.json."""
+        return MaskWriter(out_dir=Path(out_dir), class_names=self.class_names, overlays=False)
+
+    def predict_writer(self, out_dir: Path) -> MaskWriter:
+        """The palette PNGs, and each image with its mask painted over it under `out_dir/overlays/`."""
+        return MaskWriter(out_dir=Path(out_dir), class_names=self.class_names, overlays=True)
 
     def show_predictions(self, records: list[dict[str, Any]], out_dir: Path) -> Table:
         table = Table(title=f"predicted masks in {out_dir}", show_header=True, header_style="bold")

@@ -19,10 +19,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cvtrain.data.batch import Batch
+from cvtrain.contracts.batch import Batch
 from cvtrain.data.images import BadImageError, read_image
 from cvtrain.data.palette import VOC_PALETTE, colorize, write_index_png
-from cvtrain.engine import distributed
 
 OVERLAY_ALPHA = 0.5  # weight of the class colour over the image
 
@@ -95,12 +94,9 @@ class MaskWriter:
         Image.fromarray(overlay(image, label_map)).save(path, quality=90)
         return path
 
-    def close(self) -> list[dict[str, Any]]:
-        records = [r for part in distributed.gather_objects(self.records) for r in part]
-        if distributed.is_main():
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "predictions.json").write_text(json.dumps(records, indent=1) + "\n")
-        return records
+    def write(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "predictions.json").write_text(json.dumps(self.records, indent=1) + "\n")
 
 
 def _at_original_size(prediction: torch.Tensor, orig_size: tuple[int, int]) -> torch.Tensor:

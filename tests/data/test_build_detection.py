@@ -1,34 +1,39 @@
-"""Detection builders from composed configs (data=voc, data=coco, data=shapes), aspect-ratio grouped batches, and
-the real VOC / COCO samples loaded and scored through the builders."""
+"""Detection builders from composed configs (data=voc, data=coco, data=shapes), aspect-ratio grouped batches
+(`cvtrain/data/detection_splits.py`), the ground truth the datasets provide, and the real VOC / COCO samples
+loaded and scored through the builders."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import DistributedSampler
 
-from cvtrain.data.batch import Batch
-from cvtrain.data.build import build_datasets
-from cvtrain.data.build_detection import AspectRatioGrouping, GroupedBatchSampler
-from cvtrain.data.coco import COCODetection
+from cvtrain.config import Config
+from cvtrain.contracts.batch import Batch
+from cvtrain.contracts.ground_truth import DetectionGroundTruth
+from cvtrain.data.coco import COCODetection, coco_paths
+from cvtrain.data.detection_splits import AspectRatioGrouping, GroupedBatchSampler
+from cvtrain.data.splits import build_data
 from cvtrain.data.voc import VOC_CLASSES, VOCDetection
-from cvtrain.errors import ConfigError
-from cvtrain.tasks.detection import detection_evaluator
+from cvtrain.errors import ConfigError, DataError
+from cvtrain.metrics.detection import detection_evaluator
 from tests.conftest import compose_config, fixture_dir
 
 
-def config(*overrides: str) -> DictConfig:
+def config(*overrides: str) -> Config:
     return compose_config("model=faster_rcnn", *overrides)
 
 
-def build(cfg: DictConfig, need_train: bool = True):
-    return build_datasets(cfg.data, cfg.aug, task=cfg.model.task, need_train=need_train)
+def build(cfg: Config, need_train: bool = True, require_images: bool = True):
+    return build_data(
+        cfg.data, cfg.aug, task=cfg.model.task, need_train=need_train, require_images=require_images
+    )
 
 
 def write_jpeg(path: Path, width: int, height: int) -> None:
@@ -161,7 +166,7 @@ def test_voc_options(voc_root: Path) -> None:
 def test_detection_data_needs_a_detection_model(voc_root: Path) -> None:
     cfg = config("data=voc", f"data.root={voc_root}")
     with pytest.raises(ConfigError, match="detection model"):
-        build_datasets(cfg.data, cfg.aug, task="classification")
+        build_data(cfg.data, cfg.aug, task="classification", need_train=True)
 
 
 # ---------------------------------------------------------------------------------------------- data=coco
@@ -216,6 +221,67 @@ def test_coco_explicit_paths_and_a_missing_root(coco_root: Path, tmp_path: Path)
     assert len(splits.val) == 2 and splits.val[0][2]["path"].startswith(str(moved))
     with pytest.raises(ConfigError, match=r"data.root=DIR .*data.train_ann=FILE"):
         build(config("data=coco", f"data.val_ann={ann}", f"data.val_images={moved}"))
+
+
+def test_coco_paths_take_each_of_ann_and_images_explicitly_or_under_root(tmp_path: Path) -> None:
+    ann = tmp_path / "mine.json"
+    cfg = config("data=coco", f"data.root={tmp_path / 'coco'}", f"data.val_ann={ann}").data
+    assert coco_paths(cfg, "val") == (ann, tmp_path / "coco" / "val2017")
+    assert coco_paths(cfg, "train") == (
+        tmp_path / "coco" / "annotations" / "instances_train2017.json",
+        tmp_path / "coco" / "train2017",
+    )
+    alone = config("data=coco", f"data.val_ann={ann}").data
+    with pytest.raises(ConfigError, match=r"data=coco needs data.root=DIR .*or data.val_images=DIR") as e:
+        coco_paths(alone, "val")
+    assert "val_ann" not in str(e.value)  # it was given
+    assert coco_paths(alone, "val", require_images=False) == (ann, None)  # scoring needs the json alone
+
+
+def test_scoring_reads_the_annotation_file_alone(coco_root: Path) -> None:
+    ann = coco_root / "annotations" / "instances_val2017.json"
+    splits = build(config("data=coco", f"data.val_ann={ann}"), need_train=False, require_images=False)
+    assert splits.val.image_ids == [5, 9] and splits.val.image_dir is None
+
+
+# ------------------------------------------------------------------------------------------- ground truth
+
+
+def test_voc_provides_its_records_and_a_cached_coco_view(voc_root: Path) -> None:
+    val = build(config("data=voc", f"data.root={voc_root}"), need_train=False).val
+    assert isinstance(val, DetectionGroundTruth)
+    assert val.voc_records() is val.records
+    truth = val.coco_ground_truth()
+    assert truth is val.coco_ground_truth()  # built once
+    assert dict(truth.label_to_cat_id) == {label: label + 1 for label in range(20)}
+    assert truth.image_id_map == val.coco_image_ids == {"000003": 1}
+    assert [a["category_id"] for a in truth.coco.dataset["annotations"]] == [VOC_CLASSES.index("bird") + 1]
+
+
+def test_coco_provides_its_own_file_and_no_voc_records(coco_root: Path) -> None:
+    val = build(config("data=coco", f"data.root={coco_root}"), need_train=False).val
+    assert isinstance(val, DetectionGroundTruth) and val.voc_records() is None
+    truth = val.coco_ground_truth()
+    assert truth.coco is val.coco and truth.label_to_cat_id == {0: 3, 1: 18, 2: 90}
+    assert truth.image_id_map is None
+
+
+@pytest.mark.parametrize("fmt", ["voc", "coco"])
+def test_annotations_alone_build_the_val_split_without_images(
+    voc_root: Path, coco_root: Path, fmt: str
+) -> None:
+    # `cvtrain eval predictions=FILE`: the validation annotations are enough (require_images=False)
+    if fmt == "voc":
+        shutil.rmtree(voc_root / "VOC2007" / "JPEGImages")
+        cfg = config("data=voc", f"data.root={voc_root}", "data.years=[2007]")
+    else:
+        shutil.rmtree(coco_root / "val2017")
+        cfg = config("data=coco", f"data.root={coco_root}")
+    with pytest.raises(DataError, match="does not exist"):
+        build(cfg, need_train=False)
+    splits = build(cfg, need_train=False, require_images=False)
+    assert splits.train is None and len(splits.val) in (1, 2)
+    assert isinstance(splits.val, DetectionGroundTruth)
 
 
 # -------------------------------------------------------------------------------------------- data=shapes

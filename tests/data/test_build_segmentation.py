@@ -6,12 +6,13 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from cvtrain.data.batch import Batch
-from cvtrain.data.build import build_datasets, eval_transform
+from cvtrain.contracts.batch import Batch
 from cvtrain.data.images import read_image
 from cvtrain.data.palette import IGNORE_INDEX, read_index_png, write_index_png
 from cvtrain.data.shapes_segmentation import SHAPES_SEGMENTATION_CLASSES
-from cvtrain.data.voc_seg import VOC_CLASSES
+from cvtrain.data.splits import build_data
+from cvtrain.data.transforms import eval_transform
+from cvtrain.data.voc_seg import VOC_SEG_CLASSES
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
 from tests.conftest import VOC_SEG_SAMPLE_ID, compose_config, fixture_dir, voc_seg_sample
@@ -19,6 +20,10 @@ from tests.conftest import VOC_SEG_SAMPLE_ID, compose_config, fixture_dir, voc_s
 
 def config(*overrides: str):
     return compose_config("model=unet", *overrides)
+
+
+def build(data, aug, *, task: str, need_train: bool = True):
+    return build_data(data, aug, task=task, need_train=need_train)
 
 
 def test_shapes_segmentation_form_follows_the_model(tmp_path):
@@ -30,7 +35,7 @@ def test_shapes_segmentation_form_follows_the_model(tmp_path):
         "data.val_images=2",
         "data.image_size=24",
     )
-    splits = build_datasets(cfg.data, cfg.aug, task=cfg.model.task)
+    splits = build(cfg.data, cfg.aug, task=cfg.model.task)
     assert splits.class_names == list(SHAPES_SEGMENTATION_CLASSES)
     assert len(splits.train) == 3 and len(splits.val) == 2
     image, mask, meta = splits.train[0]
@@ -44,8 +49,8 @@ def test_shapes_segmentation_form_follows_the_model(tmp_path):
 def test_real_voc_sample_through_the_evaluation_path(tmp_path):
     devkit = voc_seg_sample(tmp_path)
     cfg = config("data=voc_seg", f"data.root={devkit}")
-    splits = build_datasets(cfg.data, cfg.aug, task="segmentation", need_train=False)
-    assert splits.train is None and splits.class_names == list(VOC_CLASSES)
+    splits = build(cfg.data, cfg.aug, task="segmentation", need_train=False)
+    assert splits.train is None and splits.class_names == list(VOC_SEG_CLASSES)
     image, mask, meta = splits.val[0]
     truth = read_index_png(devkit / "VOC2012" / "SegmentationClass" / f"{VOC_SEG_SAMPLE_ID}.png")
     with Image.open(devkit / "VOC2012" / "JPEGImages" / f"{VOC_SEG_SAMPLE_ID}.jpg") as jpeg:
@@ -54,7 +59,7 @@ def test_real_voc_sample_through_the_evaluation_path(tmp_path):
     assert torch.equal(mask, torch.from_numpy(truth).long())  # indices, the void border kept
     assert IGNORE_INDEX in truth and len(set(np.unique(truth)) - {0, IGNORE_INDEX}) >= 1
     # A prediction equal to the ground truth (void predicted as background) scores a perfect mIoU.
-    evaluator = SegmentationEvaluator(num_classes=21, class_names=list(VOC_CLASSES))
+    evaluator = SegmentationEvaluator(num_classes=21, class_names=list(VOC_SEG_CLASSES))
     prediction = mask.clone()
     prediction[prediction == IGNORE_INDEX] = 0
     evaluator.update(Batch(images=image[None], targets=mask[None], meta=[meta]), prediction[None])
@@ -73,7 +78,7 @@ def test_voc_seg_adds_sbd_to_training_only(tmp_path):
         width, height = im.size
     write_index_png(sbd / "2011_003353.png", np.full((height, width), 15, dtype=np.uint8))
     cfg = config("data=voc_seg", f"data.root={devkit}", f"data.sbd_root={sbd.parent}", "data.image_size=32")
-    splits = build_datasets(cfg.data, cfg.aug, task="segmentation")
+    splits = build(cfg.data, cfg.aug, task="segmentation")
     assert len(splits.train) == 2 and len(splits.val) == 1
     assert splits.train[1][0].shape == (3, 32, 32)
 
@@ -81,10 +86,10 @@ def test_voc_seg_adds_sbd_to_training_only(tmp_path):
 def test_voc_seg_errors_name_the_key_and_what_to_do(tmp_path):
     cfg = config("data=voc_seg")
     with pytest.raises(ConfigError, match="data.root=DIR"):
-        build_datasets(cfg.data, cfg.aug, task="segmentation")
+        build(cfg.data, cfg.aug, task="segmentation")
     cfg = config("data=voc_seg", f"data.root={voc_seg_sample(tmp_path)}")
     with pytest.raises(ConfigError, match="segmentation data but the model is a classification model"):
-        build_datasets(cfg.data, cfg.aug, task="classification")
+        build(cfg.data, cfg.aug, task="classification")
 
 
 @pytest.mark.parametrize(("classes", "num_classes"), [("voc", 21), ("all", 81)])
@@ -101,7 +106,7 @@ def test_real_coco_sample_as_segmentation(tmp_path, classes, num_classes):
         f"data.cache_dir={tmp_path / 'cache'}",
         "data.image_size=48",
     )
-    splits = build_datasets(cfg.data, cfg.aug, task="segmentation")
+    splits = build(cfg.data, cfg.aug, task="segmentation")
     assert len(splits.class_names) == num_classes and splits.class_names[0] == "background"
     assert len(splits.val) == 6  # evaluation keeps every image, even the one without annotations
     assert len(splits.train) < 6  # drop_empty: training skips images without a kept class
@@ -115,4 +120,4 @@ def test_real_coco_sample_as_segmentation(tmp_path, classes, num_classes):
 def test_coco_seg_needs_a_root_or_explicit_paths():
     cfg = config("data=coco_seg")
     with pytest.raises(ConfigError, match=r"data.root=DIR.*data.train_ann"):
-        build_datasets(cfg.data, cfg.aug, task="segmentation")
+        build(cfg.data, cfg.aug, task="segmentation")

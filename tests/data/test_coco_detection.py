@@ -14,8 +14,8 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from cvtrain.contracts.batch import BadSample
 from cvtrain.data.coco import COCODetection, coco_api_from_dict, load_coco_api
-from cvtrain.data.images import BadSample
 from cvtrain.errors import DataError
 from tests.conftest import fixture_dir
 

@@ -12,9 +12,9 @@ from pycocotools.coco import COCO
 from torch.utils.data import DataLoader, Subset
 
 import cvtrain.data.coco_seg as coco_seg
+from cvtrain.contracts.batch import BadSample
 from cvtrain.data.coco_seg import COCO_NAMES_OF_VOC_CLASSES, COCOSegmentation, annotation_mask
-from cvtrain.data.images import BadSample
-from cvtrain.data.voc_seg import VOC_CLASSES
+from cvtrain.data.voc_seg import VOC_SEG_CLASSES
 from cvtrain.errors import ConfigError, DataError
 from tests.conftest import fixture_dir
 
@@ -134,7 +134,7 @@ def test_rle_forms_decode_exactly():
 def test_voc_classes_overlap_order_and_crowd(tmp_path):
     ann_file, images_dir = make_coco(tmp_path)
     dataset = COCOSegmentation(ann_file=ann_file, image_dir=images_dir, classes="voc")
-    assert dataset.class_names == list(VOC_CLASSES) and dataset.num_classes == 21 and len(dataset) == 4
+    assert dataset.class_names == list(VOC_SEG_CLASSES) and dataset.num_classes == 21 and len(dataset) == 4
     image, mask, meta = dataset[0]
     voc = {"person": 15, "dog": 12, "car": 7}
     assert torch.equal(mask, torch.from_numpy(expected_label_map(voc)))

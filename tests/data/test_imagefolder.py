@@ -4,8 +4,8 @@ import pytest
 import torch
 from torchvision.datasets import ImageFolder
 
+from cvtrain.contracts.batch import BadSample
 from cvtrain.data.imagefolder import ImageFolderDataset, find_classes, read_synset_mapping
-from cvtrain.data.images import BadSample
 from cvtrain.errors import DataError
 from tests.conftest import fixture_dir, make_imagefolder, write_image
 

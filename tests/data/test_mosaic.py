@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchvision import tv_tensors
 
-from cvtrain.data.batch import BadSample
+from cvtrain.contracts.batch import BadSample
 from cvtrain.data.mosaic import MosaicDataset, mosaic
 
 SIZE = 64

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cvtrain.data.images import BadSample
+from cvtrain.contracts.batch import BadSample
 from cvtrain.data.palette import VOC_PALETTE, read_index_png
 from cvtrain.data.shapes import SHAPE_CLASSES
 from cvtrain.data.shapes_segmentation import (

@@ -13,7 +13,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from cvtrain.data.images import BadSample
+from cvtrain.contracts.batch import BadSample
 from cvtrain.data.voc import VOC_CLASSES, VOCDetection
 from cvtrain.errors import DataError
 from tests.conftest import fixture_dir

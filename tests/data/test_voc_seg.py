@@ -11,9 +11,9 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from cvtrain.data.images import BadSample
+from cvtrain.contracts.batch import BadSample
 from cvtrain.data.palette import write_index_png
-from cvtrain.data.voc_seg import VOC_CLASSES, VOCSegmentation
+from cvtrain.data.voc_seg import VOC_SEG_CLASSES, VOCSegmentation
 from cvtrain.errors import ConfigError, DataError
 from tests.conftest import fixture_dir
 
@@ -59,7 +59,7 @@ def test_sample_types_values_and_meta(tmp_path):
     devkit = make_voc(tmp_path, {**SPLITS, "trainval": SPLITS["train"] + SPLITS["val"]})
     dataset = VOCSegmentation(root=devkit, split="train")
     assert len(dataset) == 2 and dataset.image_ids == SPLITS["train"]
-    assert dataset.num_classes == 21 and dataset.class_names == list(VOC_CLASSES)
+    assert dataset.num_classes == 21 and dataset.class_names == list(VOC_SEG_CLASSES)
     image, mask, meta = dataset[1]
     assert isinstance(image, tv_tensors.Image) and image.dtype == torch.uint8 and image.shape == (3, 6, 8)
     assert isinstance(mask, tv_tensors.Mask) and mask.dtype == torch.int64 and mask.shape == (6, 8)

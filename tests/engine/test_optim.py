@@ -3,7 +3,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from cvtrain.config import AdamWConfig, SchedConfig, SGDConfig
+from cvtrain.config.training import AdamWConfig, SchedConfig, SGDConfig
 from cvtrain.engine.optim import build_optimizer, build_scheduler, parameter_groups
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cvtrain.data.batch import Batch
+from cvtrain.contracts.batch import Batch
 from cvtrain.metrics.accuracy import AccuracyEvaluator, topk_correct
 
 

@@ -15,11 +15,12 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from rich.console import Console
 
-from cvtrain.data.batch import Batch
+from cvtrain.commands.score import score_results
+from cvtrain.contracts.batch import Batch
 from cvtrain.data.coco import COCODetection, coco_api_from_dict
 from cvtrain.data.voc import VOCDetection, VOCRecord
 from cvtrain.errors import DataError
-from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator, score_coco_results
+from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator
 from tests.conftest import fixture_dir
 
 # pycocotools' COCOeval.stats for the COCO API's fake bbox results (cocoapi's own demo), from the fixture README
@@ -30,6 +31,13 @@ OFFICIAL_BBOX = [
 ]  # fmt: skip
 
 CAT_IDS = [3, 17, 64]  # non-contiguous: labels 0, 1, 2
+
+
+def coco_truth(ann_file: Path) -> COCODetection:
+    """The annotations of a COCO-format file alone, as `cvtrain eval predictions=FILE` reads them."""
+    return COCODetection(
+        ann_file=ann_file, image_dir=Path(ann_file).parent, keep_empty=True, train=False, require_images=False
+    )
 
 
 def tiny_ground_truth() -> dict[str, Any]:
@@ -102,9 +110,9 @@ def pycocotools_stats(coco_gt: COCO, results: list[dict[str, Any]]) -> list[floa
 
 def test_official_numbers_on_the_coco_api_fixture() -> None:
     folder = fixture_dir("coco-eval-parity")
-    metrics = score_coco_results(
-        ann_file=folder / "instances_val2014_100.json",
-        results_file=folder / "instances_val2014_fakebbox100_results.json",
+    metrics = score_results(
+        coco_truth(folder / "instances_val2014_100.json"),
+        folder / "instances_val2014_fakebbox100_results.json",
     )
     assert list(metrics) == list(COCO_METRICS)
     assert list(metrics.values()) == pytest.approx(OFFICIAL_BBOX, abs=1e-12)
@@ -236,14 +244,12 @@ def test_score_coco_results_rejects_mismatched_files(tmp_path: Path) -> None:
     for entry, message in cases:
         (tmp_path / "r.json").write_text(json.dumps([good, entry]))
         with pytest.raises(DataError, match=message):
-            score_coco_results(ann_file=ann_file, results_file=tmp_path / "r.json")
+            score_results(coco_truth(ann_file), tmp_path / "r.json")
     (tmp_path / "r.json").write_text(json.dumps({"not": "a list"}))
     with pytest.raises(DataError, match="JSON list"):
-        score_coco_results(ann_file=ann_file, results_file=tmp_path / "r.json")
+        score_results(coco_truth(ann_file), tmp_path / "r.json")
     (tmp_path / "r.json").write_text("[]")
-    assert score_coco_results(ann_file=ann_file, results_file=tmp_path / "r.json") == dict.fromkeys(
-        COCO_METRICS, 0.0
-    )
+    assert score_results(coco_truth(ann_file), tmp_path / "r.json") == dict.fromkeys(COCO_METRICS, 0.0)
 
 
 def test_perfect_detections_on_the_real_coco_sample() -> None:

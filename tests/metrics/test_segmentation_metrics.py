@@ -7,7 +7,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from cvtrain.data.batch import Batch
+from cvtrain.contracts.batch import Batch
 from cvtrain.metrics.segmentation import SegmentationEvaluator
 
 NAMES = ["background", "a", "b", "c"]

@@ -13,13 +13,13 @@ import torch
 from rich.console import Console
 from torchvision.ops import box_iou
 
-from cvtrain.data.batch import Batch
+from cvtrain.commands.score import score_results
+from cvtrain.contracts.batch import Batch
 from cvtrain.data.voc import VOCDetection, VOCRecord
 from cvtrain.errors import DataError
 from cvtrain.metrics.voc import (
     VOCEvaluator,
     devkit_overlaps,
-    score_voc_results,
     to_devkit_boxes,
     voc07_ap,
     voc_ap,
@@ -290,9 +290,7 @@ def test_score_voc_results_on_the_real_sample(real_voc: VOCDetection, tmp_path: 
         for r in real_voc.records
         for (x0, y0, x1, y1), label in zip(r.boxes.tolist(), r.labels, strict=True)
     ]
-    perfect = score_voc_results(
-        voc_dataset=real_voc, results_file=write_results(tmp_path / "p.json", entries)
-    )
+    perfect = score_results(real_voc, write_results(tmp_path / "p.json", entries))
     assert (
         perfect["voc_map"] == 1.0
         and perfect["voc07_map"] == pytest.approx(1.0)
@@ -300,7 +298,7 @@ def test_score_voc_results_on_the_real_sample(real_voc: VOCDetection, tmp_path: 
     )
     # drop the chair: dog and person stay perfect, chair has AP 0 -> mean 2/3
     partial = [e for e in entries if e["category_id"] != 9]
-    scores = score_voc_results(voc_dataset=real_voc, results_file=write_results(tmp_path / "q.json", partial))
+    scores = score_results(real_voc, write_results(tmp_path / "q.json", partial))
     assert scores["voc_map"] == pytest.approx(2 / 3) and scores["map"] == pytest.approx(2 / 3)
     assert set(scores) >= {"voc_map", "voc07_map", "map", "map_50", "map_75", "mar_100"}
 
@@ -321,4 +319,4 @@ def test_score_voc_results_rejects_malformed_entries(
     real_voc, tmp_path: Path, entry: dict, message: str
 ) -> None:
     with pytest.raises(DataError, match=message):
-        score_voc_results(voc_dataset=real_voc, results_file=write_results(tmp_path / "bad.json", [entry]))
+        score_results(real_voc, write_results(tmp_path / "bad.json", [entry]))

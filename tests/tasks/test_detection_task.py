@@ -17,18 +17,18 @@ from rich.console import Console
 from torch import nn
 from torchvision import tv_tensors
 
-from cvtrain.data.batch import Batch
+from cvtrain.commands.score import score_results
+from cvtrain.contracts.batch import BadSample, Batch
 from cvtrain.data.coco import COCODetection
 from cvtrain.data.det_transforms import detection_transforms
-from cvtrain.data.images import BadSample
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.shapes import SHAPE_CLASSES
 from cvtrain.data.shapes_detection import ensure_shapes_detection, shapes_coco_paths, shapes_voc_root
 from cvtrain.data.voc import VOCDetection
 from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator
-from cvtrain.metrics.voc import score_voc_results
-from cvtrain.models.detection import build_detection_model
-from cvtrain.tasks.detection import CombinedEvaluator, DetectionTask
+from cvtrain.metrics.detection import CombinedEvaluator
+from cvtrain.models.detection import build_faster_rcnn
+from cvtrain.tasks.detection import DetectionTask
 
 EVAL = detection_transforms(
     type("Aug", (), {"hflip": 0.0, "scale_range": None, "photometric": False, "mean": [0.5] * 3})(),
@@ -152,8 +152,8 @@ def test_training_step_returns_the_sum_and_every_named_loss() -> None:
 
 def test_a_tiny_faster_rcnn_step_gives_its_four_losses(voc_val: VOCDetection) -> None:
     torch.manual_seed(0)
-    model = build_detection_model(
-        name="faster_rcnn", num_classes=5, backbone="mobilenet_v3_large_320_fpn", min_size=64, max_size=64
+    model = build_faster_rcnn(
+        num_classes=5, backbone="mobilenet_v3_large_320_fpn", min_size=64, max_size=64
     ).train()
     losses = {
         k: v.detach()
@@ -206,11 +206,11 @@ def test_saved_coco_predictions_rescore_with_pycocotools_to_the_same_numbers(
     coco_val: COCODetection, tmp_path: Path
 ) -> None:
     t = task()
-    evaluator, sink = t.evaluator(coco_val), t.prediction_sink(coco_val, tmp_path)
+    evaluator, sink = t.evaluator(coco_val), t.results_writer(coco_val, tmp_path)
     for batch, predictions in noisy_predictions(coco_val, seed=3):
         evaluator.update(batch, predictions)
         sink.update(batch, predictions)
-    sink.close()
+    sink.write()
     ours = evaluator.compute()
     results = json.loads((tmp_path / "predictions.json").read_text())
     assert {r["category_id"] for r in results} <= {2, 3, 7, 11, 12}  # the file's own (non-contiguous) ids
@@ -229,13 +229,14 @@ def test_saved_voc_predictions_use_stems_and_one_based_classes_and_rescore_alike
     voc_val: VOCDetection, tmp_path: Path
 ) -> None:
     t = task()
-    evaluator, sink = t.evaluator(voc_val), t.prediction_sink(voc_val, tmp_path)
+    evaluator, sink = t.evaluator(voc_val), t.results_writer(voc_val, tmp_path)
     for batch, predictions in noisy_predictions(voc_val, seed=4):
         evaluator.update(batch, predictions)
         sink.update(batch, predictions)
-    records = sink.close()
+    sink.write()
+    records = sink.records
     assert records[0]["image_id"] == voc_val.records[0].image_id and 1 <= records[0]["category_id"] <= 5
-    rescored = score_voc_results(voc_dataset=voc_val, results_file=tmp_path / "predictions.json")
+    rescored = score_results(voc_val, tmp_path / "predictions.json")
     assert rescored == evaluator.compute()
 
 
@@ -249,7 +250,7 @@ def test_predict_pictures_have_the_boxes_drawn_and_the_json_is_filtered(tmp_path
         Image.fromarray(np.full((30, 40, 3), 128, dtype=np.uint8)).save(path)
     images = InputImages(inputs, transform=EVAL)
     t = task()
-    sink = t.prediction_sink(images, tmp_path / "run")
+    sink = t.predict_writer(tmp_path / "run")
     batch = t.collate([images[0], images[1]])
     prediction = {
         "boxes": torch.tensor([[5.0, 5.0, 20.0, 25.0], [1.0, 1.0, 3.0, 3.0]]),
@@ -257,7 +258,8 @@ def test_predict_pictures_have_the_boxes_drawn_and_the_json_is_filtered(tmp_path
         "labels": torch.tensor([2, 4]),
     }
     sink.update(batch, [prediction, {k: v[:0] for k, v in prediction.items()}])
-    records = sink.close()
+    sink.write()
+    records = sink.records
     assert records == json.loads((tmp_path / "run" / "predictions.json").read_text())
     first, second = records
     assert [d["class_name"] for d in first["detections"]] == ["cross"]  # 0.4 < predict.score_threshold=0.5

@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 from torchvision import tv_tensors
 
-from cvtrain.data.images import BadSample
+from cvtrain.contracts.batch import BadSample
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.palette import IGNORE_INDEX, VOC_PALETTE, read_index_png
 from cvtrain.errors import ConfigError
@@ -147,9 +147,10 @@ def test_eval_sink_writes_palette_pngs_at_the_original_size_named_by_stem(tmp_pa
     samples = [sample(4, 5, path="/data/2008_000001.jpg"), sample(6, 3, path="/data/2008_000002.jpg")]
     batch = task.collate(samples)
     predictions = [torch.full((4, 5), 1), torch.tensor([[0, 2, 2]] * 6)]
-    sink = task.prediction_sink(dataset=None, out_dir=tmp_path)
+    sink = task.results_writer(dataset=None, out_dir=tmp_path)
     sink.update(batch, predictions)
-    records = sink.close()
+    sink.write()
+    records = sink.records
     first = read_index_png(tmp_path / "predictions" / "2008_000001.png")
     assert first.shape == (4, 5) and (first == 1).all()
     with Image.open(tmp_path / "predictions" / "2008_000002.png") as png:
@@ -169,9 +170,10 @@ def test_predict_sink_adds_overlays_and_keeps_repeated_stems_apart(tmp_path):
     batch = task.collate([(s[0].float(), s[1], s[2]) for s in (inputs[0], inputs[1])])
     label_map = torch.zeros(6, 8, dtype=torch.long)
     label_map[:, 4:] = 2
-    sink = task.prediction_sink(inputs, tmp_path / "out")
+    sink = task.predict_writer(tmp_path / "out")
     sink.update(batch, torch.stack([label_map, label_map]))
-    records = sink.close()
+    sink.write()
+    records = sink.records
     assert [r["mask"] for r in records] == ["predictions/x.png", "predictions/x_1.png"]
     assert [r["overlay"] for r in records] == ["overlays/x.jpg", "overlays/x_1.jpg"]
     with Image.open(tmp_path / "out" / records[0]["overlay"]) as jpeg:

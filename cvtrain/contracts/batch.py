@@ -1,4 +1,5 @@
-"""What a data loader yields: one `Batch` per step, built by the task's `collate`."""
+"""What a data loader yields: one `Batch` per step, built by the task's `collate`, and the `BadSample` marker a
+dataset returns in place of a sample whose image could not be read."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from typing import Any
 
 import torch
 
-from cvtrain.data.images import BadSample
+
+@dataclass(frozen=True)
+class BadSample:
+    """Returned by a dataset in place of a sample whose image could not be read; the main process (not a worker)
+    decides what to do with it (`data.on_bad_image`)."""
+
+    path: str
+    reason: str
 
 
 def move_to(obj: Any, device: torch.device, non_blocking: bool = False) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from cvtrain.data.batch import Batch
+from cvtrain.contracts.batch import Batch
 
 
 class Evaluator(ABC):

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvtrain.data.batch import Batch
-from cvtrain.data.build import build_datasets
+from cvtrain.commands.score import score_predictions_file
+from cvtrain.contracts.batch import Batch
+from cvtrain.data.splits import build_data
 from cvtrain.errors import ConfigError, DataError
 from cvtrain.metrics.coco import COCO_METRICS
 from cvtrain.tasks.detection import DetectionTask
-from cvtrain.tasks.scoring import score_predictions_file
 from tests.conftest import compose_config, fixture_dir
 
 
@@ -45,13 +45,13 @@ def test_a_saved_predictions_file_scores_like_the_evaluation_that_wrote_it(
         "data.val_images=8", f"data.layout={layout}",
     )  # fmt: skip
     cfg = compose_config("model=faster_rcnn", *data)
-    val = build_datasets(cfg.data, cfg.aug, task="detection", need_train=False).val
+    val = build_data(cfg.data, aug=cfg.aug, task="detection", need_train=False).val
     task = DetectionTask(class_names=val.class_names)
-    evaluator, sink = task.evaluator(val), task.prediction_sink(val, tmp_path)
+    evaluator, sink = task.evaluator(val), task.results_writer(val, tmp_path)
     for batch, predictions in jittered_predictions(val):
         evaluator.update(batch, predictions)
         sink.update(batch, predictions)
-    sink.close()
+    sink.write()
     expected = evaluator.compute()
     # no model and the default model group (a classifier): scoring needs neither
     results = score_predictions_file(compose_config(*data, f"predictions={tmp_path / 'predictions.json'}"))
@@ -104,5 +104,5 @@ def test_voc_data_scores_without_the_images(tmp_path: Path) -> None:
 
 
 def test_other_data_cannot_be_scored(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="data=coco, data=voc or data=shapes"):
+    with pytest.raises(ConfigError, match="data=synthetic provides classification data"):
         score_predictions_file(compose_config("data=synthetic", f"predictions={tmp_path / 'p.json'}"))

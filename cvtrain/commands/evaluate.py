@@ -1,0 +1,62 @@
+"""`cvtrain eval ckpt=PATH`: re-evaluate a checkpoint with the config it was trained with (plus overrides);
+`cvtrain eval predictions=FILE`: score a saved predictions file (`cvtrain/commands/score.py`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from cvtrain.commands.score import score_predictions_file
+from cvtrain.commands.setup import build_setup, checkpoint_config, config_record, eval_loader, finish
+from cvtrain.config import to_typed
+from cvtrain.engine.bad_samples import BadSampleLog
+from cvtrain.engine.checkpoint import load_checkpoint
+from cvtrain.engine.loop import evaluate
+from cvtrain.engine.reporting import write_json
+from cvtrain.engine.state import evaluated_weights
+from cvtrain.errors import ConfigError
+
+
+def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    if raw_cfg.ckpt is None:
+        if raw_cfg.predictions is not None:
+            cfg = to_typed(raw_cfg)
+            results = score_predictions_file(cfg)
+            finish(run_dir, results, None, title=f"{cfg.predictions} on {cfg.data.format}")
+            return results
+        raise ConfigError(
+            "cvtrain eval needs ckpt=PATH (a checkpoint), or predictions=FILE to score saved predictions."
+        )
+    started = time.perf_counter()
+    state = load_checkpoint(raw_cfg.ckpt)
+    cfg = to_typed(checkpoint_config(raw_cfg, overrides, state))
+    setup = build_setup(cfg, need_train=False, class_names=list(state["class_names"]))
+    setup.model.load_state_dict(evaluated_weights(state))
+    sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
+    metrics, evaluator = evaluate(
+        model=setup.model,
+        loader=eval_loader(setup, setup.data.val),
+        task=setup.task,
+        evaluator=setup.task.evaluator(setup.data.val),
+        device=setup.device,
+        amp_dtype=setup.amp_dtype,
+        bad_samples=BadSampleLog(cfg.data.on_bad_image.value, run_dir),
+        sinks=sinks,
+    )
+    write_json(run_dir / "config.json", config_record(cfg))
+    results = {
+        "status": "ok",
+        **metrics,
+        "ckpt": str(cfg.ckpt),
+        "epoch": state["epoch"],
+        "step": state["step"],
+        "val_images": len(setup.data.val),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "model": cfg.model.name,
+        "data": cfg.data.format,
+    }
+    finish(run_dir, results, evaluator, title=f"eval {Path(cfg.ckpt).name}")
+    return results

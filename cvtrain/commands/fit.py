@@ -1,0 +1,130 @@
+"""`cvtrain fit`: train, evaluating every `trainer.eval_every` epochs; keep checkpoints/best.ckpt and last.ckpt."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from cvtrain.commands.setup import (
+    build_setup,
+    config_record,
+    eval_loader,
+    finish,
+    group_choices,
+    group_schemas,
+)
+from cvtrain.config import to_typed
+from cvtrain.contracts.monitor import monitor_mode
+from cvtrain.engine import distributed, loaders
+from cvtrain.engine.bad_samples import BadSampleLog
+from cvtrain.engine.ema import ModelEMA
+from cvtrain.engine.loop import fit
+from cvtrain.engine.optim import build_optimizer, build_scheduler
+from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
+from cvtrain.engine.state import FitRun, resume
+
+
+def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    cfg = to_typed(raw_cfg)
+    setup = build_setup(cfg, need_train=True)
+    d, t = cfg.data, cfg.trainer
+    train_ds = setup.data.train
+    assert train_ds is not None
+    train_loader = loaders.train_loader(
+        train_ds,
+        collate=setup.task.collate,
+        batch_size=d.batch_size,
+        num_workers=d.num_workers,
+        pin_memory=d.pin_memory,
+        persistent_workers=d.persistent_workers,
+        seed=t.seed,
+        device=setup.device,
+        batch_sampler_factory=getattr(train_ds, "batch_sampler_factory", None),
+    )
+    steps_per_epoch = len(train_loader)
+    # The schedule spans the configured epochs; trainer.max_steps only stops the run early (a stopped run and
+    # its resumption then follow the same schedule as an uninterrupted one).
+    total_steps = t.epochs * steps_per_epoch
+    model = setup.model
+    if distributed.world_size() > 1:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[setup.device.index] if setup.device.type == "cuda" else None
+        )
+    optimizer = build_optimizer(setup.model, cfg.optim)
+    scheduler = build_scheduler(
+        optimizer, cfg.sched, steps_per_epoch=steps_per_epoch, total_steps=total_steps
+    )
+    scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.amp_dtype == torch.float16)
+    evaluator = setup.task.evaluator(setup.data.val)  # first: a detection task's headline follows the data
+    monitor = t.monitor or setup.task.monitor
+    run = FitRun(
+        model=model,
+        task=setup.task,
+        train_loader=train_loader,
+        val_loader=eval_loader(setup, setup.data.val),
+        evaluator=evaluator,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        device=setup.device,
+        amp_dtype=setup.amp_dtype,
+        run_dir=run_dir,
+        epochs=t.epochs,
+        max_steps=t.max_steps,
+        eval_every=t.eval_every,
+        grad_clip=t.grad_clip,
+        log_every=t.log_every,
+        monitor=monitor,
+        monitor_mode=monitor_mode(monitor),
+        recorder=MetricsRecorder(run_dir, cfg.logger.tensorboard),
+        progress=TrainProgress(cfg.logger.progress),
+        bad_samples=BadSampleLog(d.on_bad_image.value, run_dir),
+        ema=ModelEMA(setup.model, decay=t.ema_decay) if t.ema else None,
+        checkpoint_extra={
+            "config": config_record(cfg),
+            "class_names": setup.data.class_names,
+            "choices": group_choices(),
+            "schemas": group_schemas(cfg),
+        },
+    )
+    if t.resume:
+        resume(run, t.resume)
+    log.info(
+        "fit %s on %s: %d train / %d val images, %d classes, %d steps/epoch, device %s%s",
+        cfg.model.name,
+        d.format,
+        len(train_ds),
+        len(setup.data.val),
+        len(setup.data.class_names),
+        steps_per_epoch,
+        setup.device,
+        f", autocast {setup.amp_dtype}" if setup.amp_dtype else "",
+    )
+    try:
+        final = fit(run)
+    finally:
+        run.recorder.close()
+    metrics = {k: v for k, v in final.items() if k not in ("epoch", "step")}
+    results = {
+        "status": "ok",
+        **metrics,
+        "monitor": monitor,
+        "monitor_mode": run.monitor_mode,
+        f"best_{monitor}": run.best,
+        "epochs": final.get("epoch", run.start_epoch),
+        "steps": run.step,
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "train_images": len(train_ds),
+        "val_images": len(setup.data.val),
+        "bad_images_skipped": run.bad_samples.count,
+        "model": cfg.model.name,
+        "data": d.format,
+    }
+    finish(run_dir, results, run.evaluator, title=f"{cfg.model.name} on {d.format}: final evaluation")
+    return results

@@ -1,0 +1,62 @@
+"""`cvtrain predict ckpt=PATH inputs=FILE_OR_DIR`: run a checkpoint on images and write what it sees.
+
+No dataset is needed: the inputs go through the task's evaluation transform and the engine's evaluation loop,
+with the task's `predict_writer` as the only sink (and no evaluator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from cvtrain.commands.setup import amp_dtype_for, checkpoint_config, seed_everything
+from cvtrain.config import to_typed
+from cvtrain.data.inputs import InputImages
+from cvtrain.data.transforms import eval_transform
+from cvtrain.engine import distributed, loaders
+from cvtrain.engine.bad_samples import BadSampleLog
+from cvtrain.engine.checkpoint import load_checkpoint
+from cvtrain.engine.loop import evaluate
+from cvtrain.engine.reporting import log, show
+from cvtrain.engine.state import evaluated_weights
+from cvtrain.errors import ConfigError
+from cvtrain.models.build import build_model
+from cvtrain.tasks.build import build_task
+
+
+def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list[dict[str, Any]]:
+    if raw_cfg.ckpt is None or raw_cfg.inputs is None:
+        raise ConfigError("cvtrain predict needs ckpt=PATH and inputs=IMAGE_OR_FOLDER.")
+    state = load_checkpoint(raw_cfg.ckpt)
+    cfg = to_typed(checkpoint_config(raw_cfg, overrides, state))
+    class_names = list(state["class_names"])
+    seed_everything(cfg.trainer.seed, deterministic=False)
+    device = distributed.setup(cfg.trainer.device)
+    task = build_task(cfg.model, class_names=class_names, predict_cfg=cfg.predict)
+    model = build_model(cfg.model, num_classes=len(class_names)).to(device)
+    model.load_state_dict(evaluated_weights(state))
+    images = InputImages(cfg.inputs, transform=eval_transform(cfg.model.task, cfg.aug))
+    loader = loaders.eval_loader(
+        images,
+        collate=task.collate,
+        batch_size=cfg.predict.batch_size,
+        num_workers=0,
+        pin_memory=False,
+        persistent_workers=False,
+        device=device,
+    )
+    writer = task.predict_writer(run_dir)
+    evaluate(
+        model=model,
+        loader=loader,
+        task=task,
+        evaluator=None,
+        device=device,
+        amp_dtype=amp_dtype_for(cfg.trainer.precision, device),
+        bad_samples=BadSampleLog("skip", run_dir),
+        sinks=[writer],
+    )
+    show(task.show_predictions(writer.records, run_dir))
+    log.info("%d predictions written to %s", len(writer.records), run_dir)
+    return writer.records

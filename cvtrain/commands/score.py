@@ -1,0 +1,133 @@
+"""`cvtrain eval predictions=FILE`: score a saved COCO-format results file, with no model and no images.
+
+    cvtrain eval data=coco data.val_ann=instances_val2017.json predictions=results.json
+    cvtrain eval data=voc data.root=VOCdevkit predictions=predictions.json     # data.val_years, data.val_split
+    cvtrain eval data=shapes predictions=predictions.json                      # data.layout picks the copy
+
+The validation split's annotations come from the data builder (`require_images=False`) and are scored by what
+they provide: COCO files by pycocotools exactly as the official evaluation does (`map`, `map_50`, ... in
+`COCOeval.stats` order, every image of the file); VOC data by the devkit's `voc_map` / `voc07_map` and COCO AP on
+its COCO view. This is how another detector's output, or our own `eval.save_predictions=true` file, is re-scored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvtrain.config import Config
+from cvtrain.contracts.ground_truth import DetectionGroundTruth
+from cvtrain.data.splits import build_data
+from cvtrain.errors import ConfigError, DataError
+from cvtrain.metrics.coco import evaluate_bbox
+from cvtrain.metrics.detection import coco_evaluator
+from cvtrain.metrics.voc import VOCEvaluator
+
+
+def read_results_file(results_file: str | Path) -> list[dict[str, Any]]:
+    """Read and check a COCO results json: a list of {image_id, category_id, bbox [x, y, w, h], score}."""
+    path = Path(results_file).expanduser()
+    if not path.is_file():
+        raise DataError(f"results file {path} does not exist")
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    if not isinstance(entries, list):
+        raise DataError(
+            f"{path}: a COCO results file is a JSON list of detections, got {type(entries).__name__}"
+        )
+    for index, entry in enumerate(entries):
+        where = f"{path}: entry {index}"
+        if not isinstance(entry, dict) or any(
+            k not in entry for k in ("image_id", "category_id", "bbox", "score")
+        ):
+            raise DataError(f"{where} needs the keys image_id, category_id, bbox and score: {entry!r}")
+        bbox, score = entry["bbox"], entry["score"]
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_finite_number(v) for v in bbox)):
+            raise DataError(f"{where} has bbox {bbox!r}: expected [x, y, width, height] (finite numbers)")
+        if not _finite_number(score):
+            raise DataError(f"{where} has score {score!r}: expected a finite number")
+    return entries
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def score_coco(truth: DetectionGroundTruth, entries: list[dict[str, Any]], source: str) -> dict[str, float]:
+    """Every image of the annotation file counts, as in the official evaluation."""
+    coco_gt = truth.coco_ground_truth().coco
+    for index, entry in enumerate(entries):
+        if entry["image_id"] not in coco_gt.imgs:
+            raise DataError(
+                f"{source}: entry {index} has image_id {entry['image_id']!r}, not in the annotations"
+            )
+        if entry["category_id"] not in coco_gt.cats:
+            raise DataError(
+                f"{source}: entry {index} has category_id {entry['category_id']!r}, not in the annotations "
+                "(use the file's category ids, not contiguous training labels)"
+            )
+    metrics, _ = evaluate_bbox(coco_gt, entries)
+    return metrics
+
+
+def score_voc(truth: DetectionGroundTruth, entries: list[dict[str, Any]], source: str) -> dict[str, float]:
+    """Entries: `image_id` = VOC file stem, `category_id` = 1-based class index, `bbox` = [x, y, w, h] in
+    continuous 0-based pixels. Every image of the split counts (one without detections has its objects missed).
+    Returns `voc_map`, `voc07_map` and the COCO metrics on the COCO view of the same annotations."""
+    records = truth.voc_records() or []
+    num_classes = len(truth.class_names)
+    per_image: dict[str, list[tuple[list[float], float, int]]] = {r.image_id: [] for r in records}
+    for index, entry in enumerate(entries):
+        where = f"{source}: entry {index}"
+        image_id, category_id = entry["image_id"], entry["category_id"]
+        if not isinstance(image_id, str) or image_id not in per_image:
+            raise DataError(
+                f"{where} has image_id {image_id!r}, which is not an image of the VOC split (use the file stem, "
+                f"e.g. {next(iter(per_image), '2007_000001')!r})"
+            )
+        if not isinstance(category_id, int) or not 1 <= category_id <= num_classes:
+            raise DataError(
+                f"{where} has category_id {category_id!r}: use the 1-based class index 1..{num_classes}"
+            )
+        x, y, w, h = entry["bbox"]
+        per_image[image_id].append(([x, y, x + w, y + h], entry["score"], category_id - 1))
+    voc = VOCEvaluator(records=records, class_names=truth.class_names)
+    coco = coco_evaluator(truth)
+    for image_id, detections in per_image.items():
+        boxes = np.asarray([d[0] for d in detections], dtype=np.float64).reshape(-1, 4)
+        scores = np.asarray([d[1] for d in detections], dtype=np.float64)
+        labels = np.asarray([d[2] for d in detections], dtype=np.int64)
+        voc.add(image_id, boxes, scores, labels)
+        coco.add(image_id, boxes, scores, labels)
+    return {**voc.compute(), **coco.compute()}
+
+
+def score_results(truth: DetectionGroundTruth, results_file: str | Path) -> dict[str, float]:
+    """The metrics of a COCO-format results file on `truth`, by what the ground truth provides."""
+    entries = read_results_file(results_file)
+    score = score_voc if truth.voc_records() is not None else score_coco
+    return score(truth, entries, str(results_file))
+
+
+def score_predictions_file(cfg: Config) -> dict[str, Any]:
+    """The metrics of `cfg.predictions` on the validation split of `cfg.data` (what `cvtrain eval` prints)."""
+    splits = build_data(cfg.data, aug=cfg.aug, task="detection", need_train=False, require_images=False)
+    truth = splits.val
+    if not isinstance(truth, DetectionGroundTruth):
+        raise ConfigError(
+            f"predictions= scores detections on data=coco, data=voc or data=shapes, not data={cfg.data.format}"
+        )
+    metrics = score_results(truth, cfg.predictions)
+    layout = f" ({cfg.data.layout.value} layout)" if cfg.data.format == "shapes" else ""
+    return {
+        "status": "ok",
+        **metrics,
+        "predictions": str(cfg.predictions),
+        "data": f"{cfg.data.format}{layout}",
+    }

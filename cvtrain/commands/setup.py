@@ -1,0 +1,143 @@
+"""What every subcommand builds the same way: seeds, device and precision, datasets, task, model, loaders, and the
+config of a checkpoint with the user's overrides on top."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from cvtrain.config import GROUPS, Config, to_plain
+from cvtrain.contracts.task import Task
+from cvtrain.data.splits import DataSplits, build_data
+from cvtrain.engine import distributed, loaders
+from cvtrain.engine.reporting import log, metrics_table, show, write_json
+from cvtrain.errors import ConfigError
+from cvtrain.models.build import build_model
+from cvtrain.tasks.build import build_task
+
+
+@dataclass
+class Setup:
+    cfg: Config
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    data: DataSplits
+    task: Task
+    model: nn.Module
+
+
+def amp_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of `trainer.precision` (None: no autocast, fp32)."""
+    if precision not in ("auto", "32", "bf16", "16"):
+        raise ConfigError(f"trainer.precision={precision!r}: choose auto, 32, bf16 or 16.")
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision == "16" and device.type == "cpu":
+        raise ConfigError("trainer.precision=16 (fp16 autocast) needs CUDA; on the CPU use 32 or bf16.")
+    return {"32": None, "bf16": torch.bfloat16, "16": torch.float16}[precision]
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = True
+
+
+def build_setup(cfg: Config, *, need_train: bool, class_names: list[str] | None = None) -> Setup:
+    seed_everything(cfg.trainer.seed + distributed.rank(), cfg.trainer.deterministic)
+    device = distributed.setup(cfg.trainer.device)
+    data = build_data(cfg.data, aug=cfg.aug, task=cfg.model.task, need_train=need_train)
+    if class_names is not None and len(class_names) != len(data.class_names):
+        raise ConfigError(
+            f"the checkpoint was trained on {len(class_names)} classes but data={cfg.data.format} "
+            f"has {len(data.class_names)}: evaluate on data with the same classes."
+        )
+    names = class_names or data.class_names
+    task = build_task(cfg.model, class_names=names, predict_cfg=cfg.predict)
+    model = build_model(cfg.model, num_classes=len(names)).to(device)
+    return Setup(cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, model)
+
+
+def eval_loader(setup: Setup, dataset: Dataset, batch_size: int | None = None) -> DataLoader:
+    d = setup.cfg.data
+    return loaders.eval_loader(
+        dataset,
+        collate=setup.task.collate,
+        batch_size=batch_size or d.eval_batch_size or d.batch_size,
+        num_workers=d.num_workers,
+        pin_memory=d.pin_memory,
+        persistent_workers=False,
+        device=setup.device,
+    )
+
+
+def group_choices() -> dict[str, str]:
+    """Which option of each config group this run composed (stored so `eval ckpt=...` composes the same groups)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {g: str(choices[g]) for g in GROUPS if g in choices and choices[g] is not None}
+
+
+def group_schemas(cfg: Config) -> dict[str, str]:
+    """The schema dataclass of every group, by import path: a checkpoint's config is typed back with them."""
+    return {g: _qualified(type(getattr(cfg, g))) for g in GROUPS if is_dataclass(getattr(cfg, g))}
+
+
+def checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, Any]) -> DictConfig:
+    """The checkpoint's config with the user's command-line overrides applied on top, still typed by the schema.
+
+    A group the user names (`data=imagefolder`) keeps the freshly composed option; every other group takes the
+    checkpoint's values, typed by the schema it was trained with; a key override (`data.root=DIR`) then wins,
+    taken from `cfg` where it is already parsed. Command keys (ckpt, inputs, eval, predict) come from `cfg`.
+    """
+    saved, schemas = state["config"], state.get("schemas", {})
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    merged = cfg.copy()
+    for group in GROUPS:
+        if group in keys or group not in saved:
+            continue
+        composed = merged[group]
+        if group in schemas and schemas[group] != _qualified(OmegaConf.get_type(composed)):
+            composed = OmegaConf.structured(get_class(schemas[group]))
+        merged[group] = OmegaConf.merge(composed, saved[group])
+    for key in keys:
+        if key.split(".")[0] in GROUPS and key not in GROUPS:
+            OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False)
+    return merged
+
+
+def _qualified(cls: Any) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def finish(run_dir: Path, results: dict[str, Any], evaluator: Any, title: str) -> None:
+    """results.json, the metrics table and the evaluator's own report (per-class tables)."""
+    write_json(run_dir / "results.json", results)
+    show(metrics_table({k: v for k, v in results.items() if isinstance(v, float)}, title))
+    if evaluator is not None:  # None when scoring a predictions file
+        show(evaluator.report())
+    log.info("results in %s", run_dir)
+
+
+def config_record(cfg: Config) -> dict[str, Any]:
+    """The resolved config as plain values (checkpoints, config.json)."""
+    return to_plain(cfg)

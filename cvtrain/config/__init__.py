@@ -1,0 +1,104 @@
+"""Typed schemas for every config group (one module per family), stored in Hydra's ConfigStore, and the one
+conversion of a composed config to those types (`to_typed`), done once at the command line.
+
+    from cvtrain.config import Config, to_typed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from cvtrain.config import data, model, training  # noqa: F401  (their @schema classes register on import)
+from cvtrain.config.data import shapes_image_size
+from cvtrain.config.registry import SCHEMAS
+from cvtrain.config.training import LoggerConfig, TrainerConfig
+from cvtrain.errors import ConfigError
+
+# The config groups a user picks options of (`data=voc`); stored in checkpoints so `eval` recomposes them.
+GROUPS = ("data", "model", "optim", "sched", "aug", "trainer", "logger")
+
+
+@dataclass
+class EvalConfig:
+    save_predictions: bool = False
+
+
+@dataclass
+class PredictConfig:
+    topk: int = 5
+    score_threshold: float = 0.5
+    batch_size: int = 8
+
+
+@dataclass
+class Config:
+    command: str = "fit"  # set by the CLI: fit | eval | predict
+    ckpt: str | None = None  # eval / predict: the checkpoint to load
+    inputs: str | None = None  # predict: an image file or a folder of images
+    predictions: str | None = None  # eval: score a saved predictions file instead of running a model
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    data: Any = MISSING
+    model: Any = MISSING
+    optim: Any = MISSING
+    sched: Any = MISSING
+    aug: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+def register_schemas() -> None:
+    OmegaConf.register_new_resolver("cvtrain.shapes_image_size", shapes_image_size, replace=True)
+    store = ConfigStore.instance()
+    store.store(name="config_schema", node=Config)
+    for group, name, node in SCHEMAS:
+        store.store(group=f"schema/{group}", name=name, node=node)
+
+
+def to_typed(cfg: DictConfig) -> Config:
+    """The composed config as the schema's dataclasses (enums as enums, interpolations resolved). A required
+    value left unset (`???`) is a `ConfigError` naming the key."""
+    try:
+        typed = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as e:
+        raise ConfigError(
+            f"{e.full_key} is required here: give {e.full_key}=... on the command line "
+            "(`cvtrain fit --cfg job` prints every key)."
+        ) from None
+    for group in GROUPS:
+        _reject_added_keys(getattr(typed, group), group)
+    return typed  # type: ignore[return-value]
+
+
+def _reject_added_keys(node: Any, where: str) -> None:
+    """`+data.key=...` adds a key the schema lacks; OmegaConf keeps it as a plain attribute that nothing reads."""
+    if not dataclasses.is_dataclass(node):
+        return
+    names = [f.name for f in dataclasses.fields(node)]
+    added = sorted(set(vars(node)) - set(names))
+    if added:
+        raise ConfigError(
+            f"{where}.{added[0]} is not an option of {where}; its options are {', '.join(names)}"
+        )
+
+
+def to_plain(obj: Any) -> Any:
+    """A typed config (or part of it) as plain dicts, lists and strings: what checkpoints and JSON files hold."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, DictConfig):
+        return OmegaConf.to_container(obj, resolve=True, enum_to_str=True)
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_plain(v) for v in obj]
+    return obj

@@ -1,0 +1,141 @@
+"""Schemas of the `data` group: one per dataset format. `_target_` (set in each YAML) names the format's builder,
+called with the typed config (see `cvtrain/data/splits.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from omegaconf import MISSING
+
+from cvtrain.config.registry import schema
+
+SHAPES_CLASSIFICATION_SIZE = 32  # data=shapes, classification form: one shape per image, this many pixels
+
+
+class OnBadImage(StrEnum):
+    error = "error"  # stop the run, naming the file
+    skip = "skip"  # skip it, count it, list it in bad_images.txt in the run directory
+
+
+class ShapesLayout(StrEnum):
+    voc = "voc"  # VOC2007 layout: VOC AP (difficult objects ignored) and COCO AP; monitor voc_map
+    coco = "coco"  # COCO layout: COCO AP with crowd regions and non-contiguous category ids; monitor map
+
+
+class COCOSegClasses(StrEnum):
+    voc = "voc"  # the 20 Pascal VOC categories (by COCO name, VOC's labels); every other object is background
+    all = "all"  # every category of the annotation file (80 for COCO 2017) plus background
+
+
+@dataclass
+class DataConfig:
+    _target_: str = (
+        MISSING  # the format's builder: (cfg, aug=, task=, need_train=, require_images=) -> DataSplits
+    )
+    format: str = MISSING
+    batch_size: int = 32  # per process: a DDP run's global batch is batch_size x world size
+    eval_batch_size: int | None = None  # defaults to batch_size
+    num_workers: int = 4
+    pin_memory: bool = True
+    persistent_workers: bool = True
+    on_bad_image: OnBadImage = OnBadImage.error
+    image_size: int = 224  # the size the data is meant to be seen at; aug.image_size follows it by default
+
+
+@schema("data", "imagefolder")
+@dataclass
+class ImageFolderDataConfig(DataConfig):
+    format: str = "imagefolder"
+    root: str = MISSING
+    train_dir: str = "train"
+    val_dir: str = "val"
+    synset_mapping: str | None = None  # a file of "<folder> <human readable name>" lines, relative to root
+
+
+@schema("data", "shapes")
+@dataclass
+class ShapesDataConfig(DataConfig):
+    format: str = "shapes"
+    cache_dir: str = "~/.cache/cvtrain/shapes"
+    seed: int = 0
+    # The size the network sees (aug.image_size follows it): 32 px single shapes for a classifier, the whole scene
+    # (scene_size) for a detection or segmentation model, so crops and letterboxes never cut a scene down.
+    image_size: int = "${cvtrain.shapes_image_size:${model.task},${.scene_size}}"  # type: ignore[assignment]
+    train_per_class: int = 400  # classification form
+    val_per_class: int = 40
+    scene_size: int = 128  # detection / segmentation forms: side of each multi-object scene, in pixels
+    train_images: int = 512  # detection / segmentation forms: number of scenes per split
+    val_images: int = 128
+    layout: ShapesLayout = ShapesLayout.voc  # which copy the detection form reads
+
+
+@schema("data", "synthetic")
+@dataclass
+class SyntheticDataConfig(DataConfig):
+    format: str = "synthetic"
+    num_classes: int = 10
+    length: int = 512
+    num_workers: int = 0  # tensors are already in memory
+
+
+@schema("data", "voc")
+@dataclass
+class VOCDataConfig(DataConfig):
+    format: str = "voc"
+    root: str = MISSING  # a VOCdevkit folder holding VOC2007/ and/or VOC2012/
+    years: list[int] = field(default_factory=lambda: [2007, 2012])  # the years read for training
+    train_split: str = "trainval"  # ImageSets/Main/<split>.txt of every year in `years`
+    val_years: list[int] | None = field(default_factory=lambda: [2007])  # None: the same as `years`
+    val_split: str = "test"
+    use_difficult: bool = False  # train on `difficult` objects too (evaluation always ignores them)
+    aspect_ratio_grouping: bool = True  # batches of only landscape or only portrait images
+    batch_size: int = 4
+
+
+@dataclass
+class COCOFilesConfig(DataConfig):
+    """Where a COCO-format dataset lives: explicit files, else the standard COCO 2017 names under `root`."""
+
+    root: str | None = None  # DIR with annotations/instances_{train,val}2017.json and {train,val}2017/
+    train_ann: str | None = None  # None: <root>/annotations/instances_train2017.json
+    val_ann: str | None = None  # None: <root>/annotations/instances_val2017.json
+    train_images: str | None = None  # None: <root>/train2017
+    val_images: str | None = None  # None: <root>/val2017
+
+
+@schema("data", "coco")
+@dataclass
+class COCODataConfig(COCOFilesConfig):
+    format: str = "coco"
+    keep_empty: bool = False  # also train on images without objects (negatives); evaluation always keeps them
+    aspect_ratio_grouping: bool = True
+    batch_size: int = 4
+
+
+@schema("data", "voc_seg")
+@dataclass
+class VOCSegDataConfig(DataConfig):
+    format: str = "voc_seg"
+    root: str | None = None  # a VOCdevkit: VOC2012/{JPEGImages,SegmentationClass,ImageSets/Segmentation}
+    train_split: str = "train"  # ImageSets/Segmentation/<split>.txt
+    val_split: str = "val"
+    sbd_root: str | None = None  # SBD masks (SegmentationClassAug PNGs or cls/*.mat) added to training only
+    image_size: int = 480  # the training crop (aug.image_size); evaluation runs at each image's full size
+    batch_size: int = 8
+
+
+@schema("data", "coco_seg")
+@dataclass
+class COCOSegDataConfig(COCOFilesConfig):
+    format: str = "coco_seg"
+    classes: COCOSegClasses = COCOSegClasses.voc
+    cache_dir: str | None = "~/.cache/cvtrain/coco_seg"  # rasterised masks are kept here; None: no cache
+    drop_empty: bool = True  # train only on images holding a kept class; evaluation keeps every image
+    image_size: int = 480
+    batch_size: int = 8
+
+
+def shapes_image_size(task: str, scene_size: int) -> int:
+    """The default `data.image_size` of `data=shapes` for a model of `task` (see `ShapesDataConfig`)."""
+    return SHAPES_CLASSIFICATION_SIZE if task == "classification" else int(scene_size)

@@ -1,0 +1,12 @@
+"""Which way a metric improves: the one rule used for best.ckpt, the task's headline and sweep rankings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+MonitorMode = Literal["min", "max"]
+
+
+def monitor_mode(metric: str) -> MonitorMode:
+    """ "min" for errors and losses (`top1_err`, `loss`, `val_loss`), "max" for everything else (`map`, `miou`)."""
+    return "min" if metric.endswith(("err", "loss")) else "max"

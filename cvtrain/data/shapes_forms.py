@@ -1,0 +1,27 @@
+"""`data=shapes` gives the form the model's task needs: class folders for a classifier, VOC / COCO boxes for a
+detector, VOC palette masks for a segmentation model (each form's writer and builder live in its own module)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cvtrain.data.shapes import build_shapes_classification
+from cvtrain.data.shapes_detection import build_shapes_detection
+from cvtrain.data.shapes_segmentation import build_shapes_segmentation
+from cvtrain.data.splits import DataSplits
+from cvtrain.errors import ConfigError
+
+SHAPES_FORMS: dict[str, Callable[..., DataSplits]] = {
+    "classification": build_shapes_classification,
+    "detection": build_shapes_detection,
+    "segmentation": build_shapes_segmentation,
+}
+
+
+def build_shapes(
+    cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True
+) -> DataSplits:
+    if task not in SHAPES_FORMS:
+        raise ConfigError(f"data=shapes has no {task} form.")
+    return SHAPES_FORMS[task](cfg, aug=aug, need_train=need_train, require_images=require_images)

@@ -1,0 +1,96 @@
+"""What a training run holds (`FitRun`), and how it becomes a checkpoint and comes back from one (resume)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.contracts.monitor import MonitorMode
+from cvtrain.contracts.task import Task
+from cvtrain.engine.bad_samples import BadSampleLog
+from cvtrain.engine.checkpoint import load_checkpoint, rng_state, set_rng_state
+from cvtrain.engine.ema import ModelEMA
+from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
+
+
+@dataclass
+class FitRun:
+    """Everything `fit` needs, built by `cvtrain/commands/fit.py` from the config."""
+
+    model: nn.Module  # possibly DDP-wrapped
+    task: Task
+    train_loader: DataLoader
+    val_loader: DataLoader
+    evaluator: Evaluator
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    run_dir: Path
+    epochs: int
+    max_steps: int | None
+    eval_every: int
+    grad_clip: float | None
+    log_every: int
+    monitor: str
+    monitor_mode: MonitorMode
+    recorder: MetricsRecorder
+    progress: TrainProgress
+    bad_samples: BadSampleLog
+    ema: ModelEMA | None = None
+    checkpoint_extra: dict[str, Any] = field(default_factory=dict)  # config, class names
+    start_epoch: int = 0
+    step: int = 0
+    best: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def checkpoint_state(run: FitRun, epoch: int) -> dict[str, Any]:
+    return {
+        "model": unwrap(run.model).state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "ema": run.ema.state_dict() if run.ema is not None else None,
+        "epoch": epoch,
+        "step": run.step,
+        "best": run.best,
+        "monitor": run.monitor,
+        "rng": rng_state(),
+        **run.checkpoint_extra,
+    }
+
+
+def resume(run: FitRun, path: str | Path) -> None:
+    """Continue `run` from the checkpoint at `path`: weights, optimizer, schedule position, EMA, counters, RNG."""
+    state = load_checkpoint(path)
+    unwrap(run.model).load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    # The schedule itself comes from the current config (epochs may have been extended); only its position
+    # is restored (None: keep our own lr lambdas).
+    run.scheduler.load_state_dict(
+        {**state["scheduler"], "lr_lambdas": [None] * len(run.optimizer.param_groups)}
+    )
+    run.scaler.load_state_dict(state["scaler"])
+    if run.ema is not None and state.get("ema"):
+        run.ema.load_state_dict(state["ema"])
+    run.start_epoch, run.step, run.best = state["epoch"], state["step"], state["best"]
+    set_rng_state(state["rng"])
+    log.info("resumed from %s at epoch %d, step %d", path, run.start_epoch, run.step)
+
+
+def evaluated_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The weights a checkpointed run evaluated: the EMA average when training kept one, else the raw weights."""
+    ema = state.get("ema")
+    return ema["module"] if ema else state["model"]

@@ -1,0 +1,79 @@
+"""The detection evaluator of a dataset, chosen by the ground truth it provides (`DetectionGroundTruth`).
+
+COCO-format data is scored with pycocotools on its own json (headline `map`); VOC-style data, which also has
+devkit records with `difficult` flags, with the devkit's AP (headline `voc_map`) plus COCO AP on its COCO view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+
+from cvtrain.contracts.batch import Batch
+from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.contracts.ground_truth import DetectionGroundTruth
+from cvtrain.errors import ConfigError
+from cvtrain.metrics.coco import COCOEvaluator
+from cvtrain.metrics.voc import VOCEvaluator
+
+
+class CombinedEvaluator(Evaluator):
+    """Several evaluators over the same predictions; `compute()` merges their (disjoint) metric dicts."""
+
+    def __init__(self, *, evaluators: list[Evaluator]):
+        self.evaluators = evaluators
+
+    def reset(self) -> None:
+        for evaluator in self.evaluators:
+            evaluator.reset()
+
+    def update(self, batch: Batch, predictions: Any) -> None:
+        for evaluator in self.evaluators:
+            evaluator.update(batch, predictions)
+
+    def merge(self, other: Evaluator) -> None:
+        if not isinstance(other, CombinedEvaluator) or len(other.evaluators) != len(self.evaluators):
+            raise TypeError(f"cannot merge {type(other).__name__} into this CombinedEvaluator")
+        for mine, theirs in zip(self.evaluators, other.evaluators, strict=True):
+            mine.merge(theirs)
+
+    def compute(self) -> dict[str, float]:
+        merged: dict[str, float] = {}
+        for evaluator in self.evaluators:
+            metrics = evaluator.compute()
+            clash = sorted(merged.keys() & metrics.keys())
+            if clash:
+                raise ValueError(f"two evaluators both report {clash}")
+            merged.update(metrics)
+        return merged
+
+    def report(self) -> Group | None:
+        reports = [r for r in (e.report() for e in self.evaluators) if r is not None]
+        return Group(*reports) if reports else None
+
+
+def ground_truth_of(dataset: Any) -> DetectionGroundTruth:
+    if not isinstance(dataset, DetectionGroundTruth):
+        raise ConfigError(
+            f"detection evaluation needs VOC or COCO-format data, got {type(dataset).__name__}: use data=voc, "
+            "data=coco or data=shapes"
+        )
+    return dataset
+
+
+def coco_evaluator(truth: DetectionGroundTruth) -> COCOEvaluator:
+    view = truth.coco_ground_truth()
+    return COCOEvaluator(
+        coco_gt=view.coco, label_to_cat_id=view.label_to_cat_id, image_id_map=view.image_id_map
+    )
+
+
+def detection_evaluator(dataset: Any) -> tuple[Evaluator, str]:
+    """The evaluator for `dataset` and its headline metric (what picks best.ckpt)."""
+    truth = ground_truth_of(dataset)
+    records = truth.voc_records()
+    if records is None:
+        return coco_evaluator(truth), "map"
+    voc = VOCEvaluator(records=records, class_names=truth.class_names)
+    return CombinedEvaluator(evaluators=[voc, coco_evaluator(truth)]), "voc_map"

@@ -1,0 +1,193 @@
+"""`fit` and `evaluate` on their own: a linear model on a few tensors, no dataset format, model zoo or CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from cvtrain.contracts.batch import BadSample, Batch, split_bad
+from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.engine import loaders
+from cvtrain.engine.bad_samples import BadSampleLog
+from cvtrain.engine.checkpoint import load_checkpoint
+from cvtrain.engine.loop import evaluate, fit
+from cvtrain.engine.optim import build_optimizer, build_scheduler
+from cvtrain.engine.reporting import MetricsRecorder, TrainProgress
+from cvtrain.engine.state import FitRun, resume
+from cvtrain.errors import DataError
+
+WEIGHTS = torch.tensor([[2.0], [-1.0]])
+
+
+def regression_data(n: int = 64, seed: int = 0) -> TensorDataset:
+    x = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+    return TensorDataset(x, x @ WEIGHTS)
+
+
+class RegressionTask:
+    name = "regression"
+    monitor = "mse"
+    monitor_mode = "min"
+
+    def collate(self, samples: list[Any]) -> Batch:
+        good, bad = split_bad(samples)
+        x = torch.stack([s[0] for s in good]) if good else torch.empty(0, 2)
+        y = torch.stack([s[1] for s in good]) if good else torch.empty(0, 1)
+        return Batch(images=x, targets=y, meta=[{"index": i} for i in range(len(good))], bad=bad)
+
+    def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"loss": F.mse_loss(model(batch.images), batch.targets)}
+
+    def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return model(batch.images)
+
+    def evaluator(self, dataset: Any) -> Evaluator:
+        return MSE()
+
+
+class MSE(Evaluator):
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def update(self, batch: Batch, predictions: torch.Tensor) -> None:
+        self.total += float(((predictions - batch.targets) ** 2).sum())
+        self.count += batch.targets.numel()
+
+    def merge(self, other: Evaluator) -> None:
+        assert isinstance(other, MSE)
+        self.total, self.count = self.total + other.total, self.count + other.count
+
+    def compute(self) -> dict[str, float]:
+        return {"mse": self.total / self.count}
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.written = 0
+
+    def update(self, batch: Batch, predictions: torch.Tensor) -> None:
+        self.records += [{"prediction": float(p)} for p in predictions.reshape(-1)]
+
+    def write(self) -> None:
+        self.written += 1
+
+
+class Sched:
+    name, warmup_epochs, warmup_factor, step_size, milestones, gamma, min_lr_ratio, power = (
+        "constant", 0.0, 0.001, 30, [30], 0.1, 0.0, 0.9,
+    )  # fmt: skip
+
+
+class Optim:
+    name, lr, weight_decay, decay_norm_and_bias, momentum, nesterov = "sgd", 0.3, 0.0, False, 0.0, False
+
+
+def make_run(tmp_path: Path, *, epochs: int = 3, max_steps: int | None = None) -> FitRun:
+    tmp_path.mkdir(parents=True, exist_ok=True)  # the run directory Hydra makes
+    torch.manual_seed(0)
+    model = nn.Linear(2, 1, bias=False)
+    task = RegressionTask()
+    device = torch.device("cpu")
+    common = dict(
+        collate=task.collate, num_workers=0, pin_memory=False, persistent_workers=False, device=device
+    )
+    train = loaders.train_loader(regression_data(), batch_size=8, seed=0, **common)
+    optimizer = build_optimizer(model, Optim)
+    return FitRun(
+        model=model,
+        task=task,
+        train_loader=train,
+        val_loader=loaders.eval_loader(regression_data(16, seed=1), batch_size=4, **common),
+        evaluator=MSE(),
+        optimizer=optimizer,
+        scheduler=build_scheduler(
+            optimizer, Sched, steps_per_epoch=len(train), total_steps=epochs * len(train)
+        ),
+        scaler=torch.amp.GradScaler("cpu", enabled=False),
+        device=device,
+        amp_dtype=None,
+        run_dir=tmp_path,
+        epochs=epochs,
+        max_steps=max_steps,
+        eval_every=1,
+        grad_clip=None,
+        log_every=4,
+        monitor="mse",
+        monitor_mode="min",
+        recorder=MetricsRecorder(tmp_path, tensorboard=False),
+        progress=TrainProgress(False),
+        bad_samples=BadSampleLog("error", tmp_path),
+        checkpoint_extra={"config": {}, "class_names": []},  # what the CLI stores for `cvtrain eval`
+    )
+
+
+def test_fit_learns_and_keeps_last_and_best_checkpoints(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    final = fit(run)
+    assert final["mse"] < 1e-3 and run.step == 3 * 8 and len(run.history) == 3
+    assert [row["epoch"] for row in run.history] == [1, 2, 3]
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert (
+        last["epoch"] == 3 and last["step"] == 24 and torch.equal(last["model"]["weight"], run.model.weight)
+    )
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and run.best == pytest.approx(final["mse"])
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 4  # header + one row per evaluation
+
+
+def test_a_run_stopped_by_max_steps_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    straight = make_run(tmp_path / "straight")
+    fit(straight)
+    stopped = make_run(tmp_path / "stopped", max_steps=8)  # exactly one epoch
+    fit(stopped)
+    resumed = make_run(tmp_path / "stopped")
+    resume_path = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    state = load_checkpoint(resume_path)
+    assert state["epoch"] == 1 and state["step"] == 8
+    resume(resumed, resume_path)
+    fit(resumed)
+    assert resumed.step == straight.step
+    assert torch.equal(resumed.model.weight, straight.model.weight)
+
+
+def test_evaluate_feeds_the_evaluator_and_finishes_every_sink(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    sink = RecordingSink()
+    metrics, evaluator = evaluate(
+        model=run.model,
+        loader=run.val_loader,
+        task=run.task,
+        evaluator=MSE(),
+        device=run.device,
+        amp_dtype=None,
+        bad_samples=run.bad_samples,
+        sinks=[sink],
+    )
+    x, y = regression_data(16, seed=1).tensors
+    with torch.no_grad():
+        expected = float(((run.model(x) - y) ** 2).mean())
+    assert metrics["mse"] == pytest.approx(expected) and isinstance(evaluator, MSE)
+    assert len(sink.records) == 16 and sink.written == 1
+    no_metrics, none = evaluate(
+        model=run.model, loader=run.val_loader, task=run.task, evaluator=None, device=run.device,
+        amp_dtype=None, bad_samples=run.bad_samples, sinks=[],
+    )  # fmt: skip
+    assert no_metrics == {} and none is None
+
+
+def test_an_unreadable_sample_stops_the_loop_naming_the_file(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    loader = DataLoader(
+        [BadSample(path="broken.jpg", reason="truncated")], batch_size=1, collate_fn=run.task.collate
+    )
+    with pytest.raises(DataError, match="broken.jpg"):
+        evaluate(
+            model=run.model, loader=loader, task=run.task, evaluator=MSE(), device=run.device, amp_dtype=None,
+            bad_samples=run.bad_samples,
+        )  # fmt: skip
