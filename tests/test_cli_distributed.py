@@ -1,9 +1,15 @@
-"""DDP through the real launcher: `torchrun --nproc_per_node=2 -m cvtrain.cli fit ...` on the CPU (gloo).
+"""DDP through the real launcher: `torchrun --nproc_per_node=2 -m cvtrain.cli fit ...` on the CPU (gloo), and two
+"machines" (two torchrun agents on localhost joined by torchrun's own rendezvous).
 
 Each process trains on its shard and evaluates its share of the validation set; the merged metrics must equal a
 one-process `cvtrain eval` of the checkpoint rank 0 wrote (same model, every image counted once).
 """
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,4 +61,68 @@ def test_two_process_fit_matches_a_one_process_eval_of_its_checkpoint(task: str,
     assert fit["val_images"] == single["val_images"]
     assert single[HEADLINE[task][0]] > 0  # a metric that is 0 either way would prove nothing
     for metric in HEADLINE[task]:
+        assert fit[metric] == pytest.approx(single[metric], abs=1e-9), metric
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rendezvous(kind: str, port: int, node_rank: int) -> list[str]:
+    """torchrun's flags for one of two nodes, as the README's SLURM example gives them."""
+    if kind == "c10d":  # elastic rendezvous: the agents agree on node ranks themselves
+        return ["--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=cvtrain-test"]
+    return [f"--node_rank={node_rank}", "--master_addr=127.0.0.1", f"--master_port={port}"]
+
+
+@pytest.mark.parametrize("rendezvous", ["c10d", "static"])
+def test_two_nodes_through_torchruns_rendezvous_match_a_one_process_eval(
+    rendezvous: str, tmp_path: Path
+) -> None:
+    """Two torchrun agents (`--nnodes=2 --nproc_per_node=1`), as on two machines, in one shared run directory."""
+    run_dir, eval_dir = tmp_path / "fit", tmp_path / "eval"
+    common = (*FAST, f"data.cache_dir={tmp_path / 'cache'}")
+    fit_args = (*CASES["classification"], *common, "trainer.epochs=1", f"hydra.run.dir={run_dir}")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", "OMP_NUM_THREADS": "1"}
+    port = _free_port()
+    agents = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                "--nproc_per_node=1",
+                *_rendezvous(rendezvous, port, node_rank),
+                "-m",
+                "cvtrain.cli",
+                "fit",
+                *fit_args,
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: a hung agent is killed with its workers
+        )
+        for node_rank in (0, 1)
+    ]
+    try:
+        logs = [agent.communicate(timeout=300)[0] for agent in agents]
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                os.killpg(agent.pid, signal.SIGKILL)
+    assert [a.returncode for a in agents] == [0, 0], "\n".join(logs)
+
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    run_cli("eval", f"ckpt={ckpt}", *common, f"hydra.run.dir={eval_dir}", cwd=tmp_path)
+    fit, single = read_results(run_dir), read_results(eval_dir)
+    assert fit["steps"] == STEPS["classification"]  # 80 images / 2 processes / batch 8
+    assert fit["val_images"] == single["val_images"]
+    assert single[HEADLINE["classification"][0]] > 0
+    for metric in HEADLINE["classification"]:
         assert fit[metric] == pytest.approx(single[metric], abs=1e-9), metric

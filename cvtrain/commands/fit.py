@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from cvtrain.commands.setup import (
+    Setup,
     build_setup,
     config_record,
     eval_loader,
@@ -19,14 +21,17 @@ from cvtrain.commands.setup import (
     group_schemas,
 )
 from cvtrain.config import to_typed
+from cvtrain.config.training import TrainerConfig
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine import distributed, loaders
 from cvtrain.engine.bad_samples import BadSampleLog
+from cvtrain.engine.checkpoint import remove_stale_temporaries
 from cvtrain.engine.ema import ModelEMA
 from cvtrain.engine.loop import fit
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
 from cvtrain.engine.state import FitRun, resume
+from cvtrain.errors import ConfigError, CvtrainError
 
 
 def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -47,15 +52,13 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         device=setup.device,
         batch_sampler_factory=getattr(train_ds, "batch_sampler_factory", None),
     )
-    steps_per_epoch = len(train_loader)
+    if t.accumulate < 1:
+        raise ConfigError(f"trainer.accumulate={t.accumulate} must be at least 1")
+    steps_per_epoch = math.ceil(len(train_loader) / t.accumulate)  # optimizer steps
     # The schedule spans the configured epochs; trainer.max_steps only stops the run early (a stopped run and
     # its resumption then follow the same schedule as an uninterrupted one).
     total_steps = t.epochs * steps_per_epoch
-    model = setup.model
-    if distributed.world_size() > 1:
-        model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[setup.device.index] if setup.device.type == "cuda" else None
-        )
+    model = wrap_model(setup, t)
     optimizer = build_optimizer(setup.model, cfg.optim)
     scheduler = build_scheduler(
         optimizer, cfg.sched, steps_per_epoch=steps_per_epoch, total_steps=total_steps
@@ -86,6 +89,9 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         progress=TrainProgress(cfg.logger.progress),
         bad_samples=BadSampleLog(d.on_bad_image.value, run_dir),
         ema=ModelEMA(setup.model, decay=t.ema_decay) if t.ema else None,
+        checkpoint_every=t.checkpoint_every,
+        accumulate=t.accumulate,
+        channels_last=t.channels_last,
         checkpoint_extra={
             "config": config_record(cfg),
             "class_names": setup.data.class_names,
@@ -93,8 +99,11 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "schemas": group_schemas(cfg),
         },
     )
-    if t.resume:
-        resume(run, t.resume)
+    if distributed.is_main():  # a killed write left its temporary behind; no other process writes here
+        remove_stale_temporaries(run_dir / "checkpoints")
+    resume_from = resume_path(t.resume, run_dir)
+    if resume_from is not None:
+        resume(run, resume_from)
     log.info(
         "fit %s on %s: %d train / %d val images, %d classes, %d steps/epoch, device %s%s",
         cfg.model.name,
@@ -111,8 +120,10 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     finally:
         run.recorder.close()
     metrics = {k: v for k, v in final.items() if k not in ("epoch", "step")}
+    not_finite = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
     results = {
-        "status": "ok",
+        "status": "failed" if not_finite else "ok",
+        **({"error": f"{not_finite[0]} is {metrics[not_finite[0]]}: the run diverged"} if not_finite else {}),
         **metrics,
         "monitor": monitor,
         "monitor_mode": run.monitor_mode,
@@ -127,4 +138,42 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "data": d.format,
     }
     finish(run_dir, results, run.evaluator, title=f"{cfg.model.name} on {d.format}: final evaluation")
+    if not_finite:
+        raise CvtrainError(
+            f"the final evaluation has {', '.join(f'{k}={metrics[k]}' for k in not_finite)}: the run diverged "
+            "(lower optim.lr, set trainer.grad_clip, or use trainer.precision=32)."
+        )
     return results
+
+
+def resume_path(resume: str | None, run_dir: Path) -> Path | None:
+    """`trainer.resume`: a path, or auto (this run directory's last.ckpt when there is one, as a requeued job
+    needs: give the job a fixed hydra.run.dir)."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            return last
+        log.info("trainer.resume=auto: no %s yet, starting fresh", last)
+        return None
+    return Path(resume)
+
+
+def wrap_model(setup: Setup, t: TrainerConfig) -> nn.Module:
+    """The model as it trains: channels_last, SyncBatchNorm and DDP when several processes run, compiled."""
+    model = setup.model
+    if t.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if distributed.world_size() > 1:
+        if t.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            setup.model = model  # the optimizer, EMA and checkpoints see the converted module
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[setup.device.index] if setup.device.type == "cuda" else None
+        )
+    elif t.sync_bn:
+        log.info("trainer.sync_bn=true has no effect in a single process")
+    if t.compile:
+        model = torch.compile(model)
+    return model

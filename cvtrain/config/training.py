@@ -81,7 +81,15 @@ class TrainerConfig:
     grad_clip: float | None = None  # max gradient norm
     log_every: int = 20  # steps between loss/lr/throughput logs
     monitor: str | None = None  # metric that picks best.ckpt; None = the task's headline metric
-    resume: str | None = None  # a checkpoint to continue from
+    # A checkpoint to continue from, or auto: <run dir>/checkpoints/last.ckpt when it exists (a requeued job).
+    resume: str | None = None
+    checkpoint_every: int | None = None  # also write last.ckpt every this many optimizer steps (mid-epoch)
+    accumulate: int = 1  # gradient accumulation: micro-batches per optimizer step (DDP syncs on the last)
+    sync_bn: bool = False  # SyncBatchNorm under DDP: batch statistics over every process's batch
+    channels_last: bool = (
+        False  # NHWC memory format for the model and 4-D image batches (faster convs on GPU)
+    )
+    compile: bool = False  # torch.compile the model
     ema: bool = False  # evaluate an exponential moving average of the weights
     ema_decay: float = 0.9999
     deterministic: bool = False

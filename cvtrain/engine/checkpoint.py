@@ -1,12 +1,19 @@
 """Checkpoints: written atomically, loaded with `weights_only=True`.
 
 A checkpoint holds everything needed to resume (model, optimizer, scheduler, scaler, EMA, epoch, step, RNG states)
-and to re-evaluate without any other argument (the resolved config and the class names).
+and to re-evaluate without any other argument (the resolved config and the class names). It holds only tensors
+and plain values: a file that carries pickled Python objects is refused, and nothing in it runs.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import pickle
 import random
+import re
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,30 +21,247 @@ import numpy as np
 import torch
 
 from cvtrain.errors import CvtrainError
-from cvtrain.files import atomic_write
+from cvtrain.files import atomic_write, format_bytes
+
+log = logging.getLogger(__name__)
+
+# `cvtrain.files.atomic_write` names its temporary `.<name>.<random>.tmp`; ours are `.<something>.ckpt.<random>.tmp`.
+STALE_TEMPORARY = re.compile(r"^\..+\.ckpt\.[A-Za-z0-9_]+\.tmp$")
+_EXPECTED = "the dict `cvtrain fit` writes (model weights, config, class names)"
+_PICK_ANOTHER = "use another checkpoint (e.g. best.ckpt or last.ckpt in the run's checkpoints/ folder)"
+
+
+class CheckpointError(CvtrainError):
+    """A checkpoint file that cannot be read: missing, damaged, foreign, or carrying pickled Python objects."""
+
+
+class CheckpointWriteError(CvtrainError):
+    """A checkpoint that could not be written (disk full, no permission); the previous one is intact."""
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write atomically and fsync'ed (`cvtrain.files.atomic_write`): a crash mid-write leaves the previous
-    checkpoint intact, never a truncated one."""
-    with atomic_write(path, fsync=True) as f:
-        torch.save(state, f)
+    checkpoint intact, never a truncated one. A failed write (disk full) removes its temporary file and raises a
+    `CheckpointWriteError` saying what it needed and what to do."""
+    path = Path(path)
+    try:
+        with atomic_write(path, fsync=True) as f:
+            torch.save(state, f)
+    except (OSError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and not _is_write_failure(str(e)):
+            raise  # not an I/O problem: a bug, keep the traceback
+        raise CheckpointWriteError(_write_failure_message(state, path, e)) from e
+
+
+def _is_write_failure(message: str) -> bool:
+    # torch's writer reports a failed write as "[enforce fail at inline_container.cc:NNN] . unexpected pos N vs M",
+    # "PytorchStreamWriter failed writing file ...: file write failed" or "basic_ios::clear: iostream error".
+    return any(s in message for s in ("unexpected pos", "write failed", "inline_container", "iostream error"))
+
+
+def _write_failure_message(state: dict[str, Any], path: Path, error: BaseException) -> str:
+    needed = _tensor_bytes(state)
+    try:
+        free: int | None = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    code = getattr(error, "errno", None)
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        cause = f"{error.strerror} ({path.parent} is not writable)"  # type: ignore[attr-defined]
+    else:
+        if code == errno.EDQUOT:
+            cause = "the disk quota is exhausted"
+        elif code == errno.ENOSPC or (free is not None and free < needed):
+            cause = "the disk is full"
+        else:
+            cause = f"the write failed ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+        room = f"{format_bytes(free)} free" if free is not None else "free space unknown"
+        cause += f": it needs about {format_bytes(needed)}, {room} on the file system of {path.parent}"
+    previous = (
+        f"the previous {path.name} is intact (resume from it with trainer.resume={path})"
+        if path.exists()
+        else "no previous checkpoint was there"
+    )
+    return (
+        f"could not write checkpoint {path}: {cause}. Nothing was left behind and {previous}. "
+        "Free space there, or put the run directory on a disk with room (hydra.run.dir=DIR, for a sweep "
+        "hydra.sweep.dir=DIR)."
+    )
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of every tensor in a nested state: about the size `torch.save` writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.nbytes
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with `torch.load(weights_only=True)`; every way a file can be wrong is a
+    `CheckpointError` naming the file, saying what it is, and what to do."""
     path = Path(path)
     if not path.is_file():
-        raise CvtrainError(
+        raise CheckpointError(
             f"checkpoint {path} does not exist (give ckpt=PATH or trainer.resume=PATH to a .ckpt file)."
         )
+    foreign = _sniff(path)
+    if foreign:  # never handed to the unpickler
+        raise CheckpointError(f"{path} is not a cvtrain checkpoint: it is {foreign}; {_PICK_ANOTHER}.")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(_unpickling_message(path, str(e))) from e
     except Exception as e:
-        raise CvtrainError(f"cannot read checkpoint {path}: {e}") from e
+        raise CheckpointError(_damaged_message(path, e)) from e
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path} is not a cvtrain checkpoint: it holds {_describe(state)}, not {_EXPECTED}; {_PICK_ANOTHER}."
+        )
     for key in ("model", "config", "class_names"):
         if key not in state:
-            raise CvtrainError(f"{path} is not a cvtrain checkpoint: it has no {key!r} entry.")
+            bare = state and all(isinstance(v, torch.Tensor) for v in state.values())
+            what = " (it looks like a bare model state_dict)" if bare else ""
+            raise CheckpointError(
+                f"{path} is not a cvtrain checkpoint: it has no {key!r} entry{what}; cvtrain expects {_EXPECTED}."
+            )
     return state
+
+
+def _sniff(path: Path) -> str | None:
+    """What a file that is not a torch.save file is (from its first bytes), or None when it may be one."""
+    size = path.stat().st_size
+    if size == 0:
+        return "empty (0 bytes: a copy that never started, or a file truncated to nothing)"
+    with path.open("rb") as f:
+        head = f.read(512)
+    if head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or its legacy pickle format
+        return None
+    kinds = {
+        b"\x89PNG": "a PNG image",
+        b"\xff\xd8\xff": "a JPEG image",
+        b"GIF8": "a GIF image",
+        b"\x1f\x8b": "a gzip archive (unpack it first)",
+        b"\x89HDF": "an HDF5 file (Keras / h5py), not a PyTorch file",
+        b"version https://git-lfs": "a Git LFS pointer, not the file itself (fetch it with `git lfs pull`)",
+    }
+    for magic, kind in kinds.items():
+        if head.startswith(magic):
+            return kind
+    if len(head) > 10 and head[8:10] == b'{"':
+        return "a safetensors file (cvtrain checkpoints are written by torch.save)"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "a tar archive (unpack it first)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:  # not a character cut at the end of what was read
+            return None
+        text = head[: e.start].decode("utf-8")
+    if all(c.isprintable() or c in "\t\r\n" for c in text):
+        first = text.strip().splitlines()[0][:60] if text.strip() else ""
+        return f"a text file ({size} bytes, beginning {first!r})"
+    return None
+
+
+def _unpickling_message(path: Path, torch_message: str) -> str:
+    # torch words it "Unsupported global: GLOBAL getattr was not an allowed global by default" or "Trying to load
+    # unsupported GLOBAL posix.system whose module posix is blocked".
+    found = re.search(r"GLOBAL ([\w.]+)", torch_message)
+    if found is None:
+        return _damaged_message(path, pickle.UnpicklingError(torch_message))
+    name = found.group(1)
+    if name.startswith("torch.") and not _zip_is_complete(path):
+        return (
+            f"cannot read checkpoint {path}: it names the torch internal {name}, which loading with "
+            "weights_only=True does not allow: the file is damaged (truncated?) or was written by a different "
+            f"PyTorch version; {_PICK_ANOTHER}."
+        )
+    return (
+        f"refusing to load checkpoint {path}: it holds pickled Python objects (it asks to run {name}), which "
+        "cvtrain refuses to run: checkpoints are loaded with torch.load(weights_only=True), so that a file can "
+        "carry tensors and plain values but never code. Nothing in it was run. If you trust where the file comes "
+        "from, re-save the weights as plain tensors (load it once yourself and torch.save a dict of tensors, "
+        "numbers, strings and lists); otherwise delete it."
+    )
+
+
+def _zip_is_complete(path: Path) -> bool:
+    """Whether a file ends as a zip archive (torch's format) does: with its end-of-central-directory record."""
+    with path.open("rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            return True  # not a zip: nothing to say
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 65_557))  # the record (22 bytes) plus at most a 64 kB comment
+        tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    return at >= 0 and at + 22 + int.from_bytes(tail[at + 20 : at + 22], "little") == len(tail)
+
+
+def _damaged_message(path: Path, error: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    truncated = (
+        isinstance(error, EOFError)
+        or not _zip_is_complete(path)
+        or any(s in text for s in ("central directory", "unexpected EOF", "truncated"))
+    )
+    size = format_bytes(path.stat().st_size)
+    if truncated:
+        return (
+            f"cannot read checkpoint {path}: it is truncated or damaged ({size}; torch could not find the end of "
+            "its data): a copy that did not finish, or a file written by a process stopped mid-write; copy it "
+            f"again or {_PICK_ANOTHER}."
+        )
+    # Past torch's preamble about weights_only ("Weights only load failed. In PyTorch 2.6, ...") to its reason.
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, re.S)
+    reason = found.group(1) if found else text.splitlines()[0] if text else type(error).__name__
+    reason = " ".join(reason.split())[:200]
+    return (
+        f"cannot read checkpoint {path}: it is damaged or was not written by torch.save ({size}; torch says: "
+        f"{reason}); {_PICK_ANOTHER}."
+    )
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, torch.Tensor):
+        return f"a single tensor of shape {tuple(obj.shape)}"
+    return f"a {type(obj).__name__}"
+
+
+def remove_stale_temporaries(checkpoint_dir: str | Path) -> int:
+    """Remove the temporary files a process killed while writing a checkpoint left in `checkpoint_dir`
+    (`.last.ckpt.<random>.tmp`, `.best.ckpt.<random>.tmp`: `atomic_write`'s names for `*.ckpt` files) and return
+    how many. Nothing else is touched: not the checkpoints, not other files, not links or folders. Call it on
+    rank 0 only, before this run writes any checkpoint (at start-up and on resume): a temporary of a write in
+    progress looks the same."""
+    folder = Path(checkpoint_dir)
+    if not folder.is_dir():
+        return 0
+    count = size = 0
+    for entry in folder.iterdir():
+        if not STALE_TEMPORARY.match(entry.name) or entry.is_symlink() or not entry.is_file():
+            continue
+        try:
+            nbytes = entry.stat().st_size
+            entry.unlink()
+        except FileNotFoundError:
+            continue
+        count += 1
+        size += nbytes
+    if count:
+        log.info(
+            "removed %d stale temporary checkpoint file%s (%s) left in %s by an interrupted write",
+            count,
+            "" if count == 1 else "s",
+            format_bytes(size),
+            folder,
+        )
+    return count
 
 
 def rng_state() -> dict[str, Any]:

@@ -112,6 +112,16 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     return value / world_size()
 
 
+def any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is true on any rank."""
+    if world_size() == 1:
+        return flag
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()

@@ -1,4 +1,4 @@
-"""DataLoaders: the sampler comes from `distributed` (sharded when a process group exists)."""
+"""DataLoaders: the sampler comes from `distributed` (sharded when a process group exists); training batches\ncome through `sampling.py`, so a run resumes exactly mid-epoch."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from cvtrain.engine import distributed
+from cvtrain.engine.sampling import ResumableBatches, SeededSamples
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -40,32 +41,22 @@ def train_loader(
     device: torch.device,
     batch_sampler_factory: Callable[[Any, int], Any] | None = None,
 ) -> DataLoader:
-    """`batch_sampler_factory(sampler, batch_size)` lets a dataset group batches (e.g. by aspect ratio)."""
+    """Shuffled, sharded batches that a checkpoint can resume mid-epoch (`cvtrain/engine/sampling.py`).
+
+    `batch_sampler_factory(sampler, batch_size)` lets a dataset group batches (e.g. by aspect ratio); call
+    `loader.batch_sampler.set_epoch(epoch, skip=batches_done)` before each epoch."""
     sampler = distributed.train_sampler(dataset, seed)
-    common = _common(num_workers, pin_memory, persistent_workers, device)
-    generator = torch.Generator().manual_seed(seed)
     if batch_sampler_factory is not None:
-        loader = DataLoader(
-            dataset,
-            batch_sampler=batch_sampler_factory(sampler, batch_size),
-            collate_fn=collate,
-            generator=generator,
-            **common,
-        )
+        batches = batch_sampler_factory(sampler, batch_size)
     else:
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            drop_last=len(dataset) >= 2 * batch_size,
-            collate_fn=collate,
-            generator=generator,
-            **common,
-        )
-    loader.sampler_for_epoch = (
-        sampler  # so the loop can call set_epoch on it, whichever way batches are formed
+        batches = BatchSampler(sampler, batch_size, drop_last=len(dataset) >= 2 * batch_size)
+    return DataLoader(
+        SeededSamples(dataset, seed=seed),
+        batch_sampler=ResumableBatches(batches=batches, sampler=sampler),
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(seed),
+        **_common(num_workers, pin_memory, persistent_workers, device),
     )
-    return loader
 
 
 def eval_loader(
@@ -83,5 +74,8 @@ def eval_loader(
         batch_size=batch_size,
         sampler=distributed.ShardSampler(len(dataset)),
         collate_fn=collate,
+        # its own generator: without one, starting the loader draws from the global RNG, and a run evaluated
+        # mid-epoch (trainer.max_steps) would then continue with other dropout than an uninterrupted one
+        generator=torch.Generator().manual_seed(0),
         **_common(num_workers, pin_memory, persistent_workers, device),
     )

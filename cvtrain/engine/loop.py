@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import save_checkpoint
 from cvtrain.engine.reporting import log
+from cvtrain.engine.signals import StopRequest
 from cvtrain.engine.state import FitRun, checkpoint_state, unwrap
 from cvtrain.errors import CvtrainError
 
@@ -83,21 +84,34 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value < best if mode == "min" else value > best)
 
 
-def _train_step(run: FitRun, batch: Batch) -> dict[str, torch.Tensor]:
-    with autocast(run.device, run.amp_dtype):
-        losses = run.task.training_step(run.model, batch)
-    run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(losses["loss"]).backward()
+def _forward_backward(run: FitRun, batch: Batch, sync: bool) -> dict[str, torch.Tensor]:
+    """Losses of one micro-batch, gradients accumulated (scaled by 1 / accumulate); DDP syncs only when `sync`."""
+    no_sync = getattr(run.model, "no_sync", None)
+    with contextlib.nullcontext() if sync or no_sync is None else no_sync():
+        with autocast(run.device, run.amp_dtype):
+            losses = run.task.training_step(run.model, batch)
+        run.scaler.scale(losses["loss"] / run.accumulate).backward()
+    return losses
+
+
+def _optimizer_step(run: FitRun) -> None:
     if run.grad_clip is not None:
         run.scaler.unscale_(run.optimizer)
         nn.utils.clip_grad_norm_(run.model.parameters(), run.grad_clip)
     run.scaler.step(run.optimizer)
     run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
     run.scheduler.step()
     if run.ema is not None:
         run.ema.update(unwrap(run.model))
     run.step += 1
-    return losses
+
+
+def _to_device(run: FitRun, batch: Batch) -> Batch:
+    batch = batch.to(run.device)
+    if run.channels_last and isinstance(batch.images, torch.Tensor) and batch.images.ndim == 4:
+        batch.images = batch.images.contiguous(memory_format=torch.channels_last)
+    return batch
 
 
 class _LossMeter:
@@ -105,6 +119,7 @@ class _LossMeter:
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
+        self.finite: torch.Tensor | None = None  # all training losses finite so far (checked without a sync)
         self.steps = 0
         self.images = 0
         self.start = time.perf_counter()
@@ -113,6 +128,8 @@ class _LossMeter:
         for name, value in losses.items():
             v = value.detach().float()
             self.sums[name] = self.sums[name] + v if name in self.sums else v
+        ok = torch.isfinite(losses["loss"].detach())
+        self.finite = ok if self.finite is None else self.finite & ok
         self.steps += 1
         self.images += images
 
@@ -122,43 +139,109 @@ class _LossMeter:
         self.__init__()
         return means, rate
 
+    def all_finite(self) -> bool:
+        return self.finite is None or bool(self.finite)
+
 
 def fit(run: FitRun) -> dict[str, Any]:
     """Train for `run.epochs` (or until `run.max_steps`), evaluating every `eval_every` epochs and at the end.
-    Returns the metrics of the final evaluation (the weights in last.ckpt)."""
+    Returns the metrics of the final evaluation (the weights in last.ckpt). A stop signal ends the run after the
+    current step with last.ckpt written (`RunStopped`)."""
     ckpt_dir = run.run_dir / "checkpoints"
     final: dict[str, Any] = {}
     epoch = run.start_epoch
     run.model.train()
-    while epoch < run.epochs and not _done(run):
-        run.train_loader.sampler_for_epoch.set_epoch(epoch)
-        # e.g. MosaicDataset: mosaic off for the last aug.close_mosaic epochs
-        dataset_set_epoch = getattr(run.train_loader.dataset, "set_epoch", None)
-        if dataset_set_epoch is not None:
-            dataset_set_epoch(epoch, run.epochs)
-        run.progress.start_epoch(epoch, run.epochs, len(run.train_loader))
-        meter = _LossMeter()
-        for batch in run.train_loader:
-            run.bad_samples.check(batch.bad)
-            if len(batch) == 0:
-                continue
-            losses = _train_step(run, batch.to(run.device))
-            meter.add(losses, len(batch))
-            stats = None
-            if run.step % run.log_every == 0:
-                stats = _log_losses(run, meter, epoch)
-            run.progress.advance(stats)
-            if _done(run):
+    run.optimizer.zero_grad(set_to_none=True)
+    with StopRequest() as stop:
+        while epoch < run.epochs and not _done(run):
+            skip, run.batches_done = run.batches_done, 0
+            run.train_loader.batch_sampler.set_epoch(epoch, skip=skip)
+            run.train_loader.dataset.set_epoch(epoch, run.epochs)  # e.g. mosaic off for the last epochs
+            trained = _train_epoch(run, epoch, skip, ckpt_dir, stop)
+            finished = trained >= len(run.train_loader)
+            # where a resume continues: the next epoch, or this one after `trained` batches (max_steps)
+            position = (epoch + 1, 0) if finished else (epoch, trained)
+            epoch += 1
+            if epoch % run.eval_every == 0 or epoch >= run.epochs or _done(run):
+                final = _evaluate_and_keep_best(run, epoch, position, ckpt_dir)
+            if distributed.is_main():
+                save_checkpoint(checkpoint_state(run, *position), ckpt_dir / "last.ckpt")
+            if not finished:
                 break
-        run.progress.end_epoch()
-        epoch += 1
-        last_epoch = epoch >= run.epochs or _done(run)
-        if epoch % run.eval_every == 0 or last_epoch:
-            final = _evaluate_and_keep_best(run, epoch, ckpt_dir)
-        if distributed.is_main():
-            save_checkpoint(checkpoint_state(run, epoch), ckpt_dir / "last.ckpt")
     run.progress.stop()
     return final
+
+
+def _train_epoch(run: FitRun, epoch: int, skip: int, ckpt_dir: Path, stop: StopRequest) -> int:
+    """One epoch from batch `skip` on: an optimizer step every `accumulate` batches (and at the epoch's end).
+    Returns how many of the epoch's batches are trained on (all of them unless `max_steps` stopped it)."""
+    total = len(run.train_loader)
+    run.progress.start_epoch(epoch, run.epochs, total, done=skip)
+    meter = _LossMeter()
+    n = skip
+    for n, batch in enumerate(run.train_loader, start=skip + 1):
+        run.bad_samples.check(batch.bad)
+        if len(batch) == 0:
+            continue
+        step_now = n % run.accumulate == 0 or n == total
+        with _out_of_memory_advice(run, len(batch)):
+            losses = _forward_backward(run, _to_device(run, batch), sync=step_now)
+            meter.add(losses, len(batch))
+            if step_now:
+                _optimizer_step(run)
+        stats = None
+        if step_now and run.step % run.log_every == 0:
+            stats = _log_losses(run, meter, epoch)
+        run.progress.advance(stats)
+        if not step_now:
+            continue
+        stopping = stop.requested()
+        if distributed.is_main() and n < total and (stopping or _checkpoint_due(run)):
+            save_checkpoint(checkpoint_state(run, epoch, batches_done=n), ckpt_dir / "last.ckpt")
+        if stopping:
+            run.progress.stop()
+            raise RunStopped(stop.name, epoch, n, total, run.step, ckpt_dir / "last.ckpt")
+        if _done(run):
+            break
+    run.progress.end_epoch()
+    if not meter.all_finite():  # also when the epoch ended between two log lines
+        raise _diverged(run, epoch, float("nan"))
+    return n if _done(run) else total
+
+
+def _checkpoint_due(run: FitRun) -> bool:
+    return run.checkpoint_every is not None and run.step % run.checkpoint_every == 0
+
+
+class RunStopped(CvtrainError):
+    """The run stopped on a signal after writing last.ckpt; the message says how to continue."""
+
+    def __init__(self, signal_name: str, epoch: int, batch: int, total: int, step: int, ckpt: Path):
+        super().__init__(
+            f"stopped by {signal_name} at step {step} (epoch {epoch + 1}, batch {batch} of {total}); "
+            f"{ckpt} holds everything to continue exactly: run the same command with "
+            f"trainer.resume={ckpt} (or trainer.resume=auto hydra.run.dir={ckpt.parent.parent})."
+        )
+
+
+@contextlib.contextmanager
+def _out_of_memory_advice(run: FitRun, batch_size: int) -> Iterator[None]:
+    try:
+        yield
+    except torch.OutOfMemoryError as e:
+        raise CvtrainError(
+            f"{run.device} ran out of memory at step {run.step + 1} with a batch of {batch_size} images per "
+            "process. Try a smaller data.batch_size, trainer.accumulate=K (the same effective batch in K "
+            "smaller steps), or lower precision (trainer.precision=bf16 or 16)."
+            f" ({str(e).splitlines()[0]})"
+        ) from None
+
+
+def _diverged(run: FitRun, epoch: int, value: float) -> CvtrainError:
+    return CvtrainError(
+        f"the loss became {value} at step {run.step} (epoch {epoch + 1}). "
+        "Lower optim.lr, set trainer.grad_clip, or use trainer.precision=32."
+    )
 
 
 def _done(run: FitRun) -> bool:
@@ -168,10 +251,7 @@ def _done(run: FitRun) -> bool:
 def _log_losses(run: FitRun, meter: _LossMeter, epoch: int) -> str:
     means, rate = meter.flush()
     if not math.isfinite(means["loss"]):
-        raise CvtrainError(
-            f"the loss became {means['loss']} at step {run.step} (epoch {epoch + 1}). "
-            "Lower optim.lr, set trainer.grad_clip, or use trainer.precision=32."
-        )
+        raise _diverged(run, epoch, means["loss"])
     lr = run.optimizer.param_groups[0]["lr"]
     run.recorder.scalars("train", {**means, "lr": lr, "images_per_s": rate}, run.step)
     loss_text = " ".join(f"{k}={v:.4f}" for k, v in means.items())
@@ -179,7 +259,10 @@ def _log_losses(run: FitRun, meter: _LossMeter, epoch: int) -> str:
     return f"loss={means['loss']:.4f} lr={lr:.3g} {rate:.0f} img/s"
 
 
-def _evaluate_and_keep_best(run: FitRun, epoch: int, ckpt_dir: Path) -> dict[str, Any]:
+def _evaluate_and_keep_best(
+    run: FitRun, epoch: int, position: tuple[int, int], ckpt_dir: Path
+) -> dict[str, Any]:
+    """Evaluate after `epoch` (1-based, the epoch just trained); best.ckpt resumes from `position`."""
     metrics, _ = evaluate(
         model=eval_model(run),
         loader=run.val_loader,
@@ -200,5 +283,5 @@ def _evaluate_and_keep_best(run: FitRun, epoch: int, ckpt_dir: Path) -> dict[str
     if _is_better(metrics[run.monitor], run.best, run.monitor_mode):
         run.best = metrics[run.monitor]
         if distributed.is_main():
-            save_checkpoint(checkpoint_state(run, epoch), ckpt_dir / "best.ckpt")
+            save_checkpoint(checkpoint_state(run, *position), ckpt_dir / "best.ckpt")
     return row

@@ -1,6 +1,8 @@
 """What a run shows and records: the rich console, progress bar, metrics tables, metrics.csv and TensorBoard.
 
-Only rank 0 reports; on other ranks every object here is inert.
+Only rank 0 reports; on other ranks every object here is inert. On a terminal the console is rich's; when stdout is
+not one (a SLURM log file, `| tee`, CI) nothing is hard-wrapped: every message is one full line, so a path in it
+can be grepped and copied, and tables print at their natural width.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import json
 import logging
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleRenderable
+from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,11 +27,68 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from cvtrain.engine import distributed
 
 log = logging.getLogger("cvtrain")
-console = Console()
+
+# Off a terminal nothing wraps, so the width only bounds what rich lays out to fit it: tables (which never stretch
+# to it) fit in full.
+NOT_A_TERMINAL_WIDTH = 10_000
+
+
+def make_console(file: IO[str] | None = None) -> Console:
+    """rich's console (on `file`, default stdout). When that is not a terminal (FORCE_COLOR may still colour it),
+    one that never wraps (`soft_wrap`) and is wide enough for any table; `ConsoleHandler` then writes one line
+    per message."""
+    console = Console(file=file)
+    if not _isatty(console.file):
+        console.soft_wrap = True
+        console.width = max(console.width, NOT_A_TERMINAL_WIDTH)
+    return console
+
+
+def _isatty(file: IO[str]) -> bool:
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
+
+
+console = make_console()
+_shared_console = console  # ConsoleHandler's default (its `console` argument shadows the name)
+
+
+class ConsoleHandler(RichHandler):
+    """The console log handler of cvtrain's and Hydra's logging (conf/hydra/{job,hydra}_logging/rich.yaml).
+
+    On a terminal it is rich's handler (time, level and message in columns, wrapped to the window). On a console
+    that does not wrap (`make_console` off a terminal) each record is `[time] LEVEL    message` on one line,
+    continuation lines of a multi-line message indented under it. It writes through `console`, the same console
+    as the tables and the progress bar.
+    """
+
+    def __init__(
+        self, level: int | str = logging.NOTSET, console: Console | None = None, **kwargs: Any
+    ) -> None:
+        self.time_format: Any = kwargs.get("log_time_format", "[%x %X]")
+        super().__init__(level, console or _shared_console, **kwargs)
+
+    def render(
+        self, *, record: logging.LogRecord, traceback: Any, message_renderable: ConsoleRenderable
+    ) -> ConsoleRenderable:
+        if not self.console.soft_wrap or traceback is not None or not isinstance(message_renderable, Text):
+            return super().render(record=record, traceback=traceback, message_renderable=message_renderable)
+        created = datetime.fromtimestamp(record.created)
+        fmt = self.time_format
+        stamp = fmt(created) if callable(fmt) else Text(created.strftime(fmt))
+        prefix = Text.assemble(stamp, " ", self.get_level_text(record), " ")
+        line = Text()
+        for i, part in enumerate(message_renderable.split("\n", allow_blank=True)):
+            line.append_text(prefix if i == 0 else Text("\n" + " " * len(prefix)))
+            line.append_text(part)
+        return line
 
 
 def format_value(value: float | int | str) -> str:
@@ -63,7 +124,7 @@ class TrainProgress:
         self.progress: Progress | None = None
         self.task_id: Any = None
 
-    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int = 0) -> None:
         if not self.enabled:
             return
         if self.progress is None:
@@ -77,7 +138,9 @@ class TrainProgress:
                 console=console,
             )
             self.progress.start()
-        self.task_id = self.progress.add_task("train", total=steps, epoch=f"{epoch + 1}/{epochs}", stats="")
+        self.task_id = self.progress.add_task(
+            "train", total=steps, completed=done, epoch=f"{epoch + 1}/{epochs}", stats=""
+        )
 
     def advance(self, stats: str | None = None) -> None:
         if self.progress is not None:

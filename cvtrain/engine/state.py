@@ -13,10 +13,12 @@ from torch.utils.data import DataLoader
 from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.monitor import MonitorMode
 from cvtrain.contracts.task import Task
+from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint, rng_state, set_rng_state
 from cvtrain.engine.ema import ModelEMA
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
+from cvtrain.errors import CvtrainError
 
 
 @dataclass
@@ -45,18 +47,26 @@ class FitRun:
     progress: TrainProgress
     bad_samples: BadSampleLog
     ema: ModelEMA | None = None
+    checkpoint_every: int | None = None  # optimizer steps between mid-epoch last.ckpt writes
+    accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
+    channels_last: bool = False
     checkpoint_extra: dict[str, Any] = field(default_factory=dict)  # config, class names
     start_epoch: int = 0
     step: int = 0
+    batches_done: int = 0  # batches of epoch `start_epoch` already trained on (a mid-epoch resume)
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    """The plain module under DDP and torch.compile wrappers (what checkpoints hold)."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
 
 
-def checkpoint_state(run: FitRun, epoch: int) -> dict[str, Any]:
+def checkpoint_state(run: FitRun, epoch: int, batches_done: int = 0) -> dict[str, Any]:
+    """`epoch` epochs are complete, and `batches_done` batches of the next one (a mid-epoch checkpoint)."""
     return {
         "model": unwrap(run.model).state_dict(),
         "optimizer": run.optimizer.state_dict(),
@@ -64,7 +74,14 @@ def checkpoint_state(run: FitRun, epoch: int) -> dict[str, Any]:
         "scaler": run.scaler.state_dict(),
         "ema": run.ema.state_dict() if run.ema is not None else None,
         "epoch": epoch,
+        "batches_done": batches_done,
         "step": run.step,
+        # what fixes the order of the remaining batches; a resume must use the same
+        "data_order": {
+            "world_size": distributed.world_size(),
+            "steps_per_epoch": len(run.train_loader),
+            "accumulate": run.accumulate,
+        },
         "best": run.best,
         "monitor": run.monitor,
         "rng": rng_state(),
@@ -85,9 +102,29 @@ def resume(run: FitRun, path: str | Path) -> None:
     run.scaler.load_state_dict(state["scaler"])
     if run.ema is not None and state.get("ema"):
         run.ema.load_state_dict(state["ema"])
+    _check_same_data_order(run, state, path)
     run.start_epoch, run.step, run.best = state["epoch"], state["step"], state["best"]
+    run.batches_done = state.get("batches_done", 0)
     set_rng_state(state["rng"])
-    log.info("resumed from %s at epoch %d, step %d", path, run.start_epoch, run.step)
+    where = f", {run.batches_done} batches into epoch {run.start_epoch + 1}" if run.batches_done else ""
+    log.info("resumed from %s at epoch %d, step %d%s", path, run.start_epoch, run.step, where)
+
+
+def _check_same_data_order(run: FitRun, state: dict[str, Any], path: str | Path) -> None:
+    saved = state.get("data_order")
+    if not saved or not state.get("batches_done"):
+        return  # an epoch boundary: any batch size or process count may continue from here
+    now = {
+        "world_size": distributed.world_size(),
+        "steps_per_epoch": len(run.train_loader),
+        "accumulate": run.accumulate,
+    }
+    if saved != now:
+        raise CvtrainError(
+            f"{path} was written mid-epoch by a run with {saved} (processes, batches per epoch, "
+            f"trainer.accumulate) but this run has {now}: the remaining batches would differ. Resume with the "
+            "same data.batch_size, trainer.accumulate and number of processes."
+        )
 
 
 def evaluated_weights(state: dict[str, Any]) -> dict[str, Any]:

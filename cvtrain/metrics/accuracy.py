@@ -34,7 +34,8 @@ class AccuracyEvaluator(Evaluator):
     def update(self, batch: Batch, predictions: Any) -> None:
         probs = predictions.float()
         labels = batch.targets
-        nll = -probs.gather(1, labels[:, None]).clamp_min(1e-12).log().sum()
+        # summed in float64: a sharded (DDP) evaluation adds the same terms in another order
+        nll = -probs.gather(1, labels[:, None]).clamp_min(1e-12).log().double().sum()
         sums = torch.cat([topk_correct(probs, labels, (1, 5)).to(nll.dtype), nll[None]])
         self.sums = sums if self.sums is None else self.sums + sums
         self.count += len(labels)

@@ -1,12 +1,29 @@
+import errno
+import logging
+import os
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from cvtrain.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from cvtrain.engine.checkpoint import (
+    CheckpointWriteError,
+    load_checkpoint,
+    remove_stale_temporaries,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from cvtrain.errors import CvtrainError
+from cvtrain.overrides import checkpoint_group_choices
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _state() -> dict:
@@ -47,12 +64,224 @@ def test_a_crash_mid_write_keeps_the_previous_checkpoint(
     load_checkpoint(path)
 
 
-def test_missing_or_foreign_files_are_clear_errors(tmp_path: Path) -> None:
+# --- a checkpoint carrying pickled Python objects is refused, and nothing in it runs ---------------------------
+
+
+class TouchFile:
+    """Unpickled unsafely, this creates `marker` (pickle calls `Path(marker).touch()`)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
+class ShellCommand:
+    """Unpickled unsafely, this runs `touch marker` in a shell."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _payload_checkpoint(path: Path, payload: object, legacy: bool) -> Path:
+    state = {"model": {"w": torch.ones(2)}, "config": {"evil": payload}, "class_names": ["x"]}
+    torch.save(state, path, _use_new_zipfile_serialization=not legacy)
+    return path
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy_format"])
+@pytest.mark.parametrize("payload", [TouchFile, ShellCommand])
+def test_a_checkpoint_carrying_code_is_refused_and_nothing_in_it_runs(
+    tmp_path: Path, payload: type, legacy: bool
+) -> None:
+    # The payload is real: loading it the unsafe way creates its marker file.
+    proof = tmp_path / "proof"
+    torch.load(_payload_checkpoint(tmp_path / "proof.ckpt", payload(proof), legacy), weights_only=False)
+    assert proof.exists()
+
+    marker = tmp_path / "marker"
+    path = _payload_checkpoint(tmp_path / "evil.ckpt", payload(marker), legacy)
+    with pytest.raises(CvtrainError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "pickled Python objects" in message and "refuses to run" in message
+    assert "re-save the weights as plain tensors" in message
+    assert (
+        "\x1b[" not in message and "Traceback" not in message
+    )  # torch's own text, ANSI codes included, is not shown
+    # The command line peeks at the checkpoint's config groups before Hydra starts: that is safe too.
+    assert checkpoint_group_choices([f"ckpt={path}"]) == []
+    assert not marker.exists()
+
+
+def _real_checkpoint(path: Path) -> Path:
+    save_checkpoint({**_state(), "model": {"w": torch.randn(1000)}}, path)
+    return path
+
+
+def test_truncated_empty_and_foreign_files_are_clear_errors_naming_the_file(tmp_path: Path) -> None:
+    whole = _real_checkpoint(tmp_path / "whole.ckpt").read_bytes()
+    files = {
+        "truncated.ckpt": (whole[: len(whole) // 2], "truncated or damaged"),
+        "cut_at_the_end.ckpt": (whole[:-10], "truncated or damaged"),
+        "empty.ckpt": (b"", "empty (0 bytes"),
+        "picture.ckpt": (b"\x89PNG\r\n\x1a\n" + bytes(64), "it is a PNG image"),
+        "photo.ckpt": (b"\xff\xd8\xff\xe0" + bytes(64), "it is a JPEG image"),
+        "notes.ckpt": (b"epoch 3 was the best\n", "it is a text file"),
+        "lfs.ckpt": (b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\n", "git lfs pull"),
+        "zeros.ckpt": (bytes(10), "damaged or was not written by torch.save"),
+    }
+    for name, (data, expected) in files.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CvtrainError) as caught:
+            load_checkpoint(tmp_path / name)
+        message = str(caught.value)
+        assert str(tmp_path / name) in message and expected in message, (name, message)
+        assert "\x1b[" not in message
+
+
+def test_torch_files_that_are_not_cvtrain_checkpoints_say_what_they_hold(tmp_path: Path) -> None:
     with pytest.raises(CvtrainError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.ckpt")
-    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(CvtrainError, match="not a cvtrain checkpoint"):
+    torch.save(torch.zeros(3, 4), tmp_path / "tensor.pt")
+    with pytest.raises(
+        CvtrainError, match=r"tensor\.pt is not a cvtrain checkpoint: it holds a single tensor"
+    ):
+        load_checkpoint(tmp_path / "tensor.pt")
+    torch.save([torch.zeros(1)], tmp_path / "list.pt")
+    with pytest.raises(CvtrainError, match="it holds a list"):
+        load_checkpoint(tmp_path / "list.pt")
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "weights.pt")
+    with pytest.raises(CvtrainError, match="no 'model' entry .it looks like a bare model state_dict"):
+        load_checkpoint(tmp_path / "weights.pt")
+    torch.save({"model": {}, "config": {}}, tmp_path / "other.pt")
+    with pytest.raises(CvtrainError, match="not a cvtrain checkpoint: it has no 'class_names' entry"):
         load_checkpoint(tmp_path / "other.pt")
-    (tmp_path / "garbage.ckpt").write_bytes(b"\x00" * 10)
-    with pytest.raises(CvtrainError, match="cannot read checkpoint"):
-        load_checkpoint(tmp_path / "garbage.ckpt")
+
+
+# --- a full disk: a clear error, nothing left behind, the previous checkpoint intact ---------------------------
+
+
+def _failing_save(error: BaseException):
+    def save(obj: object, f) -> None:  # writes part of the file, then fails as torch does on a full disk
+        f.write(b"x" * 4096)
+        raise error
+
+    return save
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ],
+    ids=["torch_zip_writer", "enospc"],
+)
+def test_a_full_disk_is_a_clear_error_that_leaves_the_previous_checkpoint_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    folder = tmp_path / "checkpoints"
+    path = _real_checkpoint(folder / "last.ckpt")
+    before = path.read_bytes()
+    state = {**_state(), "model": {"w": torch.zeros(1_000_000)}}  # 4 MB of weights
+    monkeypatch.setattr(torch, "save", _failing_save(error))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: SimpleNamespace(total=10**9, used=10**9, free=4096))
+    with pytest.raises(CheckpointWriteError) as caught:
+        save_checkpoint(state, path)
+    message = str(caught.value)
+    assert isinstance(caught.value, CvtrainError)
+    assert f"could not write checkpoint {path}: the disk is full" in message
+    assert "needs about 4.0 MB, 4.1 kB free" in message
+    assert "the previous last.ckpt is intact" in message and f"trainer.resume={path}" in message
+    assert "hydra.run.dir=" in message
+    assert sorted(folder.iterdir()) == [path]  # no temporary file left behind
+    assert path.read_bytes() == before
+
+
+def test_a_failed_first_write_says_there_was_no_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch, "save", _failing_save(OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(CheckpointWriteError, match="no previous checkpoint was there"):
+        save_checkpoint(_state(), tmp_path / "best.ckpt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_that_is_not_about_writing_keeps_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch, "save", _failing_save(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        save_checkpoint(_state(), tmp_path / "last.ckpt")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- temporaries left by a killed write ------------------------------------------------------------------------
+
+
+def test_stale_temporaries_are_removed_and_nothing_else(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "checkpoints"
+    last, best = _real_checkpoint(folder / "last.ckpt"), _real_checkpoint(folder / "best.ckpt")
+    for i in range(10):
+        name = "last" if i % 2 else "best"
+        (folder / f".{name}.ckpt.k{i}x_q9z.tmp").write_bytes(b"\0" * 1000)
+    outside = tmp_path / "precious.ckpt"
+    outside.write_bytes(b"keep")
+    (folder / ".last.ckpt.link0000.tmp").symlink_to(outside)  # a link is never followed nor removed
+    (folder / ".best.ckpt.dir00000.tmp").mkdir()
+    keep = [
+        "notes.tmp",
+        ".hidden",
+        ".last.ckpt.tmp",
+        "last.ckpt.abcd1234.tmp",  # not a hidden temporary
+        ".model.pt.abcd1234.tmp",  # not a checkpoint's
+        ".last.ckpt.abcd1234.tmp.bak",
+        "epoch_3.ckpt",
+    ]
+    for name in keep:
+        (folder / name).write_bytes(b"other")
+    (folder / "sub").mkdir()
+    (folder / "sub" / ".last.ckpt.abcd1234.tmp").write_bytes(b"not at the top")
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    with caplog.at_level(logging.INFO):
+        assert remove_stale_temporaries(folder) == 10
+    assert "removed 10 stale temporary checkpoint files (10.0 kB)" in caplog.text
+    left = {p.name for p in folder.iterdir()}
+    assert left == {
+        "last.ckpt",
+        "best.ckpt",
+        ".last.ckpt.link0000.tmp",
+        ".best.ckpt.dir00000.tmp",
+        "sub",
+        *keep,
+    }
+    for p, data in before.items():
+        if p.exists():
+            assert p.read_bytes() == data
+    assert outside.read_bytes() == b"keep"
+    load_checkpoint(last), load_checkpoint(best)
+    assert remove_stale_temporaries(folder) == 0
+    assert remove_stale_temporaries(tmp_path / "absent") == 0
+
+
+def test_the_temporary_of_a_killed_write_is_recognised_as_stale(tmp_path: Path) -> None:
+    path = tmp_path / "last.ckpt"
+    killed = (
+        "import os, sys; from cvtrain.files import atomic_write\n"
+        "with atomic_write(sys.argv[1], fsync=True) as f:\n"
+        "    f.write(b'half a checkpoint'); f.flush(); os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", killed, str(path)], cwd=REPO, check=False)
+    (leftover,) = tmp_path.iterdir()
+    assert leftover.name.startswith(".last.ckpt.") and leftover.name.endswith(".tmp")
+    assert remove_stale_temporaries(tmp_path) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -89,7 +89,9 @@ class Optim:
     name, lr, weight_decay, decay_norm_and_bias, momentum, nesterov = "sgd", 0.3, 0.0, False, 0.0, False
 
 
-def make_run(tmp_path: Path, *, epochs: int = 3, max_steps: int | None = None) -> FitRun:
+def make_run(
+    tmp_path: Path, *, epochs: int = 3, max_steps: int | None = None, batch_size: int = 8, accumulate: int = 1
+) -> FitRun:
     tmp_path.mkdir(parents=True, exist_ok=True)  # the run directory Hydra makes
     torch.manual_seed(0)
     model = nn.Linear(2, 1, bias=False)
@@ -98,7 +100,7 @@ def make_run(tmp_path: Path, *, epochs: int = 3, max_steps: int | None = None) -
     common = dict(
         collate=task.collate, num_workers=0, pin_memory=False, persistent_workers=False, device=device
     )
-    train = loaders.train_loader(regression_data(), batch_size=8, seed=0, **common)
+    train = loaders.train_loader(regression_data(), batch_size=batch_size, seed=0, **common)
     optimizer = build_optimizer(model, Optim)
     return FitRun(
         model=model,
@@ -124,6 +126,7 @@ def make_run(tmp_path: Path, *, epochs: int = 3, max_steps: int | None = None) -
         recorder=MetricsRecorder(tmp_path, tensorboard=False),
         progress=TrainProgress(False),
         bad_samples=BadSampleLog("error", tmp_path),
+        accumulate=accumulate,
         checkpoint_extra={"config": {}, "class_names": []},  # what the CLI stores for `cvtrain eval`
     )
 
@@ -191,3 +194,12 @@ def test_an_unreadable_sample_stops_the_loop_naming_the_file(tmp_path: Path) -> 
             model=run.model, loader=loader, task=run.task, evaluator=MSE(), device=run.device, amp_dtype=None,
             bad_samples=run.bad_samples,
         )  # fmt: skip
+
+
+def test_accumulating_two_half_batches_is_one_full_batch_step(tmp_path: Path) -> None:
+    full = make_run(tmp_path / "full", epochs=1)
+    fit(full)
+    halves = make_run(tmp_path / "halves", epochs=1, batch_size=4, accumulate=2)
+    fit(halves)
+    assert halves.step == full.step == 8  # optimizer steps, not micro-batches
+    assert torch.allclose(halves.model.weight, full.model.weight, atol=1e-6)
