@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
 
 
 class ResumableBatches(Sampler[list[tuple[int, int]]]):
@@ -46,20 +46,29 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
+def seed_rngs(seed: int) -> None:
+    torch.default_generator.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
 @contextmanager
 def seeded_rngs(seed: int) -> Iterator[None]:
-    """Run the block with the CPU generators of torch, `random` and numpy seeded, then give them back their
-    previous states (in the main process, with `data.num_workers=0`, they also drive the model)."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+    """Run the block with the CPU generators of torch, `random` and numpy seeded. In the main process (with
+    `data.num_workers=0`, where they also drive the model) their previous states come back afterwards; a data
+    worker's generators serve only its samples, so there they are just seeded."""
+    if get_worker_info() is not None:
+        seed_rngs(seed)
+        yield
+        return
+    torch_state, py_state, np_state = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    seed_rngs(seed)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(torch_state)
+        random.setstate(py_state)
+        np.random.set_state(np_state)
 
 
 class SeededSamples(Dataset):
