@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -13,10 +15,10 @@ from omegaconf import DictConfig
 
 from cvtrain.config import register_schemas
 from cvtrain.config.compose import CONF_DIR
-from cvtrain.engine import distributed
+from cvtrain.engine import distributed, sweep
 from cvtrain.engine.reporting import console, write_json
 from cvtrain.errors import CvtrainError
-from cvtrain.overrides import check_overrides, checkpoint_group_choices, print_help
+from cvtrain.overrides import check_overrides, checkpoint_group_choices, print_help, sweeper_overrides
 
 SUBCOMMANDS = {
     "fit": "train, evaluating every trainer.eval_every epochs; keeps checkpoints/best.ckpt and last.ckpt",
@@ -26,17 +28,28 @@ SUBCOMMANDS = {
 log = logging.getLogger("cvtrain")
 
 
-def _job(command: str, cfg: DictConfig, injected: list[str]) -> None:
+def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
+    """One run; in a sweep, returns the monitored metric to the sweeper (None when the job failed)."""
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     # What the user typed: not the command, nor the group choices taken from the checkpoint.
     overrides = [o for o in hc.overrides.task if not o.startswith("command=") and o not in injected]
     multirun = hc.mode == RunMode.MULTIRUN
+    if multirun and command == "fit":
+        earlier = sweep.finished_results(run_dir, overrides)
+        if earlier is not None:  # a sweep re-run into the same hydra.sweep.dir: this job already finished
+            log.info(
+                "reused %s: finished earlier with these overrides, not retrained", run_dir / "results.json"
+            )
+            sweep.mark_reused(run_dir, earlier)
+            return sweep.objective(earlier)
     try:
         if command == "fit":
             from cvtrain.commands.fit import run_fit
 
-            run_fit(cfg, run_dir)
+            results = {**run_fit(cfg, run_dir), "overrides": overrides}
+            write_json(run_dir / "results.json", results)  # the key that lets a re-run reuse this job
+            return sweep.objective(results)
         elif command == "eval":
             from cvtrain.commands.evaluate import run_eval
 
@@ -52,9 +65,17 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> None:
         if not multirun:
             raise SystemExit(1) from None
         # In a sweep one failing job is recorded and the others still run (see cvtrain/engine/sweep.py).
-        write_json(run_dir / "results.json", {"status": "failed", "error": str(e).splitlines()[0]})
+        error = str(e).splitlines()[0] if str(e) else type(e).__name__
+        write_json(run_dir / "results.json", {"status": "failed", "error": error, "overrides": overrides})
+        from cvtrain.engine.loop import RunStopped
+
+        if isinstance(e, RunStopped):
+            raise sweep.SweepInterrupted(str(e)) from None
+        if hc.sweeper.get("_target_") == sweep.OPTUNA_SWEEPER:
+            raise sweep.JobFailed(error) from None  # a failed trial (Hydra's basic sweeper would stop here)
     finally:
         distributed.teardown()
+    return None
 
 
 # Hydra flags that take a value (`--info` takes one only from its list of choices).
@@ -112,18 +133,56 @@ def main(argv: list[str] | None = None) -> None:
     injected = checkpoint_group_choices(rest) if command in ("eval", "predict") else []
     rest = [*injected, *rest]
     problem = check_overrides(rest, command)
+    multirun = any(a in ("-m", "--multirun") for a in rest)
+    if problem is None and multirun:
+        try:
+            rest += sweeper_overrides(rest, command)  # e.g. Optuna's direction from the monitored metric
+        except CvtrainError as e:
+            problem = str(e)
     if problem:
         console.print(f"[red]cvtrain {command}: {problem}[/red]", highlight=False)
         raise SystemExit(2)
     sys.argv = [f"cvtrain-{command}", *hydra_argv(rest, f"command={command}")]
-    hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")(
+    app = hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")(
         lambda cfg: _job(command, cfg, injected)
-    )()
-    if command == "fit" and any(a in ("-m", "--multirun") for a in rest):
-        from cvtrain.engine.sweep import LAST_SWEEP
+    )
+    if not multirun:
+        app()
+        return
+    _sweep(app, command)
 
-        if LAST_SWEEP.get("failed"):
-            raise SystemExit(1)
+
+def _sweep(app: Callable[[], None], command: str) -> None:
+    """Run a sweep; its summary table closes it even when the sweeper or launcher raised (Optuna when every trial
+    failed, submitit when a job was killed) or a job was stopped by a signal, then a one-line reason instead of
+    Hydra's traceback."""
+    sweep.LAST_SWEEP.clear()
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    # Hydra then re-raises what ended the sweep, to us, instead of printing its traceback.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    stopped = None
+    try:
+        app()
+    except sweep.SweepInterrupted as e:
+        stopped = (
+            f"{e}\n  to continue the sweep, run the same command with hydra.sweep.dir={sweep.LAST_SWEEP.get('dir')} "
+            "trainer.resume=auto: finished jobs are reused, the others continue from their last.ckpt"
+        )
+    except Exception as e:
+        stopped = sweep.why_stopped(e)
+        if stopped is None:
+            raise
+    finally:
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
+        sweep.close_sweep()
+    if stopped:
+        console.print(f"[red]cvtrain {command}: the sweep stopped: {stopped}[/red]", highlight=False)
+        raise SystemExit(1)
+    if command == "fit" and sweep.LAST_SWEEP.get("failed"):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

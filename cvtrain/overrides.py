@@ -9,35 +9,70 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+from hydra import compose
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
 from cvtrain.config import GROUPS
 from cvtrain.config.compose import CONF_DIR, compose_config, config_composer
+from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine.reporting import console
+from cvtrain.engine.sweep import OPTUNA_SWEEPER
+from cvtrain.errors import ConfigError
+
+
+def _is_hydra(arg: str) -> bool:
+    """`hydra.*` settings and `hydra/...` groups (`hydra/launcher=submitit_slurm`, `hydra/sweeper=optuna`)."""
+    return arg.lstrip("+~").startswith("hydra")
 
 
 def _config_overrides(args: list[str]) -> list[str]:
-    """The `key=value` arguments of the command line, without Hydra's own flags and `hydra.*` settings."""
-    return [a for a in args if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    """The `key=value` arguments of the command line, without Hydra's own flags."""
+    return [a for a in args if "=" in a and not a.startswith("-")]
+
+
+def _sweep_values(override: Override) -> list[str]:
+    """The values a sweep is checked with: every choice (`a,b`, `choice(a,b)`, `glob(*)`), the first value of a
+    `range(...)` and both ends of an `interval(...)` (Optuna's search spaces, `tag(log, interval(...))` too)."""
+    value = override.value()
+    if isinstance(value, IntervalSweep):
+        return [str(value.start), str(value.end)]
+    if isinstance(value, Glob):
+        override.config_loader = GlobalHydra.instance().config_loader()
+    values = override.sweep_string_iterator()
+    return list(itertools.islice(values, 1) if override.is_range_sweep() else values)
 
 
 def _variants(overrides: list[str]) -> list[list[str]]:
-    """One override list per value of every sweep (`a=1,2`), the other sweeps at their first value."""
+    """One override list per value of every sweep (`a=1,2`), the other sweeps at their first value. A sweep of
+    a Hydra setting (`hydra.sweeper.params...`) is the sweeper's business and is left out."""
     parsed = OverridesParser.create().parse_overrides(overrides=overrides)
     choices = []
     for raw, o in zip(overrides, parsed, strict=True):
-        if o.is_sweep_override():
-            key = raw.split("=", 1)[0]
-            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-        else:
+        if not o.is_sweep_override():
             choices.append([raw])
+        elif not _is_hydra(raw):
+            key = raw.split("=", 1)[0]
+            values = _sweep_values(o)
+            if not values:
+                raise ValueError(f"{raw} sweeps over no values")
+            choices.append([f"{key}={v}" for v in values])
     base = [c[0] for c in choices]
     variants = [base]
     for i, values in enumerate(choices):
         variants += [base[:i] + [v] + base[i + 1 :] for v in values[1:]]
     return variants
+
+
+def _interval_hint(overrides: list[str], full_key: str) -> str:
+    """Hydra reads `interval(1,5)` as floats: an integer key swept that way fails, and says how to fix it."""
+    for raw, o in zip(overrides, OverridesParser.create().parse_overrides(overrides=overrides), strict=True):
+        if isinstance(o.value(), IntervalSweep) and o.get_key_element().lstrip("+~") == full_key:
+            return f"\n  {raw} samples real numbers; for whole numbers use range(LOW,HIGH) or choice(A,B,...)"
+    return ""
 
 
 def _valid_keys(cfg: DictConfig, full_key: str) -> str:
@@ -80,8 +115,61 @@ def check_overrides(args: list[str], command: str) -> str | None:
                 if key:
                     groups_only = [v for v in variant if v.split("=")[0] in GROUPS]
                     message += _valid_keys(compose_config(groups_only, command), key)
+                    message += _interval_hint(overrides, key)
                 return message
     return None
+
+
+def _monitored(cfg: DictConfig) -> str:
+    """The metric a fit job returns to the sweeper: trainer.monitor, else its task's headline metric."""
+    if cfg.trainer.monitor:
+        return str(cfg.trainer.monitor)
+    from cvtrain.tasks.classification import ClassificationTask
+    from cvtrain.tasks.detection import DetectionTask
+    from cvtrain.tasks.segmentation import SegmentationTask
+
+    # A detector's headline follows its data (map, or voc_map for VOC): both improve upwards.
+    headline = {
+        "classification": ClassificationTask.monitor,
+        "segmentation": SegmentationTask.monitor,
+        "detection": DetectionTask(class_names=[]).monitor,
+    }
+    return headline.get(str(cfg.model.task), "loss")
+
+
+def sweeper_overrides(args: list[str], command: str) -> list[str]:
+    """Settings cvtrain adds for Hydra's Optuna sweeper (after `check_overrides` passed), each unless the command
+    line or a config sets it: `hydra.sweeper.direction` from the metric the jobs monitor (`top1_err` is minimised,
+    `miou` and `map` maximised), and `hydra.sweeper.max_failure_rate=1.0` (a failed job is a failed trial and the
+    sweep goes on, as in every cvtrain sweep; Optuna's default stops at the first). Raises ConfigError when the
+    jobs of one sweep monitor metrics that improve in opposite directions."""
+    if command != "fit":
+        return []
+    overrides = _config_overrides(args)
+    given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    with config_composer():
+        variants = _variants(overrides)
+        # compose_config leaves Hydra's own settings out; the sweeper is one of them.
+        sweeper = compose(
+            config_name="config", overrides=[*variants[0], f"command={command}"], return_hydra_config=True
+        ).hydra.sweeper
+        if sweeper.get("_target_") != OPTUNA_SWEEPER:
+            return []
+        added = []
+        if "hydra.sweeper.max_failure_rate" not in given and sweeper.max_failure_rate == 0.0:
+            added.append("hydra.sweeper.max_failure_rate=1.0")
+        if "hydra.sweeper.direction" in given or str(sweeper.direction) != "Direction.minimize":
+            return added  # a config chose the direction (Optuna's default is minimize)
+        monitors = {_monitored(compose_config(v, command)) for v in variants}
+    modes = {m: monitor_mode(m) for m in sorted(monitors)}
+    if len(set(modes.values())) > 1:
+        raise ConfigError(
+            "the jobs of this Optuna sweep monitor metrics that improve in opposite directions ("
+            + ", ".join(f"{m}: {mode}" for m, mode in modes.items())
+            + "); set trainer.monitor=METRIC, or hydra.sweeper.direction=minimize|maximize"
+        )
+    direction = "minimize" if set(modes.values()) == {"min"} else "maximize"
+    return [*added, f"hydra.sweeper.direction={direction}"]
 
 
 def _describe(yaml_file: Path) -> str:
