@@ -64,6 +64,33 @@ def test_two_process_fit_matches_a_one_process_eval_of_its_checkpoint(task: str,
         assert fit[metric] == pytest.approx(single[metric], abs=1e-9), metric
 
 
+def test_gradient_accumulation_under_ddp(tmp_path: Path) -> None:
+    """trainer.accumulate=2 halves the optimizer steps (no gradient sync on the inner micro-batch); the checkpoint
+    still evaluates identically. trainer.sync_bn needs GPUs: on the CPU it is a clear error."""
+    run_dir, eval_dir = tmp_path / "fit", tmp_path / "eval"
+    common = (*FAST, f"data.cache_dir={tmp_path / 'cache'}")
+    refused = run_cli(
+        "fit", *CASES["classification"], *common, "trainer.sync_bn=true", f"hydra.run.dir={tmp_path / 'bn'}",
+        cwd=tmp_path, nproc=2, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "trainer.sync_bn=true needs CUDA" in refused.stdout + refused.stderr
+    extra = ("trainer.accumulate=2", "trainer.epochs=1")
+    run_cli(
+        "fit", *CASES["classification"], *common, *extra, f"hydra.run.dir={run_dir}", cwd=tmp_path, nproc=2
+    )
+    run_cli(
+        "eval",
+        f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}",
+        *common,
+        f"hydra.run.dir={eval_dir}",
+        cwd=tmp_path,
+    )
+    fit, single = read_results(run_dir), read_results(eval_dir)
+    assert fit["steps"] == 3  # ceil(5 batches / 2)
+    for metric in HEADLINE["classification"]:
+        assert fit[metric] == pytest.approx(single[metric], abs=1e-9), metric
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -166,6 +166,10 @@ def wrap_model(setup: Setup, t: TrainerConfig) -> nn.Module:
     if t.channels_last:
         model.to(memory_format=torch.channels_last)
     if distributed.world_size() > 1:
+        if t.sync_bn and setup.device.type != "cuda":
+            raise ConfigError(
+                "trainer.sync_bn=true needs CUDA devices (PyTorch's SyncBatchNorm runs only on GPUs)"
+            )
         if t.sync_bn:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             setup.model = model  # the optimizer, EMA and checkpoints see the converted module

@@ -20,7 +20,7 @@ from cvtrain.engine.loop import evaluate, fit
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress
 from cvtrain.engine.state import FitRun, resume
-from cvtrain.errors import DataError
+from cvtrain.errors import CvtrainError, DataError
 
 WEIGHTS = torch.tensor([[2.0], [-1.0]])
 
@@ -203,3 +203,16 @@ def test_accumulating_two_half_batches_is_one_full_batch_step(tmp_path: Path) ->
     fit(halves)
     assert halves.step == full.step == 8  # optimizer steps, not micro-batches
     assert torch.allclose(halves.model.weight, full.model.weight, atol=1e-6)
+
+
+def test_out_of_memory_names_the_batch_and_what_to_try(tmp_path: Path) -> None:
+    run = make_run(tmp_path, epochs=1)
+
+    def no_memory(model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    run.task.training_step = no_memory  # type: ignore[method-assign]
+    with pytest.raises(
+        CvtrainError, match=r"out of memory at step 1 with a batch of 8 images.*data.batch_size"
+    ):
+        fit(run)
