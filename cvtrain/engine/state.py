@@ -76,12 +76,7 @@ def checkpoint_state(run: FitRun, epoch: int, batches_done: int = 0) -> dict[str
         "epoch": epoch,
         "batches_done": batches_done,
         "step": run.step,
-        # what fixes the order of the remaining batches; a resume must use the same
-        "data_order": {
-            "world_size": distributed.world_size(),
-            "steps_per_epoch": len(run.train_loader),
-            "accumulate": run.accumulate,
-        },
+        "data_order": data_order(run),
         "best": run.best,
         "monitor": run.monitor,
         "rng": rng_state(),
@@ -110,15 +105,20 @@ def resume(run: FitRun, path: str | Path) -> None:
     log.info("resumed from %s at epoch %d, step %d%s", path, run.start_epoch, run.step, where)
 
 
-def _check_same_data_order(run: FitRun, state: dict[str, Any], path: str | Path) -> None:
-    saved = state.get("data_order")
-    if not saved or not state.get("batches_done"):
-        return  # an epoch boundary: any batch size or process count may continue from here
-    now = {
+def data_order(run: FitRun) -> dict[str, int]:
+    """What fixes the order of an epoch's remaining batches: a mid-epoch resume must have the same."""
+    return {
         "world_size": distributed.world_size(),
         "steps_per_epoch": len(run.train_loader),
         "accumulate": run.accumulate,
     }
+
+
+def _check_same_data_order(run: FitRun, state: dict[str, Any], path: str | Path) -> None:
+    saved = state.get("data_order")
+    if not saved or not state.get("batches_done"):
+        return  # an epoch boundary: any batch size or process count may continue from here
+    now = data_order(run)
     if saved != now:
         raise CvtrainError(
             f"{path} was written mid-epoch by a run with {saved} (processes, batches per epoch, "
