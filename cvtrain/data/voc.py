@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from PIL import Image
 
 from cvtrain.contracts.batch import BadSample
 from cvtrain.contracts.ground_truth import COCOGroundTruth
-from cvtrain.data.coco import coco_api_from_dict
+from cvtrain.data.detection_records import VOCRecord, records_ground_truth, records_to_coco
 from cvtrain.data.detection_samples import (
     DetectionTransforms,
     Sample,
@@ -40,19 +39,6 @@ VOC_CLASSES = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )  # fmt: skip
 VOC_SPLITS = ("train", "val", "trainval", "test")
-
-
-@dataclass(frozen=True)
-class VOCRecord:
-    """One image's annotation, including `difficult` objects (what the VOC evaluator needs)."""
-
-    image_id: str  # the file stem, e.g. "2007_000063"
-    path: Path  # the JPEG
-    width: int
-    height: int
-    boxes: np.ndarray  # float64 [N, 4] XYXY, continuous 0-based pixels
-    labels: np.ndarray  # int64 [N], index into the class names
-    difficult: np.ndarray  # bool [N]
 
 
 class VOCDetection:
@@ -187,49 +173,16 @@ class VOCDetection:
         return [r.width / r.height for r in self.records]
 
     def to_coco(self) -> dict[str, Any]:
-        """A COCO-format ground-truth view of these annotations, for computing COCO AP on VOC data.
-
-        Category ids are the 1-based VOC class index, image ids are `coco_image_ids[stem]` (1-based, in record
-        order) with the stem kept in `file_name` ("<stem>.jpg"). Difficult objects are written as `iscrowd: 1`:
-        COCOeval ignores crowd regions (a detection matched to one is neither TP nor FP) whereas it ignores a
-        per-annotation `ignore` flag (`_prepare` overwrites it with `iscrowd`). Crowd matching uses
-        intersection over the detection's area, so a difficult object may absorb more than one detection.
-        """
-        images, annotations = [], []
-        for record in self.records:
-            image_id = self.coco_image_ids[record.image_id]
-            images.append(
-                {
-                    "id": image_id,
-                    "file_name": f"{record.image_id}.jpg",
-                    "width": record.width,
-                    "height": record.height,
-                }
-            )
-            for box, label, hard in zip(record.boxes, record.labels, record.difficult, strict=True):
-                x0, y0, x1, y1 = (float(v) for v in box)
-                annotations.append(
-                    {
-                        "id": len(annotations) + 1,
-                        "image_id": image_id,
-                        "category_id": int(label) + 1,
-                        "bbox": [x0, y0, x1 - x0, y1 - y0],
-                        "area": (x1 - x0) * (y1 - y0),
-                        "iscrowd": int(hard),
-                    }
-                )
-        categories = [
-            {"id": i + 1, "name": name, "supercategory": "none"} for i, name in enumerate(self.class_names)
-        ]
-        return {"images": images, "annotations": annotations, "categories": categories}
+        """A COCO-format ground-truth view of these annotations, for computing COCO AP on VOC data (category ids
+        are the 1-based class index, image ids `coco_image_ids[stem]`, difficult objects crowds: see
+        `records_to_coco`)."""
+        return records_to_coco(self.records, self.class_names, self.coco_image_ids)
 
     # `DetectionGroundTruth`: VOC AP on the records, COCO AP on the COCO view (built once).
     def coco_ground_truth(self) -> COCOGroundTruth:
         if self._coco_view is None:
-            self._coco_view = COCOGroundTruth(
-                coco=coco_api_from_dict(self.to_coco(), source=f"{self.root} (COCO view)"),
-                label_to_cat_id={label: label + 1 for label in range(len(self.class_names))},
-                image_id_map=self.coco_image_ids,
+            self._coco_view = records_ground_truth(
+                self.records, self.class_names, self.coco_image_ids, str(self.root)
             )
         return self._coco_view
 

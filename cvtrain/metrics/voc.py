@@ -33,7 +33,7 @@ from rich.table import Table
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
-from cvtrain.data.voc import VOCRecord
+from cvtrain.data.detection_records import VOCRecord
 from cvtrain.errors import DataError
 
 log = logging.getLogger(__name__)
