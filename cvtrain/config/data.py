@@ -93,6 +93,16 @@ class VOCDataConfig(DataConfig):
     batch_size: int = 4
 
 
+@schema("data", "yolo_txt")
+@dataclass
+class YoloTxtDataConfig(DataConfig):
+    format: str = "yolo_txt"
+    root: str = MISSING  # the folder holding the Ultralytics data.yaml (path, train, val, names)
+    yaml: str = "data.yaml"  # the dataset file, relative to root
+    aspect_ratio_grouping: bool = True  # batches of only landscape or only portrait images
+    batch_size: int = 4
+
+
 @dataclass
 class COCOFilesConfig(DataConfig):
     """Where a COCO-format dataset lives: explicit files, else the standard COCO 2017 names under `root`."""

@@ -1,0 +1,195 @@
+"""The Ultralytics YOLO-txt layout: `data.yaml` and the per-image label files, read as Ultralytics reads them.
+
+    DIR/data.yaml            path: .   train: images/train   val: images/val   names: [cat, dog] (or {0: cat, 1: dog})
+    DIR/images/train/a.jpg   DIR/labels/train/a.txt: one `class cx cy w h` line per object, normalised to [0, 1]
+
+`train` / `val` are relative to `path`, which is relative to the yaml's folder (absent: that folder); each is a
+folder of images (searched recursively), a `.txt` list of image paths (relative ones from the list's folder), or a
+list of those. An image's label file is its path with the last `/images/` replaced by `/labels/` and the
+extension by `.txt`. No label file, or an empty one, is a background image. A line that cannot be used becomes a
+`LabelProblem` naming the file and line; a box that only sticks out of the image is clipped to it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from cvtrain.data.images import is_image_file
+from cvtrain.errors import DataError
+
+# How far outside [0, 1] a normalised coordinate may be and still count as a rounding error (then clipped).
+TOLERANCE = 0.01
+LINE_FORMAT = (
+    "`class cx cy w h`: an integer class id, then the box centre, width and height normalised to [0, 1]"
+)
+
+
+@dataclass(frozen=True)
+class LabelProblem:
+    """One unusable label line: which file, which line, what is wrong and what to do."""
+
+    file: Path
+    line: int  # 1-based
+    what: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.what} ({self.fix})"
+
+
+@dataclass
+class Labels:
+    """The usable objects of one label file, in normalised `cx cy w h`, and what was wrong or clipped."""
+
+    classes: list[int] = field(default_factory=list)
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    problems: list[LabelProblem] = field(default_factory=list)  # lines left out
+    clipped: list[LabelProblem] = field(default_factory=list)  # lines kept, their box clipped to the image
+
+    def pixel_boxes(self, width: int, height: int) -> np.ndarray:
+        """float64 [N, 4] XYXY in continuous 0-based pixels, clipped to the image."""
+        cxcywh = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        xyxy = np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], axis=1)
+        return np.clip(xyxy, 0.0, 1.0) * np.array([width, height, width, height], dtype=np.float64)
+
+
+def parse_labels(path: Path, num_classes: int) -> Labels:
+    """Read one label file (absent: a background image, no objects)."""
+    labels = Labels()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return labels
+    except (OSError, UnicodeDecodeError) as e:
+        labels.problems.append(LabelProblem(path, 0, f"cannot be read ({e})", "rewrite it as UTF-8 text"))
+        return labels
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            _parse_line(labels, path, number, line.split(), num_classes)
+    return labels
+
+
+def _parse_line(labels: Labels, path: Path, number: int, fields: list[str], num_classes: int) -> None:
+    def problem(what: str, fix: str = f"write the line as {LINE_FORMAT}") -> None:
+        labels.problems.append(LabelProblem(path, number, what, fix))
+
+    if len(fields) != 5:
+        return problem(f"has {len(fields)} fields, not 5 ({' '.join(fields)!r})")
+    try:
+        values = [float(v) for v in fields]
+    except ValueError:
+        return problem(f"has a field that is not a number ({' '.join(fields)!r})")
+    if not all(math.isfinite(v) for v in values):
+        return problem(f"has a non-finite number ({' '.join(fields)!r})")
+    cls, cx, cy, w, h = values
+    if cls != int(cls) or not 0 <= cls < num_classes:
+        return problem(
+            f"class {fields[0]} is not a class index 0..{num_classes - 1}",
+            f"use the index of its name in data.yaml `names` ({num_classes} classes)",
+        )
+    if w <= 0 or h <= 0:
+        return problem(
+            f"box width {fields[3]} / height {fields[4]} is not positive", "fix or delete the line"
+        )
+    if not all(-TOLERANCE <= v <= 1 + TOLERANCE for v in (cx, cy, w, h)):
+        return problem(
+            f"coordinates {' '.join(fields[1:])} are outside [0, 1]",
+            "YOLO boxes are normalised by the image width and height; divide pixel values by them",
+        )
+    labels.classes.append(int(cls))
+    labels.boxes.append((cx, cy, w, h))
+    if cx - w / 2 < 0 or cy - h / 2 < 0 or cx + w / 2 > 1 or cy + h / 2 > 1:
+        labels.clipped.append(
+            LabelProblem(
+                path, number, f"box {' '.join(fields[1:])} extends outside the image", "clipped to it"
+            )
+        )
+
+
+def label_path(image: Path) -> Path:
+    """Ultralytics' rule: the last `/images/` of the path becomes `/labels/`, the extension `.txt`."""
+    images, labels = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    return Path(labels.join(str(image).rsplit(images, 1))).with_suffix(".txt")
+
+
+# ------------------------------------------------------------------------------------------------- data.yaml
+
+
+@dataclass(frozen=True)
+class YoloLayout:
+    yaml_file: Path
+    base: Path  # `path`, resolved: the dataset root every split is relative to
+    class_names: list[str]
+    sources: dict[str, list[Path]]  # "train" / "val" -> folders or .txt lists of images
+
+
+def read_data_yaml(yaml_file: Path) -> YoloLayout:
+    """Read and check `data.yaml`; every problem is a `DataError` naming the file and the key."""
+    if not yaml_file.is_file():
+        raise DataError(
+            f"{yaml_file} does not exist: data=yolo_txt needs data.root=DIR holding data.yaml (keys path, train, "
+            "val, names) with images/{train,val}/ and labels/{train,val}/ beside it (the Ultralytics layout)"
+        )
+    try:
+        content = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{yaml_file} is not readable YAML: {e}") from e
+    if not isinstance(content, dict):
+        raise DataError(f"{yaml_file}: expected a mapping with keys path, train, val, names")
+    names = _class_names(content.get("names"), yaml_file)
+    if content.get("nc") is not None and content["nc"] != len(names):
+        raise DataError(f"{yaml_file}: nc is {content['nc']} but `names` lists {len(names)} classes")
+    base = yaml_file.parent / str(content.get("path") or ".")
+    sources = {split: _sources(content.get(split), split, base, yaml_file) for split in ("train", "val")}
+    return YoloLayout(yaml_file=yaml_file, base=base, class_names=names, sources=sources)
+
+
+def _class_names(names: Any, yaml_file: Path) -> list[str]:
+    if isinstance(names, list) and names:
+        return [str(n) for n in names]
+    if isinstance(names, dict) and names:
+        try:
+            index = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            index = {}
+        if sorted(index) == list(range(len(names))):
+            return [index[i] for i in range(len(names))]
+        raise DataError(f"{yaml_file}: the keys of `names` must be the class indices 0..{len(names) - 1}")
+    raise DataError(
+        f"{yaml_file}: `names` must list the class names (a list, or a map from index 0.. to name)"
+    )
+
+
+def _sources(value: Any, split: str, base: Path, yaml_file: Path) -> list[Path]:
+    if not value:
+        raise DataError(
+            f"{yaml_file}: `{split}` is missing: give the {split} images folder, relative to `path`"
+        )
+    paths = []
+    for entry in value if isinstance(value, list) else [value]:
+        path = base / str(entry)
+        if not path.exists() and str(entry).startswith("../"):  # Roboflow exports: Ultralytics tries this too
+            path = base / str(entry)[3:]
+        if not path.exists():
+            raise DataError(f"{yaml_file}: `{split}: {entry}` is {path}, which does not exist")
+        paths.append(path)
+    return paths
+
+
+def split_images(layout: YoloLayout, split: str) -> list[Path]:
+    """Every image of `split`: the folders' image files (recursive, sorted) and the lists' entries, in order."""
+    images: list[Path] = []
+    for source in layout.sources[split]:
+        if source.is_dir():
+            images += sorted(p for p in source.rglob("*") if p.is_file() and is_image_file(p))
+        else:
+            lines = [s.strip() for s in source.read_text(encoding="utf-8").splitlines()]
+            images += [source.parent / s for s in lines if s]
+    return images

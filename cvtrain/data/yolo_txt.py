@@ -1,0 +1,139 @@
+"""`data=yolo_txt data.root=DIR`: detection data in the Ultralytics YOLO-txt layout (see `yolo_labels.py`).
+
+Normalised boxes need each image's size: it is read from the image header (no decoding) when the split is built;
+an image whose header cannot be read stays in the split as a `BadSample` (the run stops naming it, or skips it
+with `data.on_bad_image=skip`) and out of the ground truth. The ground truth is the VOC one (per-image records,
+no `difficult` objects), so a detector is scored with VOC AP (`voc_map`, the headline) and COCO AP.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from cvtrain.contracts.batch import BadSample
+from cvtrain.contracts.ground_truth import COCOGroundTruth
+from cvtrain.data.detection_records import VOCRecord, records_ground_truth
+from cvtrain.data.detection_samples import DetectionTransforms, Sample, load_sample, report_skipped
+from cvtrain.data.detection_splits import detection_splits
+from cvtrain.data.splits import DataSplits, require_task
+from cvtrain.data.yolo_labels import (
+    LabelProblem,
+    YoloLayout,
+    label_path,
+    parse_labels,
+    read_data_yaml,
+    split_images,
+)
+from cvtrain.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+class YoloTxtDetection:
+    """One split ("train" or "val") of a YOLO-txt dataset.
+
+    `samples` holds a `VOCRecord` per image (boxes in pixels, clipped to the image) or a `BadSample` for an image
+    whose header cannot be read; `problems` the label lines left out, `clipped` the boxes clipped to the image.
+    """
+
+    def __init__(self, *, layout: YoloLayout, split: str, transforms: DetectionTransforms | None = None):
+        self.layout = layout
+        self.split = split
+        self.transforms = transforms
+        self.class_names = list(layout.class_names)
+        self.problems: list[LabelProblem] = []
+        self.clipped: list[LabelProblem] = []
+        images = split_images(layout, split)
+        if not images:
+            raise DataError(f"{layout.yaml_file}: `{split}` ({layout.sources[split]}) holds no image files")
+        self.samples: list[VOCRecord | BadSample] = [self._read(image) for image in images]
+        self.records = [s for s in self.samples if isinstance(s, VOCRecord)]
+        seen: dict[str, Path] = {}
+        for record in self.records:
+            if record.image_id in seen:
+                raise DataError(
+                    f"{record.path} and {seen[record.image_id]} are the same image id {record.image_id}"
+                )
+            seen[record.image_id] = record.path
+        report_skipped([str(p) for p in self.problems], layout.yaml_file.parent)
+        self.coco_image_ids = {r.image_id: i + 1 for i, r in enumerate(self.records)}
+        self._coco_view: COCOGroundTruth | None = None
+
+    def _read(self, image: Path) -> VOCRecord | BadSample:
+        try:
+            with Image.open(image) as im:
+                width, height = im.size
+        except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for a missing or unreadable file
+            return BadSample(path=str(image), reason=f"not a readable image ({e})")
+        labels = parse_labels(label_path(image), len(self.class_names))
+        self.problems += labels.problems
+        self.clipped += labels.clipped
+        return VOCRecord(
+            image_id=self._image_id(image),
+            path=image,
+            width=width,
+            height=height,
+            boxes=labels.pixel_boxes(width, height),
+            labels=np.asarray(labels.classes, dtype=np.int64),
+            difficult=np.zeros(len(labels.classes), dtype=bool),
+        )
+
+    def _image_id(self, image: Path) -> str:
+        """The image's path below the dataset root, without extension (stems may repeat in sub-folders)."""
+        try:
+            return image.relative_to(self.layout.base).with_suffix("").as_posix()
+        except ValueError:
+            return image.with_suffix("").as_posix()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Sample | BadSample:
+        sample = self.samples[index]
+        if isinstance(sample, BadSample):
+            return sample
+        return load_sample(sample.path, sample.image_id, sample.boxes, sample.labels, self.transforms)
+
+    def aspect_ratios(self) -> list[float]:
+        """Width / height of every image, from the headers read at construction, for aspect-ratio grouping."""
+        return [s.width / s.height if isinstance(s, VOCRecord) else 1.0 for s in self.samples]
+
+    # `DetectionGroundTruth`: VOC AP on the records, COCO AP on their COCO view (built once).
+    def coco_ground_truth(self) -> COCOGroundTruth:
+        if self._coco_view is None:
+            self._coco_view = records_ground_truth(
+                self.records, self.class_names, self.coco_image_ids, str(self.layout.yaml_file)
+            )
+        return self._coco_view
+
+    def voc_records(self) -> list[VOCRecord]:
+        return self.records
+
+
+def yolo_txt_split(
+    cfg: Any, *, train: bool, transforms: DetectionTransforms | None = None, require_images: bool = True
+) -> YoloTxtDetection:
+    """`train` or `val` of `data.root`'s data.yaml. The images are needed even to score a predictions file
+    (`require_images=False`): the labels are normalised by their sizes."""
+    layout = read_data_yaml(Path(cfg.root).expanduser() / cfg.yaml)
+    return YoloTxtDetection(layout=layout, split="train" if train else "val", transforms=transforms)
+
+
+def build_yolo_txt(
+    cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True
+) -> DataSplits:
+    """`data=yolo_txt`: the `train` and `val` splits of `data.root`/data.yaml."""
+    require_task(cfg.format, task, ("detection",))
+    return detection_splits(
+        partial(yolo_txt_split, cfg),
+        aug=aug,
+        need_train=need_train,
+        grouping=cfg.aspect_ratio_grouping,
+        require_images=require_images,
+    )

@@ -1,0 +1,33 @@
+"""`data=yolo_txt` through the real CLI: our YOLO trains one epoch on a tiny dataset in the Ultralytics layout
+(a background image included) and is scored with VOC and COCO AP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cvtrain.metrics.coco import COCO_METRICS
+from tests.conftest import FAST, read_results, run_cli
+from tests.data.test_yolo_txt import clean
+
+
+def test_yolo_fits_one_epoch_on_yolo_txt_data_and_evaluates(tmp_path: Path) -> None:
+    root = clean(tmp_path / "ds", names_yaml="names:\n  0: cat\n  1: dog")
+    run_dir = tmp_path / "run"
+    run_cli(
+        "fit",
+        *FAST,
+        "model=yolo",
+        "model.size=n",
+        "data=yolo_txt",
+        f"data.root={root}",
+        "data.image_size=64",  # aug=yolo letterboxes to it (a multiple of 32)
+        "data.batch_size=2",
+        "aug=yolo",
+        "trainer.epochs=1",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    results = read_results(run_dir)
+    assert results["status"] == "ok" and results["data"] == "yolo_txt" and results["epochs"] == 1
+    assert results["train_images"] == 3 and results["val_images"] == 1
+    assert results["monitor"] == "voc_map" and {"voc_map", "voc07_map", *COCO_METRICS} <= results.keys()
