@@ -10,7 +10,14 @@ from typing import Any
 from omegaconf import DictConfig
 
 from cvtrain.commands.score import score_predictions_file
-from cvtrain.commands.setup import build_setup, checkpoint_config, config_record, eval_loader, finish
+from cvtrain.commands.setup import (
+    build_setup,
+    checkpoint_config,
+    config_record,
+    eval_loader,
+    finish,
+    list_annotation_problems,
+)
 from cvtrain.config import to_typed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
@@ -35,6 +42,7 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
     cfg = to_typed(checkpoint_config(raw_cfg, overrides, state))
     setup = build_setup(cfg, need_train=False, class_names=list(state["class_names"]))
     setup.model.load_state_dict(evaluated_weights(state))
+    annotations_skipped = list_annotation_problems(setup.data, run_dir)
     sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
     metrics, evaluator = evaluate(
         model=setup.model,
@@ -54,6 +62,7 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
         "epoch": state["epoch"],
         "step": state["step"],
         "val_images": len(setup.data.val),
+        "bad_annotations_skipped": annotations_skipped,
         "wall_time_s": round(time.perf_counter() - started, 2),
         "model": cfg.model.name,
         "data": cfg.data.format,

@@ -19,6 +19,7 @@ from cvtrain.commands.setup import (
     finish,
     group_choices,
     group_schemas,
+    list_annotation_problems,
 )
 from cvtrain.config import to_typed
 from cvtrain.config.training import TrainerConfig
@@ -38,6 +39,7 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = to_typed(raw_cfg)
     setup = build_setup(cfg, need_train=True)
+    annotations_skipped = list_annotation_problems(setup.data, run_dir)
     d, t = cfg.data, cfg.trainer
     train_ds = setup.data.train
     assert train_ds is not None
@@ -134,6 +136,7 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "train_images": len(train_ds),
         "val_images": len(setup.data.val),
         "bad_images_skipped": run.bad_samples.count,
+        "bad_annotations_skipped": annotations_skipped,
         "model": cfg.model.name,
         "data": d.format,
     }

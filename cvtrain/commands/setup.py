@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cvtrain.config import GROUPS, Config, to_plain
 from cvtrain.contracts.task import Task
+from cvtrain.data.annotation_checks import write_listing
 from cvtrain.data.splits import DataSplits, build_data
 from cvtrain.engine import distributed, loaders
 from cvtrain.engine.reporting import log, metrics_table, show, write_json
@@ -72,6 +73,13 @@ def build_setup(cfg: Config, *, need_train: bool, class_names: list[str] | None 
     task = build_task(cfg.model, class_names=names, predict_cfg=cfg.predict)
     model = build_model(cfg.model, num_classes=len(names)).to(device)
     return Setup(cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, model)
+
+
+def list_annotation_problems(data: DataSplits, run_dir: Path) -> int:
+    """Write what the annotation checks skipped or clipped to bad_annotations.txt; the number skipped."""
+    if distributed.is_main():
+        write_listing(data.problems, run_dir)
+    return sum(1 for p in data.problems if p.action == "skipped")
 
 
 def eval_loader(setup: Setup, dataset: Dataset, batch_size: int | None = None) -> DataLoader:

@@ -18,6 +18,11 @@ class OnBadImage(StrEnum):
     skip = "skip"  # skip it, count it, list it in bad_images.txt in the run directory
 
 
+class OnBadAnnotation(StrEnum):
+    error = "error"  # stop the run, naming the file and the annotation
+    skip = "skip"  # leave the annotation out, count it, list it in bad_annotations.txt in the run directory
+
+
 class ShapesLayout(StrEnum):
     voc = "voc"  # VOC2007 layout: VOC AP (difficult objects ignored) and COCO AP; monitor voc_map
     coco = "coco"  # COCO layout: COCO AP with crowd regions and non-contiguous category ids; monitor map
@@ -40,6 +45,9 @@ class DataConfig:
     pin_memory: bool = True
     persistent_workers: bool = True
     on_bad_image: OnBadImage = OnBadImage.error
+    on_bad_annotation: OnBadAnnotation = (
+        OnBadAnnotation.error
+    )  # which defects follow it: data/annotation_checks.py
     image_size: int = 224  # the size the data is meant to be seen at; aug.image_size follows it by default
 
 

@@ -20,13 +20,9 @@ from pycocotools.coco import COCO
 
 from cvtrain.contracts.batch import BadSample
 from cvtrain.contracts.ground_truth import COCOGroundTruth
-from cvtrain.data.detection_samples import (
-    DetectionTransforms,
-    Sample,
-    box_problem,
-    load_sample,
-    report_skipped,
-)
+from cvtrain.data.annotation_checks import AnnotationLog, image_path
+from cvtrain.data.coco_checks import Usable, check_coco
+from cvtrain.data.detection_samples import DetectionTransforms, Sample, load_sample
 from cvtrain.data.detection_splits import detection_splits
 from cvtrain.data.splits import DataSplits, require_task
 from cvtrain.errors import ConfigError, DataError
@@ -40,8 +36,8 @@ def _silently(fn: Callable[[], Any]) -> Any:
         return fn()
 
 
-def load_coco_api(ann_file: str | Path) -> COCO:
-    """Load a COCO-format json into a `pycocotools.coco.COCO`, with file errors as `DataError`."""
+def read_coco_json(ann_file: str | Path) -> Any:
+    """The parsed json of a COCO-format file; a missing, unreadable or unparseable file is a `DataError`."""
     path = Path(ann_file).expanduser()
     if not path.is_file():
         raise DataError(
@@ -49,47 +45,38 @@ def load_coco_api(ann_file: str | Path) -> COCO:
         )
     try:
         with path.open(encoding="utf-8") as f:
-            dataset = json.load(f)
+            return json.load(f)
     except json.JSONDecodeError as e:
         raise DataError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read COCO annotation file {path}: {e}") from e
-    return coco_api_from_dict(dataset, source=str(path))
 
 
-def coco_api_from_dict(dataset: dict[str, Any], *, source: str = "<COCO dict>") -> COCO:
-    """Index an in-memory COCO-format dict (e.g. `VOCDetection.to_coco()`) as a `COCO` object.
+def load_coco_api(ann_file: str | Path) -> COCO:
+    """Load, check (every defect an error) and index a COCO-format json as a `pycocotools.coco.COCO`."""
+    path = Path(ann_file).expanduser()
+    return coco_api_from_dict(read_coco_json(path), source=str(path))
 
-    Checks the keys pycocotools needs and fills `iscrowd` (0) and `area` (box area) where a file omits them,
-    so evaluation never dies on a KeyError deep inside COCOeval.
-    """
-    if not isinstance(dataset, dict):
-        raise DataError(f"{source}: a COCO annotation file is a JSON object, got {type(dataset).__name__}")
-    for key in ("images", "categories"):
-        if not isinstance(dataset.get(key), list):
-            raise DataError(f"{source}: missing the '{key}' list every COCO annotation file has")
-    dataset.setdefault("annotations", [])
-    image_ids: set[Any] = set()
-    for index, image in enumerate(dataset["images"]):
-        missing = [k for k in ("id", "width", "height") if k not in image]
-        if missing:
-            raise DataError(f"{source}: images[{index}] lacks {missing}")
-        if image["id"] in image_ids:
-            raise DataError(f"{source}: image id {image['id']} appears twice in 'images'")
-        image_ids.add(image["id"])
-    for index, category in enumerate(dataset["categories"]):
-        if "id" not in category or "name" not in category:
-            raise DataError(f"{source}: categories[{index}] needs an 'id' and a 'name'")
-    for index, ann in enumerate(dataset["annotations"]):
-        missing = [k for k in ("id", "image_id", "category_id", "bbox") if k not in ann]
-        if missing:
-            raise DataError(f"{source}: annotations[{index}] lacks {missing}")
-        ann.setdefault("iscrowd", 0)
-        if "area" not in ann:
-            bbox = ann["bbox"]
-            ann["area"] = float(bbox[2]) * float(bbox[3]) if len(bbox) == 4 else 0.0
+
+def coco_api_from_dict(dataset: Any, *, source: str = "<COCO dict>") -> COCO:
+    """Check an in-memory COCO-format dict (e.g. `VOCDetection.to_coco()`) with `check_coco`, every defect an
+    error, and index it as a `COCO` object (`index_coco`)."""
+    usable = check_coco(dataset, source=source, checks=AnnotationLog("error"), reads=("bbox",))
+    return index_coco(dataset, usable)
+
+
+def index_coco(dataset: dict[str, Any], usable: dict[Any, list[Usable]]) -> COCO:
+    """Index a checked COCO dict with only its `usable` annotations (in file order), so what was skipped is
+    neither trained on nor scored. Fills `area` (box area) where a file omits it, so COCOeval never dies on a
+    KeyError."""
+    boxes = {id(u.ann): u.box for anns in usable.values() for u in anns}
+    annotations = [ann for ann in dataset.get("annotations", []) if id(ann) in boxes]
+    for ann in annotations:
+        box = boxes[id(ann)]
+        if "area" not in ann and box is not None:
+            ann["area"] = (box[2] - box[0]) * (box[3] - box[1])
     coco = COCO()
-    coco.dataset = dataset
+    coco.dataset = {**dataset, "annotations": annotations}
     _silently(coco.createIndex)
     return coco
 
@@ -101,10 +88,13 @@ class COCODetection:
     """A COCO-format detection dataset read with pycocotools.
 
     Category ids of the file (1..90 with gaps for COCO) map, in sorted order, to contiguous labels 0..C-1
-    (`cat_id_to_label`, `label_to_cat_id`). `iscrowd` annotations never become targets (COCOeval handles them as
-    crowd regions). Images with no usable target are kept for evaluation (`train=False`) and, in training, only
-    with `keep_empty` (as negatives). `require_images=False` skips the image-folder check (`image_dir` may then
-    be None), for scoring a results file without the pictures.
+    (`cat_id_to_label`, `label_to_cat_id`). The file is checked by `check_coco` under `checks` (its policy
+    `data.on_bad_annotation`; by default every defect is an error); skipped annotations are neither trained on
+    nor in the evaluation ground truth `coco`. `iscrowd` annotations never become targets (COCOeval handles them
+    as crowd regions). Images with no usable target are kept for evaluation (`train=False`) and, in training,
+    only with `keep_empty` (as negatives); a split without a single usable object is a `DataError`.
+    `require_images=False` skips the image-folder check (`image_dir` may then be None), for scoring a results
+    file without the pictures.
     """
 
     def __init__(
@@ -116,63 +106,68 @@ class COCODetection:
         train: bool,
         transforms: DetectionTransforms | None = None,
         require_images: bool = True,
+        checks: AnnotationLog | None = None,
     ):
         self.ann_file = Path(ann_file).expanduser()
         self.image_dir = Path(image_dir).expanduser() if image_dir is not None else None
         self.transforms = transforms
+        self.checks = checks if checks is not None else AnnotationLog()
         if require_images and (self.image_dir is None or not self.image_dir.is_dir()):
             raise DataError(
                 f"COCO image folder {self.image_dir} does not exist: it should hold the files named by "
                 f"'file_name' in {self.ann_file}"
             )
-        self.coco = load_coco_api(self.ann_file)
+        since = len(self.checks.problems)
+        dataset = read_coco_json(self.ann_file)
+        usable = check_coco(dataset, source=self.ann_file, checks=self.checks, reads=("bbox",))
+        self.coco = index_coco(dataset, usable)
+        self.image_paths = {
+            image_id: image_path(
+                self.checks,
+                self.image_dir or ".",
+                image["file_name"],
+                file=self.ann_file,
+                where=f"image id {image_id}",
+            )
+            for image_id, image in self.coco.imgs.items()
+        }
         cat_ids = sorted(self.coco.cats)
         self.cat_id_to_label: dict[int, int] = {cat_id: label for label, cat_id in enumerate(cat_ids)}
         self.label_to_cat_id: dict[int, int] = dict(enumerate(cat_ids))
         self.class_names: list[str] = [str(self.coco.cats[cat_id]["name"]) for cat_id in cat_ids]
-        self.skipped_annotations: list[str] = []
         self._targets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.image_ids: list[int] = []
         for image_id in sorted(self.coco.imgs):
-            boxes, labels = self._image_targets(image_id)
+            found = [u for u in usable[image_id] if not u.ann["iscrowd"]]
+            boxes = np.asarray([u.box for u in found], dtype=np.float32).reshape(-1, 4)
+            labels = np.asarray([self.cat_id_to_label[u.ann["category_id"]] for u in found], dtype=np.int64)
             self._targets[image_id] = (boxes, labels)
             if len(labels) or not train or keep_empty:
                 self.image_ids.append(image_id)
-        report_skipped(self.skipped_annotations, self.ann_file)
+        self.checks.report(self.ann_file, since)
+        self._require_objects(dataset, train, since)
         dropped = len(self.coco.imgs) - len(self.image_ids)
         if dropped:
             log.info(
                 "%s: %d image(s) without a usable annotation left out of training", self.ann_file, dropped
             )
 
-    def _image_targets(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
-        image = self.coco.imgs[image_id]
-        boxes, labels = [], []
-        for index, ann in enumerate(self.coco.imgToAnns.get(image_id, [])):
-            if ann.get("iscrowd", 0):
-                continue
-            where = f"{self.ann_file}: annotation id {ann['id']} (image {image.get('file_name', image_id)}, #{index})"
-            if ann["category_id"] not in self.cat_id_to_label:
-                raise DataError(
-                    f"{where} has category_id {ann['category_id']}, which 'categories' does not list"
-                )
-            bbox = ann["bbox"]
-            if not isinstance(bbox, list | tuple) or len(bbox) != 4:
-                self.skipped_annotations.append(f"{where}: bbox {bbox!r} is not [x, y, w, h]")
-                continue
-            try:
-                x, y, w, h = (float(v) for v in bbox)
-            except (TypeError, ValueError):
-                self.skipped_annotations.append(f"{where}: bbox {bbox!r} is not numeric")
-                continue
-            box = (x, y, x + w, y + h)
-            problem = box_problem(box, image["width"], image["height"])
-            if problem:
-                self.skipped_annotations.append(f"{where}: {problem}")
-                continue
-            boxes.append(box)
-            labels.append(self.cat_id_to_label[ann["category_id"]])
-        return np.asarray(boxes, dtype=np.float32).reshape(-1, 4), np.asarray(labels, dtype=np.int64)
+    def _require_objects(self, dataset: dict[str, Any], train: bool, since: int) -> None:
+        """A `DataError` saying what was dropped and why when no image of the split has an object."""
+        if any(len(labels) for _, labels in self._targets.values()):
+            return
+        given = dataset.get("annotations")
+        found = "no 'annotations' key" if given is None else f"{len(given)} annotation(s)"
+        skipped = self.checks.summary(since)
+        crowd = sum(1 for ann in self.coco.anns.values() if ann["iscrowd"])
+        self.checks.error(
+            self.ann_file,
+            f"the {'training' if train else 'validation'} split",
+            f"no usable object: {len(self.coco.imgs)} image(s), {found}"
+            + (f" ({skipped}: see the warning above)" if skipped else "")
+            + (f", {crowd} crowd region(s) (never training targets)" if crowd else ""),
+            "point the split at an annotation file with objects (data.train_ann / data.val_ann / data.root)",
+        )
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -180,8 +175,7 @@ class COCODetection:
     def __getitem__(self, index: int) -> Sample | BadSample:
         image_id = self.image_ids[index]
         boxes, labels = self._targets[image_id]
-        path = self.image_dir / self.coco.imgs[image_id]["file_name"]
-        return load_sample(path, image_id, boxes, labels, self.transforms)
+        return load_sample(self.image_paths[image_id], image_id, boxes, labels, self.transforms)
 
     def aspect_ratios(self) -> list[float]:
         """Width / height of every image, from the json (no decoding), for aspect-ratio grouping."""
@@ -224,7 +218,12 @@ def coco_paths(cfg: Any, split: str, *, require_images: bool = True) -> tuple[Pa
 
 
 def coco_split(
-    cfg: Any, *, train: bool, transforms: DetectionTransforms | None = None, require_images: bool = True
+    cfg: Any,
+    *,
+    train: bool,
+    transforms: DetectionTransforms | None = None,
+    require_images: bool = True,
+    checks: AnnotationLog | None = None,
 ) -> COCODetection:
     ann_file, image_dir = coco_paths(cfg, "train" if train else "val", require_images=require_images)
     return COCODetection(
@@ -234,14 +233,16 @@ def coco_split(
         train=train,
         transforms=transforms,
         require_images=require_images,
+        checks=checks,
     )
 
 
 def build_coco(cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True) -> DataSplits:
     """`data=coco`: the train and val json + image folders (`coco_paths`); categories must agree."""
     require_task(cfg.format, task, ("detection",))
+    checks = AnnotationLog(cfg.on_bad_annotation)
     splits = detection_splits(
-        partial(coco_split, cfg),
+        partial(coco_split, cfg, checks=checks),
         aug=aug,
         need_train=need_train,
         grouping=cfg.aspect_ratio_grouping,
@@ -252,4 +253,5 @@ def build_coco(cfg: Any, *, aug: Any, task: str, need_train: bool, require_image
             f"the categories of {splits.train.ann_file} and {splits.val.ann_file} differ: train and "
             "validation annotation files must list the same categories"
         )
+    splits.problems = checks.problems
     return splits

@@ -11,12 +11,13 @@ a predictions file) lets the detection formats read annotations without their pi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.utils import get_method
 from torch.utils.data import Dataset
 
+from cvtrain.data.annotation_checks import AnnotationProblem
 from cvtrain.errors import ConfigError
 
 
@@ -25,6 +26,8 @@ class DataSplits:
     train: Dataset | None  # None when only evaluating
     val: Dataset
     class_names: list[str]
+    # what the annotation checks skipped or clipped (`data.on_bad_annotation`), listed in the run directory
+    problems: list[AnnotationProblem] = field(default_factory=list)
 
 
 # What to do when the model's task is not one the dataset provides, by the dataset's (first) task.

@@ -201,14 +201,20 @@ def coco_root(tmp_path: Path) -> Path:
 
 
 def test_coco_paths_default_under_root_and_ids_map_to_contiguous_labels(coco_root: Path) -> None:
-    splits = build(config("data=coco", f"data.root={coco_root}"))
+    splits = build(config("data=coco", f"data.root={coco_root}", "data.on_bad_annotation=skip"))
     assert isinstance(splits.train, COCODetection) and splits.class_names == ["car", "dog", "toothbrush"]
     assert splits.val.label_to_cat_id == {0: 3, 1: 18, 2: 90}
     assert splits.train.image_ids == [5] and splits.val.image_ids == [5, 9]  # empty images: eval only
     _, target, meta = splits.train[0]
     assert target["labels"].tolist() == [1] and meta["image_id"] == 5  # the crowd region is no target
-    assert any("annotation id 3" in s for s in splits.train.skipped_annotations)
-    keep = build(config("data=coco", f"data.root={coco_root}", "data.keep_empty=true"))
+    assert [(p.action, p.where) for p in splits.problems] == [("skipped", "annotation id 3 (image id 7)")]
+    with pytest.raises(
+        DataError, match=r"instances_train2017\.json: annotation id 3 \(image id 7\): empty box"
+    ):
+        build(config("data=coco", f"data.root={coco_root}"))
+    keep = build(
+        config("data=coco", f"data.root={coco_root}", "data.keep_empty=true", "data.on_bad_annotation=skip")
+    )
     assert keep.train.image_ids == [5, 7, 9]
     assert keep.train.batch_sampler_factory == AspectRatioGrouping((0, 1, 0))
 

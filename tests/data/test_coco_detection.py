@@ -15,6 +15,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from cvtrain.contracts.batch import BadSample
+from cvtrain.data.annotation_checks import AnnotationLog
 from cvtrain.data.coco import COCODetection, coco_api_from_dict, load_coco_api
 from cvtrain.errors import DataError
 from tests.conftest import fixture_dir
@@ -70,10 +71,10 @@ def coco_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def make(coco_files: tuple[Path, Path], **kwargs: Any) -> COCODetection:
+    """The tiny dataset with its two unusable boxes skipped (data.on_bad_annotation=skip)."""
     ann_file, image_dir = coco_files
-    return COCODetection(
-        ann_file=ann_file, image_dir=image_dir, **{"keep_empty": False, "train": False, **kwargs}
-    )
+    defaults = {"keep_empty": False, "train": False, "checks": AnnotationLog("skip")}
+    return COCODetection(ann_file=ann_file, image_dir=image_dir, **{**defaults, **kwargs})
 
 
 def test_category_ids_map_to_contiguous_labels(coco_files) -> None:
@@ -116,13 +117,18 @@ def test_images_without_targets(coco_files, train: bool, keep_empty: bool, expec
 def test_unusable_boxes_are_skipped_and_reported_once(coco_files, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         dataset = make(coco_files)
-    skipped = dataset.skipped_annotations
-    assert len(skipped) == 2
-    assert "annotation id 5" in skipped[0] and "d.jpg" in skipped[0] and "empty box" in skipped[0]
-    assert "annotation id 6" in skipped[1] and "outside" in skipped[1]
+    problems = [(p.action, p.where, p.what) for p in dataset.checks.problems]
+    assert problems == [
+        ("clipped", "annotation id 2 (image id 7)", "box XYXY [30.0, 20.0, 50.0, 40.0] sticks out of the 40x30 image"),
+        ("skipped", "annotation id 5 (image id 20)", "empty box XYXY [4.0, 4.0, 4.0, 10.0] (zero or negative width or height)"),
+        ("skipped", "annotation id 6 (image id 20)", "box XYXY [25.0, 25.0, 28.0, 28.0] lies outside the 20x20 image"),
+    ]  # fmt: skip
     assert len(caplog.records) == 1 and "instances.json" in caplog.text and "annotation id 6" in caplog.text
     _, target, _ = dataset[3]
     assert target["boxes"].tolist() == [[1.0, 1.0, 6.0, 6.0]] and target["labels"].tolist() == [0]
+    assert sorted(dataset.coco.anns) == [1, 2, 3, 4]  # what was skipped is not scored either
+    with pytest.raises(DataError, match=r"instances\.json: annotation id 5 \(image id 20\): empty box"):
+        make(coco_files, checks=AnnotationLog("error"))
 
 
 def test_transforms_are_applied(coco_files) -> None:
@@ -151,10 +157,11 @@ def test_file_errors_are_data_errors(coco_files, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="'categories'"):
         coco_api_from_dict({"images": []})
     data = tiny_coco()
+    data["annotations"] = [a for a in data["annotations"] if a["id"] not in (5, 6)]
     data["annotations"].append(ann(99, 7, 42, [1, 1, 2, 2]))
     ann_file.write_text(json.dumps(data))
     with pytest.raises(DataError, match="annotation id 99.*category_id 42"):
-        make(coco_files)
+        make(coco_files, checks=AnnotationLog("error"))
 
 
 def test_pycocotools_prints_are_silenced(coco_files, capsys) -> None:
@@ -164,6 +171,7 @@ def test_pycocotools_prints_are_silenced(coco_files, capsys) -> None:
 
 def test_missing_iscrowd_and_area_are_filled() -> None:
     data = tiny_coco()
+    data["annotations"] = [a for a in data["annotations"] if a["id"] not in (5, 6)]
     for a in data["annotations"]:
         del a["iscrowd"], a["area"]
     coco = coco_api_from_dict(data)
@@ -178,7 +186,7 @@ def test_real_coco_sample() -> None:
     assert len(evaluation) == 6 and len(training) == 5 and 89 not in training.image_ids
     assert len(evaluation.class_names) == 80 and evaluation.class_names[0] == "person"
     assert evaluation.label_to_cat_id[79] == 90 and evaluation.cat_id_to_label[90] == 79
-    assert evaluation.skipped_annotations == []
+    assert evaluation.checks.problems == [] and training.checks.problems == []
     index = evaluation.image_ids.index(464689)  # 13 bottles and one crowd region of bottles
     image, target, meta = evaluation[index]
     assert image.shape == (3, 640, 586) and meta["orig_size"] == (640, 586)
