@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "fit": "train, evaluating every trainer.eval_every epochs; keeps checkpoints/best.ckpt and last.ckpt",
     "eval": "re-evaluate a checkpoint (ckpt=PATH), or score a saved predictions file (predictions=FILE)",
     "predict": "run a checkpoint on images (ckpt=PATH inputs=FILE_OR_DIR) and write what it sees",
+    "data check": "read every image and annotation of data=... as fit would, report counts and problems",
 }
 log = logging.getLogger("cvtrain")
 
@@ -54,10 +55,14 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
             from cvtrain.commands.evaluate import run_eval
 
             run_eval(cfg, run_dir, overrides)
-        else:
+        elif command == "predict":
             from cvtrain.commands.predict import run_predict
 
             run_predict(cfg, run_dir, overrides)
+        else:
+            from cvtrain.commands.data_check import run_data_check
+
+            run_data_check(cfg, run_dir)
     except Exception as e:
         if not multirun and not isinstance(e, CvtrainError):
             raise  # a bug: keep the traceback
@@ -124,7 +129,11 @@ def main(argv: list[str] | None = None) -> None:
         print_help(SUBCOMMANDS)
         return
     command, rest = argv[0], argv[1:]
-    if command not in SUBCOMMANDS:
+    if command == "data" and rest[:1] == [
+        "check"
+    ]:  # the one two-word command; Hydra's name for it: data_check
+        command, rest = "data_check", rest[1:]
+    if command.replace("_", " ") not in SUBCOMMANDS:
         console.print(
             f"[red]cvtrain: unknown command {command!r}[/red]; choose one of: {', '.join(SUBCOMMANDS)}"
         )

@@ -39,7 +39,7 @@ class PredictConfig:
 
 @dataclass
 class Config:
-    command: str = "fit"  # set by the CLI: fit | eval | predict
+    command: str = "fit"  # set by the CLI: fit | eval | predict | data_check
     ckpt: str | None = None  # eval / predict: the checkpoint to load
     inputs: str | None = None  # predict: an image file or a folder of images
     predictions: str | None = None  # eval: score a saved predictions file instead of running a model

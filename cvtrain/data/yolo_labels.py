@@ -6,8 +6,9 @@
 `train` / `val` are relative to `path`, which is relative to the yaml's folder (absent: that folder); each is a
 folder of images (searched recursively), a `.txt` list of image paths (relative ones from the list's folder), or a
 list of those. An image's label file is its path with the last `/images/` replaced by `/labels/` and the
-extension by `.txt`. No label file, or an empty one, is a background image. A line that cannot be used becomes a
-`LabelProblem` naming the file and line; a box that only sticks out of the image is clipped to it.
+extension by `.txt`. No label file, or an empty one, is a background image. A line that cannot be used is reported
+to the shared annotation checks (`data.on_bad_annotation`) by file and line; a box that only sticks out of the image
+is clipped to it (and listed).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from cvtrain.data.annotation_checks import AnnotationLog, check_box
 from cvtrain.data.images import is_image_file
 from cvtrain.errors import DataError
 
@@ -31,86 +33,81 @@ LINE_FORMAT = (
 )
 
 
-@dataclass(frozen=True)
-class LabelProblem:
-    """One unusable label line: which file, which line, what is wrong and what to do."""
-
-    file: Path
-    line: int  # 1-based
-    what: str
-    fix: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.what} ({self.fix})"
-
-
 @dataclass
 class Labels:
-    """The usable objects of one label file, in normalised `cx cy w h`, and what was wrong or clipped."""
+    """The usable objects of one label file: XYXY boxes in continuous 0-based pixels, clipped to the image."""
 
     classes: list[int] = field(default_factory=list)
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
-    problems: list[LabelProblem] = field(default_factory=list)  # lines left out
-    clipped: list[LabelProblem] = field(default_factory=list)  # lines kept, their box clipped to the image
 
-    def pixel_boxes(self, width: int, height: int) -> np.ndarray:
-        """float64 [N, 4] XYXY in continuous 0-based pixels, clipped to the image."""
-        cxcywh = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
-        xyxy = np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], axis=1)
-        return np.clip(xyxy, 0.0, 1.0) * np.array([width, height, width, height], dtype=np.float64)
+    def arrays(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes float64 [N, 4] clipped to the image, labels int64 [N])."""
+        boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        boxes = np.clip(boxes, 0.0, np.array([width, height, width, height], dtype=np.float64))
+        return boxes, np.asarray(self.classes, dtype=np.int64)
 
 
-def parse_labels(path: Path, num_classes: int) -> Labels:
-    """Read one label file (absent: a background image, no objects)."""
+def parse_labels(path: Path, num_classes: int, width: int, height: int, checks: AnnotationLog) -> Labels:
+    """Read the label file of a `width` x `height` image (absent: a background image, no objects). Every unusable
+    line goes to `checks` (`data.on_bad_annotation`); a box that only sticks out of the image is clipped."""
     labels = Labels()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return labels
     except (OSError, UnicodeDecodeError) as e:
-        labels.problems.append(LabelProblem(path, 0, f"cannot be read ({e})", "rewrite it as UTF-8 text"))
+        checks.bad(path, "the file", f"cannot be read ({e})", "rewrite it as UTF-8 text, one object per line")
         return labels
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            _parse_line(labels, path, number, line.split(), num_classes)
+            _parse_line(labels, path, f"line {number}", line.split(), (num_classes, width, height), checks)
     return labels
 
 
-def _parse_line(labels: Labels, path: Path, number: int, fields: list[str], num_classes: int) -> None:
-    def problem(what: str, fix: str = f"write the line as {LINE_FORMAT}") -> None:
-        labels.problems.append(LabelProblem(path, number, what, fix))
+def _parse_line(
+    labels: Labels,
+    path: Path,
+    where: str,
+    fields: list[str],
+    sizes: tuple[int, int, int],
+    checks: AnnotationLog,
+) -> None:
+    num_classes, width, height = sizes
+    text = " ".join(fields)
+
+    def bad(what: str, fix: str = f"write the line as {LINE_FORMAT}") -> None:
+        checks.bad(path, where, what, fix)
 
     if len(fields) != 5:
-        return problem(f"has {len(fields)} fields, not 5 ({' '.join(fields)!r})")
+        return bad(f"{text!r} has {len(fields)} fields, not 5")
     try:
         values = [float(v) for v in fields]
     except ValueError:
-        return problem(f"has a field that is not a number ({' '.join(fields)!r})")
+        return bad(f"{text!r} has a field that is not a number")
     if not all(math.isfinite(v) for v in values):
-        return problem(f"has a non-finite number ({' '.join(fields)!r})")
+        return bad(f"{text!r} has a non-finite number")
     cls, cx, cy, w, h = values
     if cls != int(cls) or not 0 <= cls < num_classes:
-        return problem(
+        return bad(
             f"class {fields[0]} is not a class index 0..{num_classes - 1}",
-            f"use the index of its name in data.yaml `names` ({num_classes} classes)",
-        )
-    if w <= 0 or h <= 0:
-        return problem(
-            f"box width {fields[3]} / height {fields[4]} is not positive", "fix or delete the line"
+            f"use the index of the object's name in data.yaml `names` ({num_classes} classes)",
         )
     if not all(-TOLERANCE <= v <= 1 + TOLERANCE for v in (cx, cy, w, h)):
-        return problem(
+        return bad(
             f"coordinates {' '.join(fields[1:])} are outside [0, 1]",
-            "YOLO boxes are normalised by the image width and height; divide pixel values by them",
+            "YOLO boxes are normalised: divide x and width by the image width, y and height by its height",
         )
-    labels.classes.append(int(cls))
-    labels.boxes.append((cx, cy, w, h))
-    if cx - w / 2 < 0 or cy - h / 2 < 0 or cx + w / 2 > 1 or cy + h / 2 > 1:
-        labels.clipped.append(
-            LabelProblem(
-                path, number, f"box {' '.join(fields[1:])} extends outside the image", "clipped to it"
-            )
-        )
+    # rounded to a millionth of a pixel: no float noise in the messages (36.2, not 36.199999999999996)
+    corners = [
+        round(v, 6)
+        for v in ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
+    ]
+    box = check_box(
+        checks, corners, width=width, height=height, file=path, where=where, fix="fix or delete the line"
+    )
+    if box is not None:
+        labels.classes.append(int(cls))
+        labels.boxes.append(box)
 
 
 def label_path(image: Path) -> Path:

@@ -18,12 +18,12 @@ from PIL import Image
 
 from cvtrain.contracts.batch import BadSample
 from cvtrain.contracts.ground_truth import COCOGroundTruth
+from cvtrain.data.annotation_checks import AnnotationLog
 from cvtrain.data.detection_records import VOCRecord, records_ground_truth
-from cvtrain.data.detection_samples import DetectionTransforms, Sample, load_sample, report_skipped
+from cvtrain.data.detection_samples import DetectionTransforms, Sample, load_sample
 from cvtrain.data.detection_splits import detection_splits
 from cvtrain.data.splits import DataSplits, require_task
 from cvtrain.data.yolo_labels import (
-    LabelProblem,
     YoloLayout,
     label_path,
     parse_labels,
@@ -39,16 +39,24 @@ class YoloTxtDetection:
     """One split ("train" or "val") of a YOLO-txt dataset.
 
     `samples` holds a `VOCRecord` per image (boxes in pixels, clipped to the image) or a `BadSample` for an image
-    whose header cannot be read; `problems` the label lines left out, `clipped` the boxes clipped to the image.
+    whose header cannot be read. Label problems go to `checks` (policy `data.on_bad_annotation`; by default every
+    unusable line is an error naming the file and line).
     """
 
-    def __init__(self, *, layout: YoloLayout, split: str, transforms: DetectionTransforms | None = None):
+    def __init__(
+        self,
+        *,
+        layout: YoloLayout,
+        split: str,
+        transforms: DetectionTransforms | None = None,
+        checks: AnnotationLog | None = None,
+    ):
         self.layout = layout
         self.split = split
         self.transforms = transforms
         self.class_names = list(layout.class_names)
-        self.problems: list[LabelProblem] = []
-        self.clipped: list[LabelProblem] = []
+        self.checks = checks if checks is not None else AnnotationLog()
+        since = len(self.checks.problems)
         images = split_images(layout, split)
         if not images:
             raise DataError(f"{layout.yaml_file}: `{split}` ({layout.sources[split]}) holds no image files")
@@ -61,7 +69,7 @@ class YoloTxtDetection:
                     f"{record.path} and {seen[record.image_id]} are the same image id {record.image_id}"
                 )
             seen[record.image_id] = record.path
-        report_skipped([str(p) for p in self.problems], layout.yaml_file.parent)
+        self.checks.report(f"{layout.yaml_file} ({split})", since)
         self.coco_image_ids = {r.image_id: i + 1 for i, r in enumerate(self.records)}
         self._coco_view: COCOGroundTruth | None = None
 
@@ -71,17 +79,16 @@ class YoloTxtDetection:
                 width, height = im.size
         except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for a missing or unreadable file
             return BadSample(path=str(image), reason=f"not a readable image ({e})")
-        labels = parse_labels(label_path(image), len(self.class_names))
-        self.problems += labels.problems
-        self.clipped += labels.clipped
+        labels = parse_labels(label_path(image), len(self.class_names), width, height, self.checks)
+        boxes, classes = labels.arrays(width, height)
         return VOCRecord(
             image_id=self._image_id(image),
             path=image,
             width=width,
             height=height,
-            boxes=labels.pixel_boxes(width, height),
-            labels=np.asarray(labels.classes, dtype=np.int64),
-            difficult=np.zeros(len(labels.classes), dtype=bool),
+            boxes=boxes,
+            labels=classes,
+            difficult=np.zeros(len(classes), dtype=bool),
         )
 
     def _image_id(self, image: Path) -> str:
@@ -117,12 +124,19 @@ class YoloTxtDetection:
 
 
 def yolo_txt_split(
-    cfg: Any, *, train: bool, transforms: DetectionTransforms | None = None, require_images: bool = True
+    cfg: Any,
+    *,
+    train: bool,
+    transforms: DetectionTransforms | None = None,
+    require_images: bool = True,
+    checks: AnnotationLog | None = None,
 ) -> YoloTxtDetection:
     """`train` or `val` of `data.root`'s data.yaml. The images are needed even to score a predictions file
     (`require_images=False`): the labels are normalised by their sizes."""
     layout = read_data_yaml(Path(cfg.root).expanduser() / cfg.yaml)
-    return YoloTxtDetection(layout=layout, split="train" if train else "val", transforms=transforms)
+    return YoloTxtDetection(
+        layout=layout, split="train" if train else "val", transforms=transforms, checks=checks
+    )
 
 
 def build_yolo_txt(
@@ -130,10 +144,13 @@ def build_yolo_txt(
 ) -> DataSplits:
     """`data=yolo_txt`: the `train` and `val` splits of `data.root`/data.yaml."""
     require_task(cfg.format, task, ("detection",))
-    return detection_splits(
-        partial(yolo_txt_split, cfg),
+    checks = AnnotationLog(cfg.on_bad_annotation)
+    splits = detection_splits(
+        partial(yolo_txt_split, cfg, checks=checks),
         aug=aug,
         need_train=need_train,
         grouping=cfg.aspect_ratio_grouping,
         require_images=require_images,
     )
+    splits.problems = checks.problems
+    return splits

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cvtrain.contracts.batch import BadSample, Batch
+from cvtrain.data.annotation_checks import AnnotationLog
 from cvtrain.data.splits import build_data
 from cvtrain.data.yolo_labels import read_data_yaml
 from cvtrain.data.yolo_txt import YoloTxtDetection
@@ -49,8 +50,10 @@ def clean(root: Path, **kwargs: str) -> Path:
     )
 
 
-def split(root: Path, name: str = "train") -> YoloTxtDetection:
-    return YoloTxtDetection(layout=read_data_yaml(root / "data.yaml"), split=name)
+def split(root: Path, name: str = "train", policy: str = "error") -> YoloTxtDetection:
+    return YoloTxtDetection(
+        layout=read_data_yaml(root / "data.yaml"), split=name, checks=AnnotationLog(policy)
+    )
 
 
 def test_boxes_become_pixel_corners_and_backgrounds_are_kept(tmp_path: Path) -> None:
@@ -62,7 +65,7 @@ def test_boxes_become_pixel_corners_and_backgrounds_are_kept(tmp_path: Path) -> 
     np.testing.assert_allclose(a.boxes, [[10, 9, 30, 21], [8, 4.5, 12, 10.5]])
     assert a.labels.tolist() == [0, 1] and (a.width, a.height) == SIZE
     assert len(by_id["images/train/bg"].labels) == 0 and len(by_id["images/train/empty"].labels) == 0
-    assert train.problems == [] and train.clipped == []
+    assert train.checks.problems == []
     image, target, meta = train[train.samples.index(a)]
     assert image.shape == (3, 30, 40) and meta["image_id"] == "images/train/a"
     torch.testing.assert_close(target["boxes"], torch.tensor([[10, 9, 30, 21], [8, 4.5, 12, 10.5]]))
@@ -83,27 +86,50 @@ def test_names_as_a_list_or_an_index_map_and_path_relative_to_the_yaml(
     assert split(root, "val").class_names == ["cat", "dog"]
 
 
-def test_every_unusable_line_is_named_by_file_and_line_and_the_rest_kept(tmp_path: Path) -> None:
-    lines = [
-        "0 0.5 0.5 0.2 0.2",  # 1: fine
-        "1 0.5 0.5 0.2",  # 2: four fields
-        "dog 0.5 0.5 0.2 0.2",  # 3: not a number
-        "2 0.5 0.5 0.2 0.2",  # 4: class 2 of 2 classes
-        "0 1.5 0.5 0.2 0.2",  # 5: outside [0, 1]
-        "0 0.5 0.5 0 0.2",  # 6: zero width
-        "",  # 7: blank lines are ignored
-        "1 0.95 0.5 0.2 0.2",  # 8: sticks out: clipped
-        "1 1.005 0.5 0.2 0.2",  # 9: within the tolerance: clipped
+LINES = [
+    "0 0.5 0.5 0.2 0.2",  # 1: fine
+    "1 0.5 0.5 0.2",  # 2: four fields
+    "dog 0.5 0.5 0.2 0.2",  # 3: not a number
+    "2 0.5 0.5 0.2 0.2",  # 4: class 2 of 2 classes
+    "0 1.5 0.5 0.2 0.2",  # 5: outside [0, 1]
+    "0 0.5 0.5 0 0.2",  # 6: zero width
+    "",  # 7: blank lines are ignored
+    "1 0.95 0.5 0.2 0.2",  # 8: sticks out: clipped
+    "1 1.005 0.5 0.2 0.2",  # 9: within the tolerance: clipped
+]
+
+
+def test_under_skip_every_unusable_line_is_listed_by_file_and_line_and_the_rest_kept(tmp_path: Path) -> None:
+    root = write_yolo(tmp_path, train={"a.jpg": "\n".join(LINES)}, val={"v.jpg": None})
+    train = split(root, policy="skip")
+    label = str(tmp_path / "labels" / "train" / "a.txt")
+    problems = train.checks.problems
+    assert [(p.file, p.where, p.action) for p in problems] == [
+        *((label, f"line {n}", "skipped") for n in (2, 3, 4, 5, 6)),
+        *((label, f"line {n}", "clipped") for n in (8, 9)),
     ]
-    root = write_yolo(tmp_path, train={"a.jpg": "\n".join(lines)}, val={"v.jpg": None})
-    train = split(root)
-    label = tmp_path / "labels" / "train" / "a.txt"
-    assert [(p.file, p.line) for p in train.problems] == [(label, n) for n in (2, 3, 4, 5, 6)]
-    assert "4 fields" in train.problems[0].what and "0..1" in train.problems[2].what
-    assert [p.line for p in train.clipped] == [8, 9] and f"{label}:8:" in str(train.clipped[0])
+    assert "4 fields" in problems[0].what
+    assert (
+        "0..1" in problems[2].what
+        and "outside [0, 1]" in problems[3].what
+        and "empty box" in problems[4].what
+    )
     (record,) = train.records
     assert record.labels.tolist() == [0, 1, 1]
     np.testing.assert_allclose(record.boxes[1], [34, 12, 40, 18])  # x1 clipped at the image's 40 px
+
+
+def test_under_the_default_policy_the_first_bad_line_stops_naming_file_and_line(tmp_path: Path) -> None:
+    root = write_yolo(tmp_path, train={"a.jpg": "\n".join(LINES)}, val={"v.jpg": None})
+    with pytest.raises(DataError, match=r"labels/train/a\.txt: line 2: '1 0.5 0.5 0.2' has 4 fields"):
+        split(root)
+
+
+def test_the_builder_lists_the_problems_of_both_splits(tmp_path: Path) -> None:
+    root = write_yolo(tmp_path, train={"a.jpg": "0 0.5 0.5 0.2"}, val={"v.jpg": "5 0.5 0.5 0.2 0.2"})
+    cfg = compose_config("data=yolo_txt", f"data.root={root}", "model=yolo", "data.on_bad_annotation=skip")
+    splits = build_data(cfg.data, cfg.aug, task="detection", need_train=True)
+    assert [Path(p.file).parent.name for p in splits.problems] == ["train", "val"]
 
 
 def test_an_unreadable_image_is_a_bad_sample_and_left_out_of_the_ground_truth(tmp_path: Path) -> None:

@@ -1,0 +1,246 @@
+"""`cvtrain data check data=... [data.root=...]`: read everything a run would read, without training.
+
+The splits are built as `fit` builds them (every annotation file parsed and checked by the shared annotation
+checks, collecting every problem instead of stopping at the first), then every image of both splits is decoded
+through a DataLoader with `data.num_workers` workers, without augmentation (masks are checked against their image
+on the way). The report counts images and objects per split and per class and lists every problem with its file
+and what `fit` would do with it; `data_check.json` in the run directory holds the same. Any problem other than a
+clipped box exits non-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from rich.progress import track
+from rich.table import Table
+from torch.utils.data import DataLoader, Dataset
+
+from cvtrain.config import Config, to_typed
+from cvtrain.config.data import OnBadAnnotation
+from cvtrain.contracts.batch import BadSample
+from cvtrain.data.mosaic import MosaicDataset
+from cvtrain.data.palette import IGNORE_INDEX
+from cvtrain.data.splits import build_data
+from cvtrain.engine.reporting import console, log, show, write_json
+from cvtrain.errors import DataError
+
+# The task each built-in format provides; data=shapes (and a format of your own) take the model's task.
+FORMAT_TASKS = {
+    "imagefolder": "classification",
+    "imagenet": "classification",
+    "voc": "detection",
+    "coco": "detection",
+    "yolo_txt": "detection",
+    "voc_seg": "segmentation",
+    "coco_seg": "segmentation",
+}
+BATCH = 16  # samples summarised per worker call
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What one decoded sample holds: its classes, one entry per object for detection (none: a background)."""
+
+    classes: tuple[int, ...]
+
+
+def summarise(samples: list[Any]) -> list[Seen | BadSample]:
+    """The DataLoader's collate: runs in the workers, so only these small summaries cross processes."""
+    seen: list[Seen | BadSample] = []
+    for sample in samples:
+        if isinstance(sample, BadSample):
+            seen.append(sample)
+            continue
+        target = sample[1]
+        if isinstance(target, dict):  # detection: one label per object
+            classes = target["labels"].tolist()
+        elif isinstance(target, torch.Tensor) and target.ndim >= 2:  # segmentation: the classes present
+            classes = [c for c in target.unique().tolist() if c != IGNORE_INDEX]
+        else:  # classification
+            classes = [int(target)]
+        seen.append(Seen(tuple(classes)))
+    return seen
+
+
+@dataclass
+class SplitCounts:
+    images: int = 0
+    unreadable: list[BadSample] = field(default_factory=list)
+    objects: Counter[int] = field(default_factory=Counter)  # per class (detection)
+    images_with: Counter[int] = field(default_factory=Counter)  # per class
+    backgrounds: int = 0  # detection images without an object
+
+    def add(self, item: Seen | BadSample) -> None:
+        self.images += 1
+        if isinstance(item, BadSample):
+            self.unreadable.append(item)
+            return
+        self.objects.update(item.classes)
+        self.images_with.update(set(item.classes))
+        self.backgrounds += not item.classes
+
+
+def without_augmentation(dataset: Dataset) -> Dataset:
+    """The dataset as stored on disk: decoding is what is checked, and random transforms would only cost time
+    and make the counts random (a training split's boxes cropped away)."""
+    if isinstance(dataset, MosaicDataset):
+        dataset = dataset.dataset  # its own transforms are already None
+    for name in ("transform", "transforms"):  # ImageFolder has the one, the other formats the other
+        if hasattr(dataset, name):
+            setattr(dataset, name, None)
+    return dataset
+
+
+def decode_split(dataset: Dataset, name: str, num_workers: int) -> SplitCounts:
+    # Worker processes take seconds to start: worth it only when there is more to decode than a few batches.
+    workers = num_workers if len(dataset) > 8 * BATCH else 0
+    loader = DataLoader(
+        without_augmentation(dataset), batch_size=BATCH, num_workers=workers, collate_fn=summarise
+    )
+    counts = SplitCounts()
+    batches = track(loader, description=f"decoding {name}", console=console, disable=not console.is_terminal)
+    for batch in batches:
+        for item in batch:
+            counts.add(item)
+    return counts
+
+
+def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    cfg = to_typed(raw_cfg)
+    d = cfg.data
+    if d.format == "synthetic":
+        log.info("data=synthetic: random tensors made in memory, no file to check")
+        return {"status": "ok", "data": d.format}
+    task = FORMAT_TASKS.get(d.format, cfg.model.task)
+    # Read under the skip policy so that every annotation problem is collected instead of stopping at the first;
+    # the report says what fit does with each under the configured policy.
+    collecting = dataclasses.replace(d, on_bad_annotation=OnBadAnnotation.skip)
+    splits = build_data(collecting, aug=cfg.aug, task=task, need_train=True)
+    counts = {
+        name: decode_split(dataset, name, d.num_workers)
+        for name, dataset in (("train", splits.train), ("val", splits.val))
+        if dataset is not None
+    }
+    rows = problem_rows(cfg, splits, counts)
+    errors = [r for r in rows if r["fit"] != "clipped"]
+    report = {
+        "status": "failed" if errors else "ok",
+        "data": d.format,
+        "task": task,
+        "classes": splits.class_names,
+        "splits": {name: split_record(c, splits.class_names, task) for name, c in counts.items()},
+        "problems": rows,
+    }
+    write_json(run_dir / "data_check.json", report)
+    show(counts_table(cfg, task, counts))
+    show(classes_table(splits.class_names, task, counts))
+    if rows:
+        show(problems_table(rows))
+    log.info("report in %s", run_dir / "data_check.json")
+    if errors:
+        raise DataError(
+            f"data check: {len(errors)} problem(s) in data={d.format} (listed above and in "
+            f"{run_dir / 'data_check.json'}): fix the files, or let fit skip them with data.on_bad_image=skip / "
+            "data.on_bad_annotation=skip"
+        )
+    log.info("data check: no problem in data=%s", d.format)
+    return report
+
+
+def problem_rows(cfg: Config, splits: Any, counts: dict[str, SplitCounts]) -> list[dict[str, str]]:
+    """Every problem, with what `fit` does with it under this config."""
+    policy = cfg.data.on_bad_annotation.value
+    rows = [
+        {
+            "file": p.file,
+            "where": p.where,
+            "what": p.what,
+            "fix": p.fix,
+            "fit": fit_action("clipped" if p.action == "clipped" else policy, "annotation"),
+        }
+        for p in splits.problems
+    ]
+    for name, split in counts.items():
+        for bad in split.unreadable:
+            action = cfg.data.on_bad_image.value
+            rows.append(
+                {
+                    "file": bad.path,
+                    "where": f"{name} split",
+                    "what": bad.reason,
+                    "fix": "fix or remove the file",
+                    "fit": fit_action(action, "image"),
+                }
+            )
+    return rows
+
+
+def fit_action(action: str, kind: str) -> str:
+    """What fit does with a problem: `action` is a policy (error, skip) or "clipped"."""
+    return {
+        "error": f"stops the run (data.on_bad_{kind}=error)",
+        "skip": f"skipped (data.on_bad_{kind}=skip)",
+        "clipped": "clipped",
+    }[action]
+
+
+def split_record(counts: SplitCounts, class_names: list[str], task: str) -> dict[str, Any]:
+    per_class = {
+        name: {
+            "images": counts.images_with[i],
+            **({"objects": counts.objects[i]} if task == "detection" else {}),
+        }
+        for i, name in enumerate(class_names)
+    }
+    return {
+        "images": counts.images,
+        "unreadable": len(counts.unreadable),
+        **(
+            {"objects": sum(counts.objects.values()), "backgrounds": counts.backgrounds}
+            if task == "detection"
+            else {}
+        ),
+        "per_class": per_class,
+    }
+
+
+def counts_table(cfg: Config, task: str, counts: dict[str, SplitCounts]) -> Table:
+    where = getattr(cfg.data, "root", None)
+    table = Table(title=f"data check: data={cfg.data.format} ({task})" + (f" at {where}" if where else ""))
+    columns = ["split", "images", "unreadable", *(["objects", "backgrounds"] if task == "detection" else [])]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for name, c in counts.items():
+        detection = [str(sum(c.objects.values())), str(c.backgrounds)] if task == "detection" else []
+        table.add_row(name, str(c.images), str(len(c.unreadable)), *detection)
+    return table
+
+
+def classes_table(class_names: list[str], task: str, counts: dict[str, SplitCounts]) -> Table:
+    table = Table(title="per class: images" + (" (objects)" if task == "detection" else ""))
+    table.add_column("class")
+    for name in counts:
+        table.add_column(name, justify="right")
+    for i, class_name in enumerate(class_names):
+        cells = [
+            f"{c.images_with[i]} ({c.objects[i]})" if task == "detection" else str(c.images_with[i])
+            for c in counts.values()
+        ]
+        table.add_row(class_name, *cells)
+    return table
+
+
+def problems_table(rows: list[dict[str, str]]) -> Table:
+    table = Table(title=f"{len(rows)} problem(s)")
+    for column in ("file", "where", "what", "fit"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["file"], row["where"], row["what"], row["fit"])
+    return table

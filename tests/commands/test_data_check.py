@@ -1,0 +1,138 @@
+"""`cvtrain data check`: run_data_check on tiny datasets of every kind written under tmp_path, and two runs of the
+real CLI (a clean dataset exits 0 with its counts; a broken one exits 1 naming every bad file)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cvtrain.commands.data_check import run_data_check
+from cvtrain.data.palette import write_index_png
+from cvtrain.errors import DataError
+from tests.conftest import FAST, compose_raw, make_imagefolder, run_cli
+from tests.data.test_voc_detection import write_voc
+from tests.data.test_voc_seg import make_voc as make_voc_seg
+from tests.data.test_yolo_txt import clean, write_yolo
+
+CORRUPT_JPEG = b"\xff\xd8\xff\xe0 truncated"
+
+
+def check(tmp_path: Path, *overrides: str) -> dict:
+    """run_data_check's report; on a DataError the report it wrote is attached to the exception."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    try:
+        return run_data_check(compose_raw("command=data_check", "data.num_workers=0", *overrides), run_dir)
+    except DataError as e:
+        report = run_dir / "data_check.json"
+        e.report = json.loads(report.read_text()) if report.is_file() else None  # type: ignore[attr-defined]
+        raise
+
+
+def broken_yolo(root: Path) -> Path:
+    write_yolo(
+        root,
+        train={"a.jpg": "0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2\n1 0.95 0.5 0.2 0.2\n", "bg.jpg": None},
+        val={"v.jpg": "1 0.5 0.5 0.5 0.5\n"},
+    )
+    (root / "images" / "val" / "broken.jpg").write_bytes(CORRUPT_JPEG)
+    return root
+
+
+def test_a_clean_yolo_dataset_is_counted_per_split_and_class(tmp_path: Path) -> None:
+    report = check(tmp_path, "data=yolo_txt", f"data.root={clean(tmp_path / 'ds')}")
+    assert report["status"] == "ok" and report["task"] == "detection" and report["problems"] == []
+    train, val = report["splits"]["train"], report["splits"]["val"]
+    assert (train["images"], train["objects"], train["backgrounds"], train["unreadable"]) == (3, 2, 2, 0)
+    assert train["per_class"] == {"cat": {"images": 1, "objects": 1}, "dog": {"images": 1, "objects": 1}}
+    assert val["per_class"]["dog"] == {"images": 1, "objects": 1}
+    assert json.loads((tmp_path / "run" / "data_check.json").read_text()) == report
+
+
+def test_bad_lines_and_unreadable_images_are_all_listed_with_what_fit_does(tmp_path: Path) -> None:
+    root = broken_yolo(tmp_path / "ds")
+    with pytest.raises(DataError, match="2 problem") as info:
+        check(tmp_path, "data=yolo_txt", f"data.root={root}", "data.on_bad_image=skip")
+    rows = {(Path(r["file"]).name, r["where"]): r for r in info.value.report["problems"]}
+    assert set(rows) == {("a.txt", "line 2"), ("a.txt", "line 3"), ("broken.jpg", "val split")}
+    assert rows["a.txt", "line 2"]["fit"] == "stops the run (data.on_bad_annotation=error)"
+    assert rows["a.txt", "line 3"]["fit"] == "clipped"  # listed, but not an error
+    assert rows["broken.jpg", "val split"]["fit"] == "skipped (data.on_bad_image=skip)"
+    assert info.value.report["splits"]["val"]["unreadable"] == 1
+
+
+def test_a_box_that_is_only_clipped_is_listed_but_passes(tmp_path: Path) -> None:
+    root = write_yolo(
+        tmp_path / "ds", train={"a.jpg": "0 0.95 0.5 0.2 0.2"}, val={"v.jpg": "1 0.5 0.5 0.2 0.2"}
+    )
+    report = check(tmp_path, "data=yolo_txt", f"data.root={root}", "data.on_bad_annotation=skip")
+    assert report["status"] == "ok" and [r["fit"] for r in report["problems"]] == ["clipped"]
+
+
+def test_voc_an_unreadable_image_is_listed_and_an_unparseable_xml_named(tmp_path: Path) -> None:
+    devkit = write_voc(
+        tmp_path / "VOCdevkit",
+        2007,
+        {"000001": [("dog", 5, 5, 20, 20, 0)], "000002": [("cat", 3, 3, 30, 25, 0)]},
+        {"trainval": ["000001"], "test": ["000002"]},
+    )
+    (devkit / "VOC2007" / "JPEGImages" / "000001.jpg").write_bytes(CORRUPT_JPEG)
+    voc = ("data=voc", f"data.root={devkit}", "data.years=[2007]")
+    with pytest.raises(DataError, match="1 problem") as info:
+        check(tmp_path, *voc)
+    (row,) = info.value.report["problems"]
+    assert row["file"].endswith("000001.jpg") and row["where"] == "train split"
+    (devkit / "VOC2007" / "Annotations" / "000002.xml").write_text("<annotation><object>")
+    with pytest.raises(DataError, match=r"000002\.xml"):
+        check(tmp_path, *voc)
+
+
+def test_imagefolder_counts_images_per_class(tmp_path: Path) -> None:
+    root = make_imagefolder(tmp_path / "tree", per_class=2)
+    (root / "val" / "n02" / "extra.JPEG").write_bytes(b"")
+    with pytest.raises(DataError, match="1 problem") as info:
+        check(tmp_path, "data=imagefolder", f"data.root={root}")
+    report = info.value.report
+    assert report["task"] == "classification"
+    assert report["splits"]["train"]["per_class"]["n01"] == {"images": 2}
+    assert report["splits"]["val"]["images"] == 7 and report["problems"][0]["file"].endswith("extra.JPEG")
+
+
+def test_segmentation_masks_of_the_wrong_size_or_values_are_listed(tmp_path: Path) -> None:
+    devkit = make_voc_seg(tmp_path, {"train": ["a", "b"], "val": ["c"]})
+    masks = devkit / "VOC2012" / "SegmentationClass"
+    write_index_png(masks / "a.png", np.zeros((3, 3), dtype=np.uint8))  # the image is 6x8
+    write_index_png(masks / "c.png", np.full((6, 8), 40, dtype=np.uint8))  # 40: neither a class nor 255
+    with pytest.raises(DataError, match="2 problem") as info:
+        check(tmp_path, "data=voc_seg", f"data.root={devkit}")
+    report = info.value.report
+    assert report["task"] == "segmentation" and report["splits"]["train"]["images"] == 2
+    assert sorted(Path(r["file"]).name for r in report["problems"]) == ["a.jpg", "c.png"]
+
+
+def test_synthetic_data_has_nothing_to_check(tmp_path: Path) -> None:
+    assert check(tmp_path, "data=synthetic") == {"status": "ok", "data": "synthetic"}
+
+
+def test_the_cli_exits_0_on_clean_data_printing_the_counts(tmp_path: Path) -> None:
+    root = clean(tmp_path / "ds")
+    proc = run_cli(
+        "data", "check", *FAST, "data=yolo_txt", f"data.root={root}", "hydra.run.dir=run", cwd=tmp_path
+    )
+    assert "data check: data=yolo_txt (detection)" in proc.stdout and "no problem" in proc.stdout
+    assert "│ train │      3 │          0 │       2 │           2 │" in proc.stdout
+
+
+def test_the_cli_exits_1_naming_every_bad_file(tmp_path: Path) -> None:
+    root = broken_yolo(tmp_path / "ds")
+    args = ("data", "check", *FAST, "data=yolo_txt", f"data.root={root}", "hydra.run.dir=run")
+    proc = run_cli(*args, cwd=tmp_path, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in output
+    assert (
+        str(root / "labels" / "train" / "a.txt") in output
+        and str(root / "images" / "val" / "broken.jpg") in output
+    )
