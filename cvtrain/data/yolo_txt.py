@@ -61,6 +61,15 @@ class YoloTxtDetection:
         if not images:
             raise DataError(f"{layout.yaml_file}: `{split}` ({layout.sources[split]}) holds no image files")
         self.samples: list[VOCRecord | BadSample] = [self._read(image) for image in images]
+        if not any(label_path(image).is_file() for image in images):
+            # Legal (all backgrounds) but nearly always a layout mistake: say where the labels were looked for.
+            log.warning(
+                "%s: no label file for any of the %d %s images (looked for e.g. %s): every image is a background",
+                layout.yaml_file,
+                len(images),
+                split,
+                label_path(images[0]),
+            )
         self.records = [s for s in self.samples if isinstance(s, VOCRecord)]
         seen: dict[str, Path] = {}
         for record in self.records:

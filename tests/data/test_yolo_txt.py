@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,15 @@ def test_a_wrong_data_yaml_is_a_data_error_naming_it(tmp_path: Path, yaml_text: 
 def test_a_missing_data_yaml_says_what_the_layout_is(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="Ultralytics layout"):
         read_data_yaml(tmp_path / "data.yaml")
+
+
+def test_a_split_without_any_label_file_warns_where_they_were_looked_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_yolo(tmp_path, train={"a.jpg": None, "b.jpg": None}, val={"v.jpg": "0 0.5 0.5 0.2 0.2"})
+    with caplog.at_level(logging.WARNING):
+        assert len(split(root).records) == 2
+        split(root, "val")
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "no label file for any of the 2 train images" in message
+    assert str(tmp_path / "labels" / "train" / "a.txt") in message
