@@ -145,7 +145,10 @@ def segmentation_problem(segmentation: Any, height: int, width: int) -> str | No
         size, counts = segmentation.get("size"), segmentation.get("counts")
         if not isinstance(size, list | tuple) or list(size) != [height, width]:
             return f"segmentation RLE size {size!r} is not the image's [height, width] {[height, width]}"
-        if not isinstance(counts, list | str | bytes):
+        if isinstance(counts, list):  # uncompressed: the runs must cover the image exactly
+            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != height * width:
+                return f"segmentation RLE counts do not add up to the image's {height}x{width} pixels"
+        elif not isinstance(counts, str | bytes):
             return f"segmentation RLE counts is a {type(counts).__name__}"
         return None
     return f"segmentation {segmentation!r:.60} is neither polygons nor RLE"
