@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.annotation_checks import AnnotationLog, image_path
 from cvtrain.data.coco import coco_paths, index_coco, read_coco_json
-from cvtrain.data.coco_checks import check_coco
+from cvtrain.data.coco_checks import Usable, check_coco, no_objects
 from cvtrain.data.palette import IGNORE_INDEX, read_index_png, write_index_png
 from cvtrain.data.seg_transforms import segmentation_transforms
 from cvtrain.data.splits import DataSplits, require_task
@@ -98,7 +98,7 @@ class COCOSegmentation(Dataset):
         }
         self.checks.report(self.ann_file, since)
         self.label_of_category, self.class_names = _class_map(self.coco, classes, self.ann_file)
-        self.image_ids = self._select_images(drop_empty, since)
+        self.image_ids = self._select_images(drop_empty, dataset, usable, since)
         self.cache_folder = None
         if cache_dir is not None:
             self.cache_folder = Path(cache_dir).expanduser() / _cache_name(self.ann_file, classes)
@@ -146,7 +146,9 @@ class COCOSegmentation(Dataset):
                 logger.warning("cannot cache mask %s (%s); continuing without the cache", cached, e)
         return label_map
 
-    def _select_images(self, drop_empty: bool, since: int) -> list[Any]:
+    def _select_images(
+        self, drop_empty: bool, dataset: dict[str, Any], usable: dict[Any, list[Usable]], since: int
+    ) -> list[Any]:
         """Every image, or with `drop_empty` those holding a kept class; a `DataError` when no image holds one."""
         ids = sorted(self.coco.imgs)
         holding = [
@@ -158,14 +160,15 @@ class COCOSegmentation(Dataset):
             )
         ]
         if not holding:
-            skipped = self.checks.summary(since)
-            self.checks.error(
+            no_objects(
+                self.checks,
                 self.ann_file,
-                "the split",
-                f"no usable object of the {self.num_classes - 1} kept classes: {len(ids)} image(s), "
-                f"{len(self.coco.anns)} usable annotation(s)"
-                + (f" ({skipped}: see the warning above)" if skipped else ""),
-                "point the split at an annotation file with objects, or use data.classes=all",
+                dataset,
+                where="the split",
+                objects=f"object of the {self.num_classes - 1} kept classes",
+                usable=usable,
+                since=since,
+                fix="point the split at a file with objects, or use data.classes=all",
             )
         return holding if drop_empty else ids
 
