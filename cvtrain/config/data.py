@@ -97,6 +97,7 @@ class VOCDataConfig(DataConfig):
     val_years: list[int] | None = field(default_factory=lambda: [2007])  # None: the same as `years`
     val_split: str = "test"
     use_difficult: bool = False  # train on `difficult` objects too (evaluation always ignores them)
+    classes: list[str] | None = None  # the object classes of VOC-layout data; None: the 20 Pascal VOC classes
     aspect_ratio_grouping: bool = True  # batches of only landscape or only portrait images
     batch_size: int = 4
 
@@ -139,6 +140,7 @@ class VOCSegDataConfig(DataConfig):
     train_split: str = "train"  # ImageSets/Segmentation/<split>.txt
     val_split: str = "val"
     sbd_root: str | None = None  # SBD masks (SegmentationClassAug PNGs or cls/*.mat) added to training only
+    classes: list[str] | None = None  # mask values 1..K of VOC-layout data (0 is background); None: VOC's 20
     image_size: int = 480  # the training crop (aug.image_size); evaluation runs at each image's full size
     batch_size: int = 8
 

@@ -21,7 +21,7 @@ from pycocotools.coco import COCO
 from cvtrain.contracts.batch import BadSample
 from cvtrain.contracts.ground_truth import COCOGroundTruth
 from cvtrain.data.annotation_checks import AnnotationLog, image_path
-from cvtrain.data.coco_checks import Usable, check_coco
+from cvtrain.data.coco_checks import Usable, check_coco, no_objects
 from cvtrain.data.detection_samples import DetectionTransforms, Sample, load_sample
 from cvtrain.data.detection_splits import detection_splits
 from cvtrain.data.splits import DataSplits, require_task
@@ -145,29 +145,22 @@ class COCODetection:
             if len(labels) or not train or keep_empty:
                 self.image_ids.append(image_id)
         self.checks.report(self.ann_file, since)
-        self._require_objects(dataset, train, since)
+        if not any(len(labels) for _, labels in self._targets.values()):
+            no_objects(
+                self.checks,
+                self.ann_file,
+                dataset,
+                where=f"the {'training' if train else 'validation'} split",
+                objects="object",
+                usable=usable,
+                since=since,
+                fix="point the split at a file with objects (data.train_ann / data.val_ann / data.root)",
+            )
         dropped = len(self.coco.imgs) - len(self.image_ids)
         if dropped:
             log.info(
                 "%s: %d image(s) without a usable annotation left out of training", self.ann_file, dropped
             )
-
-    def _require_objects(self, dataset: dict[str, Any], train: bool, since: int) -> None:
-        """A `DataError` saying what was dropped and why when no image of the split has an object."""
-        if any(len(labels) for _, labels in self._targets.values()):
-            return
-        given = dataset.get("annotations")
-        found = "no 'annotations' key" if given is None else f"{len(given)} annotation(s)"
-        skipped = self.checks.summary(since)
-        crowd = sum(1 for ann in self.coco.anns.values() if ann["iscrowd"])
-        self.checks.error(
-            self.ann_file,
-            f"the {'training' if train else 'validation'} split",
-            f"no usable object: {len(self.coco.imgs)} image(s), {found}"
-            + (f" ({skipped}: see the warning above)" if skipped else "")
-            + (f", {crowd} crowd region(s) (never training targets)" if crowd else ""),
-            "point the split at an annotation file with objects (data.train_ann / data.val_ann / data.root)",
-        )
 
     def __len__(self) -> int:
         return len(self.image_ids)

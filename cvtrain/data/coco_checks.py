@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from cvtrain.data.annotation_checks import AnnotationLog, check_box
 
@@ -81,6 +81,32 @@ def check_coco(
                 continue
         usable[image["id"]].append(Usable(ann, box))
     return usable
+
+
+def no_objects(
+    checks: AnnotationLog,
+    source: str | Path,
+    dataset: dict[str, Any],
+    *,
+    where: str,
+    objects: str,
+    usable: dict[Any, list[Usable]],
+    since: int,
+    fix: str,
+) -> NoReturn:
+    """The error of a split without a single usable object, saying what the file holds and what was dropped."""
+    given = dataset.get("annotations")
+    found = "no 'annotations' key" if given is None else f"{len(given)} annotation(s)"
+    skipped = checks.summary(since)
+    crowd = sum(1 for anns in usable.values() for u in anns if u.ann["iscrowd"])
+    checks.error(
+        source,
+        where,
+        f"no usable {objects}: {len(usable)} image(s), {found}"
+        + (f" ({skipped}: see the warning above)" if skipped else "")
+        + (f", {crowd} crowd region(s) (never targets)" if crowd else ""),
+        fix,
+    )
 
 
 def _index(
@@ -145,7 +171,10 @@ def segmentation_problem(segmentation: Any, height: int, width: int) -> str | No
         size, counts = segmentation.get("size"), segmentation.get("counts")
         if not isinstance(size, list | tuple) or list(size) != [height, width]:
             return f"segmentation RLE size {size!r} is not the image's [height, width] {[height, width]}"
-        if not isinstance(counts, list | str | bytes):
+        if isinstance(counts, list):  # uncompressed: the runs must cover the image exactly
+            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != height * width:
+                return f"segmentation RLE counts do not add up to the image's {height}x{width} pixels"
+        elif not isinstance(counts, str | bytes):
             return f"segmentation RLE counts is a {type(counts).__name__}"
         return None
     return f"segmentation {segmentation!r:.60} is neither polygons nor RLE"

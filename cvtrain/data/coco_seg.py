@@ -18,9 +18,7 @@ under a folder keyed by the annotation file (path, size, mtime) and `classes`; l
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import logging
 from collections.abc import Sequence
@@ -34,7 +32,9 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from cvtrain.contracts.batch import BadSample
-from cvtrain.data.coco import coco_paths
+from cvtrain.data.annotation_checks import AnnotationLog, image_path
+from cvtrain.data.coco import coco_paths, index_coco, read_coco_json
+from cvtrain.data.coco_checks import Usable, check_coco, no_objects
 from cvtrain.data.palette import IGNORE_INDEX, read_index_png, write_index_png
 from cvtrain.data.seg_transforms import segmentation_transforms
 from cvtrain.data.splits import DataSplits, require_task
@@ -72,6 +72,7 @@ class COCOSegmentation(Dataset):
         cache_dir: str | Path | None = None,
         transforms: JointTransform | None = None,
         drop_empty: bool = False,
+        checks: AnnotationLog | None = None,
     ) -> None:
         self.ann_file = Path(ann_file).expanduser()
         self.image_dir = Path(image_dir).expanduser()
@@ -80,9 +81,24 @@ class COCOSegmentation(Dataset):
             raise ConfigError(f"data.classes must be 'voc' or 'all', got {classes!r}")
         if not self.image_dir.is_dir():
             raise DataError(f"COCO image folder {self.image_dir} does not exist; set data.root / image_dir")
-        self.coco = _load_coco(self.ann_file)
+        self.checks = checks if checks is not None else AnnotationLog()
+        since = len(self.checks.problems)
+        dataset = read_coco_json(self.ann_file)
+        usable = check_coco(dataset, source=self.ann_file, checks=self.checks, reads=("segmentation",))
+        self.coco = index_coco(dataset, usable)  # only the usable annotations are rasterised
+        self.image_paths = {
+            coco_id: image_path(
+                self.checks,
+                self.image_dir,
+                info["file_name"],
+                file=self.ann_file,
+                where=f"image id {coco_id}",
+            )
+            for coco_id, info in self.coco.imgs.items()
+        }
+        self.checks.report(self.ann_file, since)
         self.label_of_category, self.class_names = _class_map(self.coco, classes, self.ann_file)
-        self.image_ids = self._select_images(drop_empty)
+        self.image_ids = self._select_images(drop_empty, dataset, usable, since)
         self.cache_folder = None
         if cache_dir is not None:
             self.cache_folder = Path(cache_dir).expanduser() / _cache_name(self.ann_file, classes)
@@ -99,7 +115,7 @@ class COCOSegmentation(Dataset):
         coco_id = self.image_ids[index]
         file_name = self.coco.imgs[coco_id]["file_name"]
         return load_segmentation_sample(
-            image_path=self.image_dir / file_name,
+            image_path=self.image_paths[coco_id],
             image_id=Path(file_name).stem,
             read_mask=partial(self.label_map, coco_id),
             mask_source=f"{self.ann_file} (image id {coco_id})",
@@ -130,34 +146,39 @@ class COCOSegmentation(Dataset):
                 logger.warning("cannot cache mask %s (%s); continuing without the cache", cached, e)
         return label_map
 
-    def _select_images(self, drop_empty: bool) -> list[Any]:
+    def _select_images(
+        self, drop_empty: bool, dataset: dict[str, Any], usable: dict[Any, list[Usable]], since: int
+    ) -> list[Any]:
+        """Every image, or with `drop_empty` those holding a kept class; a `DataError` when no image holds one."""
         ids = sorted(self.coco.imgs)
-        for coco_id in ids:
-            info = self.coco.imgs[coco_id]
-            if "file_name" not in info or "height" not in info or "width" not in info:
-                raise DataError(f"{self.ann_file}: image id {coco_id} lacks file_name, height or width")
-        if drop_empty:
-            ids = [
-                i
-                for i in ids
-                if any(
-                    not a.get("iscrowd", 0) and a["category_id"] in self.label_of_category
-                    for a in self.coco.imgToAnns.get(i, [])
-                )
-            ]
-        if not ids:
-            raise DataError(f"{self.ann_file} has no images to use (drop_empty={drop_empty})")
-        return ids
+        holding = [
+            i
+            for i in ids
+            if any(
+                not a["iscrowd"] and a["category_id"] in self.label_of_category
+                for a in self.coco.imgToAnns.get(i, [])
+            )
+        ]
+        if not holding:
+            no_objects(
+                self.checks,
+                self.ann_file,
+                dataset,
+                where="the split",
+                objects=f"object of the {self.num_classes - 1} kept classes",
+                usable=usable,
+                since=since,
+                fix="point the split at a file with objects, or use data.classes=all",
+            )
+        return holding if drop_empty else ids
 
 
 def annotation_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
     """One annotation's `segmentation` (polygons, uncompressed or compressed RLE) → bool mask [H, W]."""
     if isinstance(segmentation, list):
-        # A polygon needs 3 points; pycocotools would read a 4-number list as a box, so drop degenerate ones.
-        polygons = [p for p in segmentation if len(p) >= 6]
-        if not polygons:
-            return np.zeros((height, width), dtype=bool)
-        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+        # Polygons of fewer than 3 points never get here (`coco_checks.segmentation_problem`): pycocotools would
+        # read a 4-number list as a box.
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     elif isinstance(segmentation, dict):
         if list(segmentation["size"]) != [height, width]:
             raise ValueError(f"RLE size {segmentation['size']} differs from the image's {[height, width]}")
@@ -200,18 +221,6 @@ def rasterize(
     return label_map
 
 
-def _load_coco(ann_file: Path) -> COCO:
-    if not ann_file.is_file():
-        raise DataError(f"COCO annotation file {ann_file} not found; set data.root / ann_file")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            return COCO(str(ann_file))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{ann_file} is not valid JSON ({e}); re-download or re-export it") from e
-    except (KeyError, TypeError, AssertionError) as e:
-        raise DataError(f"{ann_file} is not a COCO annotation file ({e!r})") from e
-
-
 def _class_map(coco: COCO, classes: str, ann_file: Path) -> tuple[dict[int, int], list[str]]:
     """(category id → training label, class names with background first)."""
     if classes == "voc":
@@ -249,9 +258,12 @@ def _cache_name(ann_file: Path, classes: str) -> str:
     return f"coco_seg-{ann_file.stem}-{classes}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
 
 
-def coco_seg_split(cfg: Any, *, train: bool, transforms: JointTransform) -> COCOSegmentation:
+def coco_seg_split(
+    cfg: Any, *, train: bool, transforms: JointTransform, checks: AnnotationLog
+) -> COCOSegmentation:
     ann_file, image_dir = coco_paths(cfg, "train" if train else "val")
     return COCOSegmentation(
+        checks=checks,
         ann_file=ann_file,
         image_dir=image_dir,
         classes=cfg.classes.value,
@@ -268,13 +280,18 @@ def build_coco_seg(
 
     Training gets `segmentation_transforms(aug, train=True)`; evaluation keeps every image's full resolution."""
     require_task(cfg.format, task, ("segmentation",))
+    checks = AnnotationLog(cfg.on_bad_annotation)
     train = None
     if need_train:
-        train = coco_seg_split(cfg, train=True, transforms=segmentation_transforms(aug, train=True))
-    val = coco_seg_split(cfg, train=False, transforms=segmentation_transforms(aug, train=False))
+        train = coco_seg_split(
+            cfg, train=True, transforms=segmentation_transforms(aug, train=True), checks=checks
+        )
+    val = coco_seg_split(
+        cfg, train=False, transforms=segmentation_transforms(aug, train=False), checks=checks
+    )
     if train is not None and train.class_names != val.class_names:
         raise ConfigError(
             f"the categories of {train.ann_file} and {val.ann_file} differ: with data.classes=all, train and "
             "validation annotation files must list the same categories"
         )
-    return DataSplits(train=train, val=val, class_names=list(val.class_names))
+    return DataSplits(train=train, val=val, class_names=list(val.class_names), problems=checks.problems)

@@ -1,15 +1,13 @@
 """The sample and box conventions every detection dataset (VOC, COCO, ...) shares.
 
-Boxes are XYXY in COCO's continuous 0-based pixels; annotations whose box is unusable are dropped at load time and
-reported once (never crashed on); a sample is `(tv_tensors.Image, {"boxes": BoundingBoxes, "labels": int64},
-meta)`, or a `BadSample` when its image cannot be read.
+Boxes are XYXY in COCO's continuous 0-based pixels; unusable annotations are dealt with at load time
+(`annotation_checks.py`: an error, or skipped and listed); a sample is `(tv_tensors.Image, {"boxes":
+BoundingBoxes, "labels": int64}, meta)`, or a `BadSample` when its image cannot be read.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,41 +19,9 @@ from torchvision.transforms.v2 import functional as F
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.images import BadImageError, read_image
 
-log = logging.getLogger(__name__)
-
 Target = dict[str, torch.Tensor]
 Sample = tuple[tv_tensors.Image, Target, dict[str, Any]]
 DetectionTransforms = Callable[[tv_tensors.Image, Target], tuple[tv_tensors.Image, Target]]
-
-
-def box_problem(box: Sequence[float], width: float, height: float) -> str | None:
-    """Why an XYXY box read from a file is unusable (non-finite, empty, or wholly outside the image), else None.
-
-    Boxes that only stick out of the image are usable: targets are clamped to the image when built.
-    """
-    x0, y0, x1, y1 = box
-    if not all(math.isfinite(v) for v in box):
-        return f"non-finite coordinates {list(box)}"
-    if x1 <= x0 or y1 <= y0:
-        return f"empty box (XYXY {list(box)}: zero or negative width or height)"
-    if x0 >= width or y0 >= height or x1 <= 0 or y1 <= 0:
-        return f"box XYXY {list(box)} lies outside the {width}x{height} image"
-    return None
-
-
-def report_skipped(skipped: list[str], source: str | Path) -> None:
-    """Warn once, listing every annotation that was dropped at load time."""
-    if not skipped:
-        return
-    shown = "\n  ".join(skipped[:50])
-    more = f"\n  ... and {len(skipped) - 50} more" if len(skipped) > 50 else ""
-    log.warning(
-        "%s: skipped %d annotation(s) with unusable boxes (fix the files to silence this):\n  %s%s",
-        source,
-        len(skipped),
-        shown,
-        more,
-    )
 
 
 def make_target(boxes: np.ndarray, labels: np.ndarray, canvas_size: tuple[int, int]) -> Target:

@@ -1,35 +1,27 @@
 """`data=voc`: Pascal VOC detection (a `VOCdevkit` folder with VOC2007/ and/or VOC2012/), and its builder.
 
-XML boxes are 1-based pixel corners; cvtrain uses COCO's continuous 0-based pixels, so the XML's
-(xmin, ymin, xmax, ymax) is the box (xmin - 1, ymin - 1, xmax, ymax). Coordinates are parsed as floats (real
-files contain fractional ones). Every XML is parsed once, at construction.
+Every XML is parsed once, at construction, by `voc_xml.read_voc_xml` (box convention and checks there).
 """
 
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from cvtrain.contracts.batch import BadSample
 from cvtrain.contracts.ground_truth import COCOGroundTruth
+from cvtrain.data.annotation_checks import AnnotationLog
 from cvtrain.data.detection_records import VOCRecord, records_ground_truth, records_to_coco
-from cvtrain.data.detection_samples import (
-    DetectionTransforms,
-    Sample,
-    box_problem,
-    load_sample,
-    report_skipped,
-)
+from cvtrain.data.detection_samples import DetectionTransforms, Sample, load_sample
 from cvtrain.data.detection_splits import detection_splits
 from cvtrain.data.splits import DataSplits, require_task
-from cvtrain.errors import DataError
+from cvtrain.data.voc_xml import read_voc_xml
+from cvtrain.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +38,13 @@ class VOCDetection:
 
     `difficult` objects stay out of the training targets unless `use_difficult`, but are always in `records`
     (the evaluator ignores them). `require_images=False` skips the JPEGImages check, for scoring a results file
-    without the pictures. `class_names` defaults to the 20 VOC classes in the standard order (the synthetic
-    shapes data passes its own); an object of any other class is a `DataError`.
+    without the pictures. `class_names` defaults to the 20 VOC classes in the standard order (`data.classes`
+    and the synthetic shapes data pass their own).
+
+    Annotation defects follow `checks` (`data.on_bad_annotation`, see `annotation_checks.py`): an XML that is
+    missing or does not parse (the image is skipped), an object of a class not in `class_names`, a `<bndbox>`
+    that is missing, not numbers, empty or wholly outside the image (the object is skipped); a box partly outside
+    is clipped in the targets. Duplicate image ids and a split without a single usable object are errors.
     """
 
     def __init__(
@@ -60,14 +57,15 @@ class VOCDetection:
         transforms: DetectionTransforms | None = None,
         require_images: bool = True,
         class_names: Sequence[str] = VOC_CLASSES,
+        checks: AnnotationLog | None = None,
     ):
         self.root = Path(root).expanduser()
         self.split = split
         self.use_difficult = use_difficult
         self.transforms = transforms
         self.class_names = list(class_names)
-        self._class_index = {name: i for i, name in enumerate(self.class_names)}
-        self.skipped_annotations: list[str] = []
+        self.checks = checks if checks is not None else AnnotationLog()
+        since = len(self.checks.problems)
         if not self.root.is_dir():
             raise DataError(
                 f"VOC root {self.root} does not exist: it should be a VOCdevkit folder containing VOC2007/ "
@@ -86,7 +84,20 @@ class VOCDetection:
                     "VOC image ids must be unique across the years read together"
                 )
             seen[record.image_id] = record.path
-        report_skipped(self.skipped_annotations, self.root)
+        self.checks.report(self.root, since)
+        if not any(len(r.labels) for r in self.records):
+            years_read = ", ".join(f"VOC{y}" for y in years)
+            self.checks.error(
+                self.root,
+                f"split '{split}' of {years_read}",
+                f"no usable object: {len(self.records)} image(s) with annotations"
+                + (
+                    f" ({self.checks.summary(since)}: see the warning above)"
+                    if len(self.checks.problems) > since
+                    else ""
+                ),
+                "check data.root, the split files under ImageSets/Main and data.classes",
+            )
         self.coco_image_ids: dict[str, int] = {r.image_id: i + 1 for i, r in enumerate(self.records)}
         self._coco_view: COCOGroundTruth | None = None
 
@@ -109,53 +120,29 @@ class VOCDetection:
                 f"{present or 'none'}. Expected one image id per line."
             )
         stems = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
-        return [self._parse(year_dir, stem) for stem in stems]
+        records = (self._parse(year_dir, stem, split_file) for stem in stems)
+        return [r for r in records if r is not None]
 
-    def _parse(self, year_dir: Path, stem: str) -> VOCRecord:
-        xml_path = year_dir / "Annotations" / f"{stem}.xml"
+    def _parse(self, year_dir: Path, stem: str, split_file: Path) -> VOCRecord | None:
+        """The record of one image; None when its XML is skipped (`checks`)."""
         image_path = year_dir / "JPEGImages" / f"{stem}.jpg"
-        try:
-            root = ET.parse(xml_path).getroot()
-        except FileNotFoundError as e:
-            raise DataError(
-                f"annotation {xml_path} is missing (listed in the split file of {year_dir})"
-            ) from e
-        except ET.ParseError as e:
-            raise DataError(f"annotation {xml_path} is not valid XML: {e}") from e
-        width, height = _image_size(root, xml_path, image_path)
-        boxes, labels, difficult = [], [], []
-        for index, obj in enumerate(root.findall("object")):
-            name = (obj.findtext("name") or "").strip()
-            if name not in self._class_index:
-                raise DataError(
-                    f"{xml_path}: object {index} has class name {name!r}, which is not one of the "
-                    f"dataset's classes ({', '.join(self.class_names)})"
-                )
-            where = f"{xml_path} object {index} ({name})"
-            bndbox = obj.find("bndbox")
-            try:
-                xmin, ymin, xmax, ymax = (
-                    float(bndbox.findtext(k, "")) for k in ("xmin", "ymin", "xmax", "ymax")
-                )
-            except (AttributeError, ValueError):
-                self.skipped_annotations.append(f"{where}: missing or non-numeric <bndbox> coordinates")
-                continue
-            box = (xmin - 1.0, ymin - 1.0, xmax, ymax)
-            problem = box_problem(box, width, height)
-            if problem:
-                self.skipped_annotations.append(f"{where}: {problem}")
-                continue
-            boxes.append(box)
-            labels.append(self._class_index[name])
-            difficult.append(_flag(obj.findtext("difficult")))
+        found = read_voc_xml(
+            year_dir / "Annotations" / f"{stem}.xml",
+            image_path,
+            class_names=self.class_names,
+            checks=self.checks,
+            split_file=split_file,
+        )
+        if found is None:
+            return None
         return VOCRecord(
             image_id=stem,
             path=image_path,
-            width=width,
-            height=height,
-            boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
-            labels=np.asarray(labels, dtype=np.int64),
-            difficult=np.asarray(difficult, dtype=bool),
+            width=found.width,
+            height=found.height,
+            boxes=np.asarray(found.boxes, dtype=np.float64).reshape(-1, 4),
+            labels=np.asarray(found.labels, dtype=np.int64),
+            difficult=np.asarray(found.difficult, dtype=bool),
         )
 
     def __len__(self) -> int:
@@ -190,33 +177,13 @@ class VOCDetection:
         return self.records
 
 
-def _flag(text: str | None) -> bool:
-    try:
-        return bool(int(float(text))) if text and text.strip() else False
-    except ValueError:
-        return False
-
-
-def _image_size(root: ET.Element, xml_path: Path, image_path: Path) -> tuple[int, int]:
-    """(width, height) from `<size>`; from the image header (no decoding) when the XML lacks it."""
-    try:
-        width = int(float(root.findtext("size/width", "")))
-        height = int(float(root.findtext("size/height", "")))
-        if width > 0 and height > 0:
-            return width, height
-    except ValueError:
-        pass
-    try:
-        with Image.open(image_path) as im:
-            return im.size
-    except OSError as e:
-        raise DataError(
-            f"{xml_path} has no usable <size> and its image {image_path} cannot be read ({e})"
-        ) from e
-
-
 def voc_split(
-    cfg: Any, *, train: bool, transforms: DetectionTransforms | None = None, require_images: bool = True
+    cfg: Any,
+    *,
+    train: bool,
+    transforms: DetectionTransforms | None = None,
+    require_images: bool = True,
+    checks: AnnotationLog | None = None,
 ) -> VOCDetection:
     """`years` x `train_split` for training, `val_years` (None: `years`) x `val_split` for evaluation."""
     years = cfg.years if train or cfg.val_years is None else cfg.val_years
@@ -227,16 +194,35 @@ def voc_split(
         use_difficult=cfg.use_difficult,
         transforms=transforms,
         require_images=require_images,
+        class_names=voc_class_names(cfg.classes),
+        checks=checks,
     )
+
+
+def voc_class_names(classes: Sequence[str] | None) -> tuple[str, ...]:
+    """`data.classes` (the object classes of VOC-layout data; None: the 20 VOC classes), checked."""
+    if classes is None:
+        return VOC_CLASSES
+    names = tuple(str(c) for c in classes)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if not names or repeated or "" in names:
+        raise ConfigError(
+            f"data.classes={list(names)}: list each object class once, e.g. data.classes=[cat,dog]"
+            + (f" ({repeated} repeated)" if repeated else "")
+        )
+    return names
 
 
 def build_voc(cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True) -> DataSplits:
     """`data=voc`: the classic recipe by default, VOC2007+2012 trainval for training, VOC2007 test to evaluate."""
     require_task(cfg.format, task, ("detection",))
-    return detection_splits(
-        partial(voc_split, cfg),
+    checks = AnnotationLog(cfg.on_bad_annotation)
+    splits = detection_splits(
+        partial(voc_split, cfg, checks=checks),
         aug=aug,
         need_train=need_train,
         grouping=cfg.aspect_ratio_grouping,
         require_images=require_images,
     )
+    splits.problems = checks.problems
+    return splits

@@ -32,7 +32,7 @@ from cvtrain.data.images import BadImageError, read_image
 from cvtrain.data.palette import IGNORE_INDEX, read_index_png
 from cvtrain.data.seg_transforms import segmentation_transforms
 from cvtrain.data.splits import DataSplits, require_task
-from cvtrain.data.voc import VOC_CLASSES
+from cvtrain.data.voc import VOC_CLASSES, voc_class_names
 from cvtrain.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -251,13 +251,20 @@ def build_voc_seg(
     """`data=voc_seg`: `train_split` (plus SBD when `sbd_root` is set) for training, `val_split` (never SBD).
 
     Training gets `segmentation_transforms(aug, train=True)` (random scale, padded crop of `aug.image_size`,
-    flip); evaluation is normalised only and keeps every image's full resolution."""
+    flip); evaluation is normalised only and keeps every image's full resolution. `data.classes` names the mask
+    values 1..K of VOC-layout data of one's own (None: VOC's 20); a mask value above K is a bad sample."""
     require_task(cfg.format, task, ("segmentation",))
     if cfg.root is None:
         raise ConfigError(
             "data=voc_seg needs data.root=DIR: the VOCdevkit folder holding VOC2012/JPEGImages, "
             "VOC2012/SegmentationClass and VOC2012/ImageSets/Segmentation"
         )
+    if cfg.classes is not None and "background" in cfg.classes:
+        raise ConfigError(
+            f"data.classes={list(cfg.classes)}: list the classes of mask values 1..K only; value 0 is always "
+            "'background' and is added for you"
+        )
+    class_names = ["background", *voc_class_names(cfg.classes)]
     train = None
     if need_train:
         train = VOCSegmentation(
@@ -265,8 +272,12 @@ def build_voc_seg(
             split=cfg.train_split,
             sbd_root=cfg.sbd_root,
             transforms=segmentation_transforms(aug, train=True),
+            class_names=class_names,
         )
     val = VOCSegmentation(
-        root=cfg.root, split=cfg.val_split, transforms=segmentation_transforms(aug, train=False)
+        root=cfg.root,
+        split=cfg.val_split,
+        transforms=segmentation_transforms(aug, train=False),
+        class_names=class_names,
     )
     return DataSplits(train=train, val=val, class_names=list(val.class_names))

@@ -133,12 +133,19 @@ def voc_root(tmp_path: Path) -> Path:
 
 
 def test_voc_classic_recipe_trains_on_both_years_and_evaluates_on_2007_test(voc_root: Path) -> None:
-    splits = build(config("data=voc", f"data.root={voc_root}", "aug=detection"))
+    splits = build(
+        config("data=voc", f"data.root={voc_root}", "aug=detection", "data.on_bad_annotation=skip")
+    )
     assert isinstance(splits.train, VOCDetection) and isinstance(splits.val, VOCDetection)
     assert splits.class_names == list(VOC_CLASSES)
     assert [r.image_id for r in splits.train.records] == ["000001", "000002", "2012_000001"]
     assert [r.image_id for r in splits.val.records] == ["000003"]
-    assert splits.train.skipped_annotations and "000002.xml object 1" in splits.train.skipped_annotations[0]
+    [problem] = splits.problems
+    assert (
+        problem.file.endswith("000002.xml")
+        and problem.where == "object 1 (car)"
+        and "empty box" in problem.what
+    )
     # the difficult cat is no training target; grouping by orientation (000002 is portrait)
     _, target, _ = splits.train[0]
     assert target["labels"].tolist() == [VOC_CLASSES.index("dog")]
@@ -153,6 +160,7 @@ def test_voc_options(voc_root: Path) -> None:
         "data.val_years=null",
         "data.val_split=val",
         "data.use_difficult=true",
+        "data.on_bad_annotation=skip",
         "data.aspect_ratio_grouping=false",
     )
     splits = build(cfg)

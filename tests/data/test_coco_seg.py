@@ -59,7 +59,7 @@ TRUCK = box_mask(
 )  # not a VOC class: ignored with classes=voc, painted last (before crowds) with all
 CROWD_PERSON = box_mask(8, 10, 0, 3)
 CROWD_TRUCK = box_mask(8, 10, 9, 12)
-POLYGON_CAR = [[7.0, 6.0, 11.0, 6.0, 11.0, 9.0, 7.0, 9.0], [0.0, 0.0, 1.0, 1.0]]  # 2nd: degenerate, dropped
+POLYGON_CAR = [[7.0, 6.0, 11.0, 6.0, 11.0, 9.0, 7.0, 9.0], [0.0, 2.0, 3.0, 2.0, 0.0, 5.0]]  # two parts
 
 
 def make_coco(root: Path) -> tuple[Path, Path]:
@@ -92,7 +92,6 @@ def make_coco(root: Path) -> tuple[Path, Path]:
         ann(14, 1, 8, uncompressed_rle(CROWD_TRUCK), iscrowd=1),
         ann(15, 1, 3, POLYGON_CAR),
         ann(16, 3, 1, uncompressed_rle(PERSON)),
-        ann(17, 4, 1, "not a segmentation"),
     ]
     ann_file = root / "instances.json"
     ann_file.write_text(json.dumps({"images": images, "annotations": annotations, "categories": CATEGORIES}))
@@ -100,7 +99,7 @@ def make_coco(root: Path) -> tuple[Path, Path]:
 
 
 def car_mask() -> np.ndarray:
-    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(POLYGON_CAR[:1], H, W))).astype(bool)
+    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(POLYGON_CAR, H, W))).astype(bool)
 
 
 def expected_label_map(labels: dict[str, int]) -> np.ndarray:
@@ -117,11 +116,10 @@ def expected_label_map(labels: dict[str, int]) -> np.ndarray:
     return out
 
 
-def test_polygon_rasterisation_matches_pycocotools_and_drops_degenerate_polygons():
+def test_polygon_rasterisation_matches_pycocotools():
     mask = annotation_mask(POLYGON_CAR, H, W)
-    assert mask.dtype == bool and mask[7, 8] and not mask[0, 0] and not mask[2, 2]
+    assert mask.dtype == bool and mask[7, 8] and mask[3, 0] and not mask[0, 0] and not mask[2, 2]
     assert np.array_equal(mask, car_mask())
-    assert not annotation_mask([[0.0, 0.0, 1.0, 1.0]], H, W).any()  # only degenerate: empty, not a "box"
 
 
 def test_rle_forms_decode_exactly():
@@ -158,21 +156,16 @@ def test_all_classes_contiguous_in_category_id_order(tmp_path):
 def test_bad_annotations_become_bad_samples(tmp_path):
     ann_file, images_dir = make_coco(tmp_path)
     dataset = COCOSegmentation(ann_file=ann_file, image_dir=images_dir, classes="voc")
-    wrong_size, bad = dataset[2], dataset[3]
+    wrong_size = dataset[2]
     assert isinstance(wrong_size, BadSample)
     assert "wrong_size.jpg" in wrong_size.reason and "instances.json" in wrong_size.reason
     assert "10x12" in wrong_size.reason and "11x12" in wrong_size.reason
-    assert isinstance(bad, BadSample) and "annotation id 17" in bad.reason and "instances.json" in bad.reason
 
 
 def test_drop_empty_and_config_errors(tmp_path):
     ann_file, images_dir = make_coco(tmp_path)
     dataset = COCOSegmentation(ann_file=ann_file, image_dir=images_dir, classes="voc", drop_empty=True)
-    assert [dataset.coco.imgs[i]["file_name"] for i in dataset.image_ids] == [
-        "a.jpg",
-        "wrong_size.jpg",
-        "bad.jpg",
-    ]
+    assert [dataset.coco.imgs[i]["file_name"] for i in dataset.image_ids] == ["a.jpg", "wrong_size.jpg"]
     with pytest.raises(ConfigError, match="data.classes"):
         COCOSegmentation(ann_file=ann_file, image_dir=images_dir, classes="coco")
     with pytest.raises(DataError, match="missing.json"):

@@ -14,6 +14,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from cvtrain.contracts.batch import BadSample
+from cvtrain.data.annotation_checks import AnnotationLog
 from cvtrain.data.voc import VOC_CLASSES, VOCDetection
 from cvtrain.errors import DataError
 from tests.conftest import fixture_dir
@@ -136,15 +137,17 @@ def test_transforms_move_the_boxes(voc_root: Path) -> None:
 def test_unusable_boxes_are_skipped_and_reported(tmp_path: Path, caplog, bad: Obj, reason: str) -> None:
     root = write_voc(tmp_path, 2007, {"a": [("dog", 1, 1, 5, 5, 0), bad]}, {"train": ["a"]})
     with caplog.at_level(logging.WARNING):
-        dataset = VOCDetection(root=root, years=[2007], split="train")
+        dataset = VOCDetection(root=root, years=[2007], split="train", checks=AnnotationLog("skip"))
     if bad[1] == bad[3]:  # xmin == xmax is one pixel wide in the devkit's convention: a real box
-        assert dataset.skipped_annotations == [] and len(dataset.records[0].labels) == 2
+        assert dataset.checks.problems == [] and len(dataset.records[0].labels) == 2
         return
-    assert len(dataset.skipped_annotations) == 1
-    entry = dataset.skipped_annotations[0]
-    assert "a.xml" in entry and "object 1" in entry and reason in entry
+    [problem] = dataset.checks.problems
+    assert (
+        problem.file.endswith("a.xml") and problem.where == f"object 1 ({bad[0]})" and reason in problem.what
+    )
+    assert problem.action == "skipped"
     assert dataset.records[0].labels.tolist() == [VOC_CLASSES.index("dog")]
-    assert [r.levelname for r in caplog.records] == ["WARNING"] and "a.xml object 1" in caplog.text
+    assert [r.levelname for r in caplog.records] == ["WARNING"] and "a.xml: object 1" in caplog.text
 
 
 def test_boxes_sticking_out_are_clamped_in_targets_but_not_in_records(tmp_path: Path) -> None:
@@ -162,7 +165,7 @@ def test_missing_pieces_are_data_errors_naming_the_path(voc_root: Path, tmp_path
     with pytest.raises(DataError, match="does not exist"):
         VOCDetection(root=tmp_path / "nowhere", years=[2007], split="train")
     (voc_root / "VOC2007" / "ImageSets" / "Main" / "val.txt").write_text("000002\n000009\n")
-    with pytest.raises(DataError, match="000009.xml is missing"):
+    with pytest.raises(DataError, match=r"000009\.xml: the file: is missing"):
         VOCDetection(root=voc_root, years=[2007], split="val")
     shutil.rmtree(voc_root / "VOC2007" / "JPEGImages")
     with pytest.raises(DataError, match="JPEGImages"):
@@ -172,10 +175,10 @@ def test_missing_pieces_are_data_errors_naming_the_path(voc_root: Path, tmp_path
 
 def test_unknown_class_and_malformed_xml_are_data_errors(tmp_path: Path) -> None:
     root = write_voc(tmp_path, 2007, {"a": [("unicorn", 1, 1, 5, 5, 0)]}, {"train": ["a"]})
-    with pytest.raises(DataError, match=r"a\.xml: object 0 has class name 'unicorn'"):
+    with pytest.raises(DataError, match=r"a\.xml: object 0 \(unicorn\): class name 'unicorn' is not one"):
         VOCDetection(root=root, years=[2007], split="train")
     (root / "VOC2007" / "Annotations" / "a.xml").write_text("<annotation><object>")
-    with pytest.raises(DataError, match=r"a\.xml is not valid XML"):
+    with pytest.raises(DataError, match=r"a\.xml: the file: is not valid XML"):
         VOCDetection(root=root, years=[2007], split="train")
 
 
@@ -228,7 +231,7 @@ def test_real_voc_sample(tmp_path: Path) -> None:
     main.mkdir(parents=True)
     (main / "train.txt").write_text("2007_000063\n2011_003353\n")
     dataset = VOCDetection(root=root, years=[2012], split="train")
-    assert dataset.skipped_annotations == []
+    assert dataset.checks.problems == []
     first, second = dataset.records
     assert first.labels.tolist() == [VOC_CLASSES.index("dog"), VOC_CLASSES.index("chair")]
     np.testing.assert_array_equal(first.boxes, [[122, 114, 379, 275], [74, 0, 428, 375]])
