@@ -72,22 +72,22 @@ def test_a_box_that_is_only_clipped_is_listed_but_passes(tmp_path: Path) -> None
     assert report["status"] == "ok" and [r["fit"] for r in report["problems"]] == ["clipped"]
 
 
-def test_voc_an_unreadable_image_is_listed_and_an_unparseable_xml_named(tmp_path: Path) -> None:
+def test_voc_an_unreadable_image_and_an_unparseable_xml_are_both_listed(tmp_path: Path) -> None:
     devkit = write_voc(
         tmp_path / "VOCdevkit",
         2007,
-        {"000001": [("dog", 5, 5, 20, 20, 0)], "000002": [("cat", 3, 3, 30, 25, 0)]},
-        {"trainval": ["000001"], "test": ["000002"]},
+        {stem: [("dog", 5, 5, 20, 20, 0)] for stem in ("000001", "000002", "000003", "000004")},
+        {"trainval": ["000001", "000002"], "test": ["000003", "000004"]},
     )
     (devkit / "VOC2007" / "JPEGImages" / "000001.jpg").write_bytes(CORRUPT_JPEG)
-    voc = ("data=voc", f"data.root={devkit}", "data.years=[2007]")
-    with pytest.raises(DataError, match="1 problem") as info:
-        check(tmp_path, *voc)
-    (row,) = info.value.report["problems"]
-    assert row["file"].endswith("000001.jpg") and row["where"] == "train split"
-    (devkit / "VOC2007" / "Annotations" / "000002.xml").write_text("<annotation><object>")
-    with pytest.raises(DataError, match=r"000002\.xml"):
-        check(tmp_path, *voc)
+    (devkit / "VOC2007" / "Annotations" / "000004.xml").write_text("<annotation><object>")
+    with pytest.raises(DataError, match="2 problem") as info:
+        check(tmp_path, "data=voc", f"data.root={devkit}", "data.years=[2007]")
+    rows = {Path(r["file"]).name: r for r in info.value.report["problems"]}
+    assert set(rows) == {"000001.jpg", "000004.xml"}
+    assert rows["000001.jpg"]["where"] == "train split"
+    assert rows["000004.xml"]["fit"] == "stops the run (data.on_bad_annotation=error)"
+    assert info.value.report["splits"]["val"]["images"] == 1  # what fit would read under skip
 
 
 def test_imagefolder_counts_images_per_class(tmp_path: Path) -> None:
