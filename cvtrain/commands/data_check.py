@@ -11,6 +11,7 @@ clipped box exits non-zero.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from cvtrain.config import Config, to_typed
 from cvtrain.config.data import OnBadAnnotation
 from cvtrain.contracts.batch import BadSample
+from cvtrain.data import annotation_checks
 from cvtrain.data.annotation_checks import write_listing
 from cvtrain.data.mosaic import MosaicDataset
 from cvtrain.data.palette import IGNORE_INDEX
@@ -43,6 +45,7 @@ FORMAT_TASKS = {
     "coco_seg": "segmentation",
 }
 BATCH = 16  # samples summarised per worker call
+FIT_ACTIONS = {"error": "stops the run", "skip": "skipped"}  # by data.on_bad_annotation / data.on_bad_image
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,13 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # Read under the skip policy so that every annotation problem is collected instead of stopping at the first;
     # the report says what fit does with each under the configured policy.
     collecting = dataclasses.replace(d, on_bad_annotation=OnBadAnnotation.skip)
-    splits = build_data(collecting, aug=cfg.aug, task=task, need_train=True)
+    checks_log = logging.getLogger(annotation_checks.__name__)
+    level = checks_log.level
+    checks_log.setLevel(logging.ERROR)  # the report lists every problem: no loader warning repeating them
+    try:
+        splits = build_data(collecting, aug=cfg.aug, task=task, need_train=True)
+    finally:
+        checks_log.setLevel(level)
     counts = {
         name: decode_split(dataset, name, d.num_workers)
         for name, dataset in (("train", splits.train), ("val", splits.val))
@@ -144,7 +153,7 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     show(counts_table(cfg, task, counts))
     show(classes_table(splits.class_names, task, counts))
     if rows:
-        show(problems_table(rows))
+        show(problems_table(cfg, rows))
     log.info("report in %s", run_dir / "data_check.json")
     if errors:
         raise DataError(
@@ -157,40 +166,30 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def problem_rows(cfg: Config, splits: Any, counts: dict[str, SplitCounts]) -> list[dict[str, str]]:
-    """Every problem, with what `fit` does with it under this config."""
-    policy = cfg.data.on_bad_annotation.value
+    """Every problem, with what `fit` does with it under this config: "stops the run", "skipped" or "clipped"."""
+    annotation_policy = cfg.data.on_bad_annotation.value
     rows = [
         {
             "file": p.file,
             "where": p.where,
             "what": p.what,
             "fix": p.fix,
-            "fit": fit_action("clipped" if p.action == "clipped" else policy, "annotation"),
+            "fit": "clipped" if p.action == "clipped" else FIT_ACTIONS[annotation_policy],
         }
         for p in splits.problems
     ]
     for name, split in counts.items():
-        for bad in split.unreadable:
-            action = cfg.data.on_bad_image.value
-            rows.append(
-                {
-                    "file": bad.path,
-                    "where": f"{name} split",
-                    "what": bad.reason,
-                    "fix": "fix or remove the file",
-                    "fit": fit_action(action, "image"),
-                }
-            )
+        rows += [
+            {
+                "file": bad.path,
+                "where": f"{name} split",
+                "what": bad.reason,
+                "fix": "fix or remove the file",
+                "fit": FIT_ACTIONS[cfg.data.on_bad_image.value],
+            }
+            for bad in split.unreadable
+        ]
     return rows
-
-
-def fit_action(action: str, kind: str) -> str:
-    """What fit does with a problem: `action` is a policy (error, skip) or "clipped"."""
-    return {
-        "error": f"stops the run (data.on_bad_{kind}=error)",
-        "skip": f"skipped (data.on_bad_{kind}=skip)",
-        "clipped": "clipped",
-    }[action]
 
 
 def split_record(counts: SplitCounts, class_names: list[str], task: str) -> dict[str, Any]:
@@ -226,10 +225,10 @@ def counts_table(cfg: Config, task: str, counts: dict[str, SplitCounts]) -> Tabl
 
 
 def classes_table(class_names: list[str], task: str, counts: dict[str, SplitCounts]) -> Table:
-    table = Table(title="per class: images" + (" (objects)" if task == "detection" else ""))
+    table = Table(title="per class")
     table.add_column("class")
     for name in counts:
-        table.add_column(name, justify="right")
+        table.add_column(f"{name} images" + (" (objects)" if task == "detection" else ""), justify="right")
     for i, class_name in enumerate(class_names):
         cells = [
             f"{c.images_with[i]} ({c.objects[i]})" if task == "detection" else str(c.images_with[i])
@@ -239,10 +238,16 @@ def classes_table(class_names: list[str], task: str, counts: dict[str, SplitCoun
     return table
 
 
-def problems_table(rows: list[dict[str, str]]) -> Table:
-    table = Table(title=f"{len(rows)} problem(s)")
-    for column in ("file", "where", "what", "fit"):
-        table.add_column(column, overflow="fold")
+def problems_table(cfg: Config, rows: list[dict[str, str]]) -> Table:
+    d = cfg.data
+    table = Table(
+        title=f"{len(rows)} problem(s)",
+        caption=f"fit: data.on_bad_annotation={d.on_bad_annotation.value}, data.on_bad_image={d.on_bad_image.value}",
+    )
+    table.add_column("file", overflow="fold", ratio=2)
+    table.add_column("where", no_wrap=True)
+    table.add_column("what; fix", overflow="fold", ratio=3)
+    table.add_column("fit", no_wrap=True)
     for row in rows:
-        table.add_row(row["file"], row["where"], row["what"], row["fit"])
+        table.add_row(row["file"], row["where"], f"{row['what']}; [dim]{row['fix']}[/dim]", row["fit"])
     return table

@@ -28,9 +28,7 @@ from cvtrain.errors import DataError
 
 # How far outside [0, 1] a normalised coordinate may be and still count as a rounding error (then clipped).
 TOLERANCE = 0.01
-LINE_FORMAT = (
-    "`class cx cy w h`: an integer class id, then the box centre, width and height normalised to [0, 1]"
-)
+LINE_FORMAT = "`class cx cy w h` (class index; box centre, width, height in [0, 1])"
 
 
 @dataclass
@@ -75,7 +73,7 @@ def _parse_line(
     num_classes, width, height = sizes
     text = " ".join(fields)
 
-    def bad(what: str, fix: str = f"write the line as {LINE_FORMAT}") -> None:
+    def bad(what: str, fix: str = f"write it as {LINE_FORMAT}") -> None:
         checks.bad(path, where, what, fix)
 
     if len(fields) != 5:

@@ -58,9 +58,9 @@ def test_bad_lines_and_unreadable_images_are_all_listed_with_what_fit_does(tmp_p
         check(tmp_path, "data=yolo_txt", f"data.root={root}", "data.on_bad_image=skip")
     rows = {(Path(r["file"]).name, r["where"]): r for r in info.value.report["problems"]}
     assert set(rows) == {("a.txt", "line 2"), ("a.txt", "line 3"), ("broken.jpg", "val split")}
-    assert rows["a.txt", "line 2"]["fit"] == "stops the run (data.on_bad_annotation=error)"
+    assert rows["a.txt", "line 2"]["fit"] == "stops the run"
     assert rows["a.txt", "line 3"]["fit"] == "clipped"  # listed, but not an error
-    assert rows["broken.jpg", "val split"]["fit"] == "skipped (data.on_bad_image=skip)"
+    assert rows["broken.jpg", "val split"]["fit"] == "skipped"
     assert info.value.report["splits"]["val"]["unreadable"] == 1
 
 
@@ -86,7 +86,7 @@ def test_voc_an_unreadable_image_and_an_unparseable_xml_are_both_listed(tmp_path
     rows = {Path(r["file"]).name: r for r in info.value.report["problems"]}
     assert set(rows) == {"000001.jpg", "000004.xml"}
     assert rows["000001.jpg"]["where"] == "train split"
-    assert rows["000004.xml"]["fit"] == "stops the run (data.on_bad_annotation=error)"
+    assert rows["000004.xml"]["fit"] == "stops the run"
     assert info.value.report["splits"]["val"]["images"] == 1  # what fit would read under skip
 
 
