@@ -27,7 +27,6 @@ from cvtrain.config import Config, to_typed
 from cvtrain.config.data import OnBadAnnotation
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data import annotation_checks
-from cvtrain.data.annotation_checks import write_listing
 from cvtrain.data.mosaic import MosaicDataset
 from cvtrain.data.palette import IGNORE_INDEX
 from cvtrain.data.splits import build_data
@@ -149,7 +148,6 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "problems": rows,
     }
     write_json(run_dir / "data_check.json", report)
-    write_listing(splits.problems, run_dir)  # bad_annotations.txt, as fit writes it
     show(counts_table(cfg, task, counts))
     show(classes_table(splits.class_names, task, counts))
     if rows:
