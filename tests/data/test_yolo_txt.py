@@ -198,3 +198,12 @@ def test_a_split_without_any_label_file_warns_where_they_were_looked_for(
     (message,) = [r.getMessage() for r in caplog.records]
     assert "no label file for any of the 2 train images" in message
     assert str(tmp_path / "labels" / "train" / "a.txt") in message
+
+
+def test_a_split_may_be_a_txt_list_of_images_relative_to_the_list(tmp_path: Path) -> None:
+    root = clean(tmp_path)
+    (root / "val.txt").write_text("images/train/a.jpg\n\n./images/val/v.jpg\n")
+    (root / "data.yaml").write_text("train: [images/train]\nval: val.txt\nnames: [cat, dog]\n")
+    val = split(root, "val")
+    assert [r.image_id for r in val.records] == ["images/train/a", "images/val/v"]
+    assert [r.labels.tolist() for r in val.records] == [[0, 1], [1]]
