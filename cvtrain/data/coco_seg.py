@@ -53,7 +53,7 @@ COCO_NAMES_OF_VOC_CLASSES = (
     "airplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "dining table", "dog",
     "horse", "motorcycle", "person", "potted plant", "sheep", "couch", "train", "tv",
 )  # fmt: skip
-CACHE_VERSION = 1  # bump when rasterisation changes, so stale cached masks are not reused
+CACHE_VERSION = 2  # bump when rasterisation changes, so stale cached masks are not reused
 
 
 class COCOSegmentation(Dataset):
