@@ -1,5 +1,6 @@
 """`data=yolo_txt` through the real CLI: our YOLO trains one epoch on a tiny dataset in the Ultralytics layout
-(a background image included) and is scored with VOC and COCO AP."""
+(a background image and a malformed label line included, skipped under data.on_bad_annotation=skip) and is scored
+with VOC and COCO AP."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from tests.data.test_yolo_txt import clean
 
 def test_yolo_fits_one_epoch_on_yolo_txt_data_and_evaluates(tmp_path: Path) -> None:
     root = clean(tmp_path / "ds", names_yaml="names:\n  0: cat\n  1: dog")
+    label = root / "labels" / "train" / "a.txt"
+    label.write_text(label.read_text() + "1 0.5 0.5\n")  # line 3: three fields
     run_dir = tmp_path / "run"
     run_cli(
         "fit",
@@ -24,6 +27,7 @@ def test_yolo_fits_one_epoch_on_yolo_txt_data_and_evaluates(tmp_path: Path) -> N
         "data.batch_size=2",
         "aug=yolo",
         "trainer.epochs=1",
+        "data.on_bad_annotation=skip",
         f"hydra.run.dir={run_dir}",
         cwd=tmp_path,
     )
@@ -31,3 +35,5 @@ def test_yolo_fits_one_epoch_on_yolo_txt_data_and_evaluates(tmp_path: Path) -> N
     assert results["status"] == "ok" and results["data"] == "yolo_txt" and results["epochs"] == 1
     assert results["train_images"] == 3 and results["val_images"] == 1
     assert results["monitor"] == "voc_map" and {"voc_map", "voc07_map", *COCO_METRICS} <= results.keys()
+    assert results["bad_annotations_skipped"] == 1
+    assert f"skipped\t{label}\tline 3\t" in (run_dir / "bad_annotations.txt").read_text()
