@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "fit": "train, evaluating every trainer.eval_every epochs; keeps checkpoints/best.ckpt and last.ckpt",
     "eval": "re-evaluate a checkpoint (ckpt=PATH), or score a saved predictions file (predictions=FILE)",
     "predict": "run a checkpoint on images (ckpt=PATH inputs=FILE_OR_DIR) and write what it sees",
+    "export": "write a checkpoint's model as ONNX or TorchScript (ckpt=PATH format=onnx|torchscript), parity-checked",
 }
 log = logging.getLogger("cvtrain")
 
@@ -54,10 +55,14 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
             from cvtrain.commands.evaluate import run_eval
 
             run_eval(cfg, run_dir, overrides)
-        else:
+        elif command == "predict":
             from cvtrain.commands.predict import run_predict
 
             run_predict(cfg, run_dir, overrides)
+        else:
+            from cvtrain.commands.export import run_export
+
+            run_export(cfg, run_dir, overrides)
     except Exception as e:
         if not multirun and not isinstance(e, CvtrainError):
             raise  # a bug: keep the traceback
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         raise SystemExit(2)
     register_schemas()
-    injected = checkpoint_group_choices(rest) if command in ("eval", "predict") else []
+    injected = checkpoint_group_choices(rest) if command in ("eval", "predict", "export") else []
     rest = [*injected, *rest]
     problem = check_overrides(rest, command)
     multirun = any(a in ("-m", "--multirun") for a in rest)
