@@ -99,8 +99,15 @@ def _write_onnx(
             f"torch.onnx.export could not export the model ({type(e).__name__}: {str(e).splitlines()[0]}); "
             "try format=torchscript"
         ) from e
-    onnx.checker.check_model(str(path), full_check=True)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # the exporter wrote a graph that ONNX or onnxruntime rejects
+        path.unlink(missing_ok=True)
+        raise CvtrainError(
+            f"the exported {path.name} does not load ({type(e).__name__}: {str(e).splitlines()[0]}); "
+            "try another export.opset or format=torchscript"
+        ) from e
 
     def run(batch: torch.Tensor) -> list[np.ndarray]:
         return session.run(None, {INPUT_NAME: batch.numpy()})
