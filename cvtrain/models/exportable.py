@@ -10,8 +10,11 @@
 
 The detectors stop before NMS: score thresholds and NMS stay with the runtime that consumes the outputs (ONNX
 has NonMaxSuppression, TorchScript has torchvision.ops.batched_nms), with the thresholds given in `postprocess`.
-torchvision's detectors (Faster R-CNN, SSD, RetinaNet) are refused: their forward takes a list of images and
-returns per-image dicts, which needs its own tracing and parity work.
+torchvision's detectors (Faster R-CNN, SSD, RetinaNet) are refused. Tried with Faster R-CNN (MobileNetV3-320):
+torch.export (the default ONNX exporter) cannot capture its data-dependent output sizes; the TorchScript-based
+exporter (`dynamo=False`, opset 17) writes a file that onnxruntime runs, but where scores tie to float precision
+(an untrained model) its NMS keeps other boxes than PyTorch's, so the parity check fails; exporting them needs
+a parity check that matches detections as sets.
 """
 
 from __future__ import annotations
@@ -160,8 +163,9 @@ def _exportable(model: nn.Module, *, task: str, name: str) -> Exportable:
             dynamic_size=True,
         )
     raise ConfigError(
-        f"cvtrain export does not support model={name} ({task}); it exports {SUPPORTED}. torchvision's "
-        "detectors (faster_rcnn, ssd, retinanet) are not exported: evaluate them with cvtrain eval/predict."
+        f"cvtrain export does not support model={name} ({task}); it exports {SUPPORTED}, each as "
+        "format=onnx or format=torchscript. torchvision's detectors (faster_rcnn, ssd, retinanet) are not "
+        "exported (see cvtrain/models/exportable.py): use cvtrain eval / predict for them."
     )
 
 
