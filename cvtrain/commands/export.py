@@ -109,48 +109,29 @@ def input_spec(cfg: Config, exp: Exportable) -> dict[str, Any]:
     """What the exported model expects: shape, the preprocessing steps, and the numbers they use."""
     aug = cfg.aug
     scale = "RGB, float32, divided by 255"
-    spec: dict[str, Any] = {"name": export_formats.INPUT_NAME, "dtype": "float32", "layout": "NCHW, RGB"}
     if isinstance(exp.module, YOLOCandidates):
         size = int(aug.image_size) if aug.name == "yolo" else None
-        steps = (
-            [
-                f"letterbox: resize so that the longer side is {size} px, keeping the aspect ratio (bilinear, "
-                "antialiased); boxes come back in these resized pixels: divide by the resize factor for the "
-                "original image's"
-            ]
+        resize = (
+            f"letterbox: resize so that the longer side is {size} px, keeping the aspect ratio (bilinear, "
+            "antialiased); boxes come back in these resized pixels: divide by the resize factor for the original "
+            "image's"
             if size
-            else ["no resize (the checkpoint trained without aug=yolo)"]
+            else "no resize (the checkpoint trained without aug=yolo)"
         )
-        steps += [
-            scale + "; no mean/std normalisation",
-            f"pad at the bottom/right with {round(PAD_VALUE * 255)}/255 to "
-            f"multiples of {exp.size_multiple} in height and width (a {size or 'S'}x{size or 'S'} "
-            "square works)",
-        ]
-        return {
-            **spec,
-            "shape": ["batch", 3, "height", "width"],
-            "image_size": size,
-            "resize_size": None,
-            "mean": [0.0] * 3,
-            "std": [1.0] * 3,
-            "preprocessing": steps,
-        }
+        pad = (
+            f"pad at the bottom/right with {round(PAD_VALUE * 255)}/255 to multiples of {exp.size_multiple} in "
+            f"height and width (a {size or 'S'}x{size or 'S'} square works)"
+        )
+        return _spec(
+            ["batch", 3, "height", "width"], size, None, None, [resize, f"{scale}; no mean/std", pad]
+        )
     if isinstance(exp.module, YOLOv1Candidates):
         size = exp.module.model.image_size
         steps = [
             f"stretch-resize to {size}x{size}, ignoring the aspect ratio (bilinear, antialiased)",
-            scale + "; no mean/std (the model normalises with the ImageNet mean/std inside)",
+            f"{scale}; no mean/std (the model normalises with the ImageNet mean/std inside)",
         ]
-        return {
-            **spec,
-            "shape": ["batch", 3, size, size],
-            "image_size": size,
-            "resize_size": None,
-            "mean": [0.0] * 3,
-            "std": [1.0] * 3,
-            "preprocessing": steps,
-        }
+        return _spec(["batch", 3, size, size], size, None, None, steps)
     normalise = f"subtract mean {list(aug.mean)} and divide by std {list(aug.std)}, per channel"
     if cfg.model.task == "segmentation":
         steps = [
@@ -158,29 +139,25 @@ def input_spec(cfg: Config, exp: Exportable) -> dict[str, Any]:
             scale,
             normalise,
         ]
-        return {
-            **spec,
-            "shape": ["batch", 3, "height", "width"],
-            "image_size": None,
-            "resize_size": None,
-            "mean": list(aug.mean),
-            "std": list(aug.std),
-            "preprocessing": steps,
-        }
+        return _spec(["batch", 3, "height", "width"], None, None, aug, steps)
     size, resize = int(aug.image_size), eval_resize_size(aug)
-    steps = [
-        f"resize the shorter side to {resize} px (bilinear, antialiased)",
-        f"centre crop {size}x{size}",
-        scale,
-        normalise,
-    ]
+    steps = [f"resize the shorter side to {resize} px (bilinear, antialiased)", f"centre crop {size}x{size}"]
+    return _spec(["batch", 3, size, size], size, resize, aug, [*steps, scale, normalise])
+
+
+def _spec(
+    shape: list[Any], size: int | None, resize: int | None, aug: Any, steps: list[str]
+) -> dict[str, Any]:
+    """export.json's `input`; `aug` None: no mean/std (mean 0, std 1), so (pixel / 255 - mean) / std always holds."""
     return {
-        **spec,
-        "shape": ["batch", 3, size, size],
+        "name": export_formats.INPUT_NAME,
+        "dtype": "float32",
+        "layout": "NCHW, RGB",
+        "shape": shape,
         "image_size": size,
         "resize_size": resize,
-        "mean": list(aug.mean),
-        "std": list(aug.std),
+        "mean": list(aug.mean) if aug is not None else [0.0] * 3,
+        "std": list(aug.std) if aug is not None else [1.0] * 3,
         "preprocessing": steps,
     }
 
