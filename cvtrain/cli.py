@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "eval": "re-evaluate a checkpoint (ckpt=PATH), or score a saved predictions file (predictions=FILE)",
     "predict": "run a checkpoint on images (ckpt=PATH inputs=FILE_OR_DIR) and write what it sees",
     "data check": "read every image and annotation of data=... as fit would, report counts and problems",
+    "export": "write a checkpoint's model as ONNX or TorchScript (ckpt=PATH format=onnx|torchscript), parity-checked",
 }
 log = logging.getLogger("cvtrain")
 
@@ -59,10 +60,14 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
             from cvtrain.commands.predict import run_predict
 
             run_predict(cfg, run_dir, overrides)
-        else:
+        elif command == "data_check":
             from cvtrain.commands.data_check import run_data_check
 
             run_data_check(cfg, run_dir)
+        else:
+            from cvtrain.commands.export import run_export
+
+            run_export(cfg, run_dir, overrides)
     except Exception as e:
         if not multirun and not isinstance(e, CvtrainError):
             raise  # a bug: keep the traceback
@@ -129,17 +134,15 @@ def main(argv: list[str] | None = None) -> None:
         print_help(SUBCOMMANDS)
         return
     command, rest = argv[0], argv[1:]
-    if command == "data" and rest[:1] == [
-        "check"
-    ]:  # the one two-word command; Hydra's name for it: data_check
-        command, rest = "data_check", rest[1:]
+    if argv[:2] == ["data", "check"]:  # the one two-word command; Hydra's name for it is data_check
+        command, rest = "data_check", argv[2:]
     if command.replace("_", " ") not in SUBCOMMANDS:
         console.print(
             f"[red]cvtrain: unknown command {command!r}[/red]; choose one of: {', '.join(SUBCOMMANDS)}"
         )
         raise SystemExit(2)
     register_schemas()
-    injected = checkpoint_group_choices(rest) if command in ("eval", "predict") else []
+    injected = checkpoint_group_choices(rest) if command in ("eval", "predict", "export") else []
     rest = [*injected, *rest]
     problem = check_overrides(rest, command)
     multirun = any(a in ("-m", "--multirun") for a in rest)

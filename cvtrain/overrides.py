@@ -185,7 +185,7 @@ def _describe(yaml_file: Path) -> str:
 def print_help(subcommands: dict[str, str]) -> None:
     console.print("[bold]cvtrain[/bold]: train and evaluate image classifiers, segmenters and detectors.\n")
     console.print(
-        "usage: cvtrain {fit,eval,predict} [group=option ...] [key=value ...] [-m] [--cfg job]\n",
+        f"usage: cvtrain {{{','.join(subcommands)}}} [group=option ...] [key=value ...] [-m] [--cfg job]\n",
         markup=False,
     )
     commands = Table(title="commands", show_header=False, box=None)
@@ -204,6 +204,7 @@ def print_help(subcommands: dict[str, str]) -> None:
     console.print(
         "\nExamples:\n  cvtrain fit model=resnet50 data=imagenet data.root=/data/imagenet optim.lr=0.2\n"
         "  cvtrain eval ckpt=outputs/fit/DATE/TIME/checkpoints/last.ckpt\n"
+        "  cvtrain export ckpt=outputs/fit/DATE/TIME/checkpoints/last.ckpt format=onnx\n"
         "  cvtrain fit -m optim.lr=0.1,0.01 model=resnet18,alexnet\n"
         "  cvtrain fit --cfg job        # print the composed config\n"
         "  cvtrain fit --help           # Hydra's help: every key of the composed config"

@@ -38,13 +38,25 @@ class PredictConfig:
 
 
 @dataclass
+class ExportConfig:
+    opset: int | None = None  # ONNX opset; None: the exporter's default
+    rtol: float = (
+        1e-4  # parity check: |exported - PyTorch| <= atol + rtol * |PyTorch| for every output element
+    )
+    atol: float = 1e-4
+    samples: int = 4  # images the parity check runs (validation images, else inputs=, else random)
+
+
+@dataclass
 class Config:
-    command: str = "fit"  # set by the CLI: fit | eval | predict | data_check
-    ckpt: str | None = None  # eval / predict: the checkpoint to load
-    inputs: str | None = None  # predict: an image file or a folder of images
+    command: str = "fit"  # set by the CLI: fit | eval | predict | data_check | export
+    ckpt: str | None = None  # eval / predict / export: the checkpoint to load
+    inputs: str | None = None  # predict: an image file or a folder of images (export: parity-check images)
+    format: str = "onnx"  # export: onnx | torchscript
     predictions: str | None = None  # eval: score a saved predictions file instead of running a model
     eval: EvalConfig = field(default_factory=EvalConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     data: Any = MISSING
     model: Any = MISSING
     optim: Any = MISSING
