@@ -170,7 +170,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512, help="images per timed training pass")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--upscale", default=None, help="also measure PIL-upscaled copies, e.g. 500x375")
+    parser.add_argument(
+        "--upscale", nargs="*", default=[], help="also measure PIL-upscaled copies, e.g. 500x375"
+    )
     parser.add_argument(
         "--photos",
         type=Path,
@@ -183,8 +185,8 @@ def main() -> None:
     torch.set_num_threads(1)
     roots = [args.root]
     with tempfile.TemporaryDirectory() as tmp:
-        if args.upscale:
-            w, h = (int(v) for v in args.upscale.split("x"))
+        for size in args.upscale:
+            w, h = (int(v) for v in size.split("x"))
             roots.append(upscaled_copy(args.root, Path(tmp) / f"upscaled-{w}x{h}", (w, h)))
         if args.photos:
             roots.append(photo_tree(args.photos, Path(tmp) / "photos"))

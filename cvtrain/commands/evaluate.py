@@ -10,7 +10,14 @@ from typing import Any
 from omegaconf import DictConfig
 
 from cvtrain.commands.score import score_predictions_file
-from cvtrain.commands.setup import build_setup, checkpoint_config, config_record, eval_loader, finish
+from cvtrain.commands.setup import (
+    build_setup,
+    checkpoint_config,
+    checkpoint_mean_image,
+    config_record,
+    eval_loader,
+    finish,
+)
 from cvtrain.config import to_typed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
@@ -33,7 +40,12 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
     started = time.perf_counter()
     state = load_checkpoint(raw_cfg.ckpt)
     cfg = to_typed(checkpoint_config(raw_cfg, overrides, state))
-    setup = build_setup(cfg, need_train=False, class_names=list(state["class_names"]))
+    setup = build_setup(
+        cfg,
+        need_train=False,
+        class_names=list(state["class_names"]),
+        mean_image=checkpoint_mean_image(cfg, state),
+    )
     setup.model.load_state_dict(evaluated_weights(state))
     sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
     metrics, evaluator = evaluate(

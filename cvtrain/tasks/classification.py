@@ -47,7 +47,7 @@ class ClassificationTask:
         return Batch(images=torch.stack(images), targets=torch.tensor(labels), meta=list(meta), bad=bad)
 
     def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"loss": F.cross_entropy(model(self.inputs(batch.images)), batch.targets)}
+        return {"loss": F.cross_entropy(model(self.inputs(batch.images, train=True)), batch.targets)}
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return model(self.inputs(batch.images)).float().softmax(dim=1)

@@ -48,11 +48,13 @@ class DetectionTask:
     def monitor_mode(self) -> MonitorMode:
         return mode_of(self.monitor)
 
-    def __init__(self, *, class_names: list[str], score_threshold: float = 0.5):
+    def __init__(
+        self, *, class_names: list[str], score_threshold: float = 0.5, inputs: ImageInput | None = None
+    ):
         self.class_names = list(class_names)
         self.score_threshold = score_threshold
         self.monitor = "map"  # becomes the dataset's headline metric when `evaluator(dataset)` is built
-        self.inputs = ImageInput()  # [0, 1]: the detectors normalise inside
+        self.inputs = inputs or ImageInput()  # [0, 1]: the detectors normalise inside
 
     def collate(self, samples: list[Any]) -> Batch:
         """Images stay a list (sizes differ); `meta["input_size"]` records the size the model sees, so
@@ -70,7 +72,7 @@ class DetectionTask:
         return Batch(images=images, targets=targets, meta=metas, bad=bad)
 
     def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        losses = model(self.inputs(batch.images), batch.targets)
+        losses = model(self.inputs(batch.images, train=True), batch.targets)
         if "loss" in losses:
             raise ValueError("a detection model returns its named losses; the task adds their sum as 'loss'")
         return {"loss": torch.stack([v.float() for v in losses.values()]).sum(), **losses}

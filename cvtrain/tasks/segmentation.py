@@ -87,7 +87,7 @@ class SegmentationTask:
     # ------------------------------------------------------------------------------------------------ training
     def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         """Cross-entropy of "out" plus `aux_weight` x that of "aux" when the model has an auxiliary head."""
-        images, targets = self.inputs(batch.images), batch.targets
+        images, targets = self.inputs(batch.images, train=True), batch.targets
         if isinstance(images, list):  # equal crops make this rare; padding is harmless here (void is ignored)
             images, targets = _pad_to_common_size(images, targets)
         target = targets.long()
