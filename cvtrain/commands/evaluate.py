@@ -13,6 +13,7 @@ from cvtrain.commands.score import score_predictions_file
 from cvtrain.commands.setup import (
     build_setup,
     checkpoint_config,
+    checkpoint_mean_image,
     config_record,
     eval_loader,
     finish,
@@ -40,7 +41,12 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
     started = time.perf_counter()
     state = load_checkpoint(raw_cfg.ckpt)
     cfg = to_typed(checkpoint_config(raw_cfg, overrides, state))
-    setup = build_setup(cfg, need_train=False, class_names=list(state["class_names"]))
+    setup = build_setup(
+        cfg,
+        need_train=False,
+        class_names=list(state["class_names"]),
+        mean_image=checkpoint_mean_image(cfg, state),
+    )
     setup.model.load_state_dict(evaluated_weights(state))
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
     sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []

@@ -99,6 +99,7 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "class_names": setup.data.class_names,
             "choices": group_choices(),
             "schemas": group_schemas(cfg),
+            "mean_image": setup.mean_image,  # aug.mean_image=true: eval and predict need nothing else
         },
     )
     if distributed.is_main():  # a killed write left its temporary behind; no other process writes here

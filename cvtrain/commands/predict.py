@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from cvtrain.commands.setup import amp_dtype_for, checkpoint_config, seed_everything
+from cvtrain.commands.setup import amp_dtype_for, checkpoint_config, checkpoint_mean_image, seed_everything
 from cvtrain.config import to_typed
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.transforms import eval_transform
@@ -33,7 +33,13 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
     class_names = list(state["class_names"])
     seed_everything(cfg.trainer.seed, deterministic=False)
     device = distributed.setup(cfg.trainer.device)
-    task = build_task(cfg.model, class_names=class_names, predict_cfg=cfg.predict)
+    task = build_task(
+        cfg.model,
+        class_names=class_names,
+        predict_cfg=cfg.predict,
+        aug=cfg.aug,
+        mean_image=checkpoint_mean_image(cfg, state),
+    )
     model = build_model(cfg.model, num_classes=len(class_names)).to(device)
     model.load_state_dict(evaluated_weights(state))
     images = InputImages(cfg.inputs, transform=eval_transform(cfg.model.task, cfg.aug))

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from cvtrain.config import GROUPS, Config, to_plain
 from cvtrain.contracts.task import Task
 from cvtrain.data.annotation_checks import write_listing
+from cvtrain.data.mean_image import training_mean_image
 from cvtrain.data.splits import DataSplits, build_data
 from cvtrain.engine import distributed, loaders
 from cvtrain.engine.reporting import log, metrics_table, show, write_json
@@ -34,6 +35,7 @@ class Setup:
     data: DataSplits
     task: Task
     model: nn.Module
+    mean_image: torch.Tensor | None = None  # aug.mean_image=true: stored in checkpoints
 
 
 def amp_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
@@ -60,7 +62,14 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def build_setup(cfg: Config, *, need_train: bool, class_names: list[str] | None = None) -> Setup:
+def build_setup(
+    cfg: Config,
+    *,
+    need_train: bool,
+    class_names: list[str] | None = None,
+    mean_image: torch.Tensor | None = None,
+) -> Setup:
+    """`class_names` and `mean_image` come from a checkpoint when evaluating one."""
     seed_everything(cfg.trainer.seed + distributed.rank(), cfg.trainer.deterministic)
     device = distributed.setup(cfg.trainer.device)
     data = build_data(cfg.data, aug=cfg.aug, task=cfg.model.task, need_train=need_train)
@@ -70,9 +79,32 @@ def build_setup(cfg: Config, *, need_train: bool, class_names: list[str] | None 
             f"has {len(data.class_names)}: evaluate on data with the same classes."
         )
     names = class_names or data.class_names
-    task = build_task(cfg.model, class_names=names, predict_cfg=cfg.predict)
+    if not cfg.aug.mean_image:
+        mean_image = None
+    elif mean_image is None and data.train is not None:
+        mean_image = training_mean_image(data.train, cfg.aug, num_workers=cfg.data.num_workers)
+    elif mean_image is None:
+        raise ConfigError(_NO_MEAN_IMAGE)
+    task = build_task(
+        cfg.model, class_names=names, predict_cfg=cfg.predict, aug=cfg.aug, mean_image=mean_image
+    )
     model = build_model(cfg.model, num_classes=len(names)).to(device)
-    return Setup(cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, model)
+    return Setup(cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, model, mean_image)
+
+
+_NO_MEAN_IMAGE = (
+    "aug.mean_image=true but the checkpoint holds no mean image (it was trained without it): "
+    "evaluate it with aug.mean_image=false"
+)
+
+
+def checkpoint_mean_image(cfg: Config, state: dict[str, Any]) -> torch.Tensor | None:
+    """The mean image a checkpoint was trained with, when `aug.mean_image=true`."""
+    if not cfg.aug.mean_image:
+        return None
+    if state.get("mean_image") is None:
+        raise ConfigError(_NO_MEAN_IMAGE)
+    return state["mean_image"]
 
 
 def list_annotation_problems(data: DataSplits, run_dir: Path) -> int:

@@ -67,6 +67,10 @@ class AugConfig:
     close_mosaic: int = 0  # no mosaic in the last this-many epochs
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    # Classification: subtract the training set's per-pixel mean image (at image_size, computed once and cached
+    # beside the data, stored in checkpoints) instead of the per-channel mean; std still divides.
+    mean_image: bool = False
+    lighting: float = 0.0  # AlexNet's PCA colour noise in training: std of the eigenvalue weights, e.g. 0.1
 
 
 @dataclass

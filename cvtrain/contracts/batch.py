@@ -33,7 +33,8 @@ def move_to(obj: Any, device: torch.device, non_blocking: bool = False) -> Any:
 class Batch:
     """A collated batch.
 
-    images:  a float tensor [B, 3, H, W], or a list of [3, H_i, W_i] tensors when sizes differ (detection).
+    images:  a uint8 tensor [B, 3, H, W], or a list of [3, H_i, W_i] tensors when sizes differ (detection); the
+             task makes them float on the device (`cvtrain/tasks/inputs.py`).
     targets: whatever the task trains on: class indices [B], a list of box dicts, or label maps [B, H, W].
     meta:    one dict per image (path, image_id, orig_size, ...), never moved to the device.
     bad:     samples whose image could not be read; the engine raises or counts them (`data.on_bad_image`).

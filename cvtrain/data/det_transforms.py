@@ -3,17 +3,16 @@
 A sample is `(tv_tensors.Image uint8, {"boxes": BoundingBoxes XYXY, "labels": int64}, meta)`; the pipeline is
 called as `transforms(image, target)`. Training: optional photometric distortion, optional random scale of the
 content (`aug.scale_range`: zoom out onto a mean-coloured canvas or in, cropping, on the same canvas size), random
-horizontal flip, then float 0..1, then `SanitizeBoundingBoxes` drops boxes a transform made degenerate (under
-one pixel wide or high, or pushed out of the image) together with their labels. Evaluation converts to float
-only: the torchvision detectors resize inside (`model.min_size` / `model.max_size`) and normalise themselves,
-and their boxes come back in the input image's pixels.
+horizontal flip, then `SanitizeBoundingBoxes` drops boxes a transform made degenerate (under one pixel wide or
+high, or pushed out of the image) together with their labels. Evaluation changes nothing: the torchvision
+detectors resize inside (`model.min_size` / `model.max_size`) and normalise themselves, and their boxes come back
+in the input image's pixels. Images stay uint8; the detection task makes them float in [0, 1] on the device.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -26,24 +25,23 @@ def detection_transforms(aug: Any, *, train: bool) -> v2.Compose:
         from cvtrain.data.yolo_transforms import yolo_transforms  # aug=yolo: letterbox, HSV, affine, flips
 
         return yolo_transforms(aug, train=train)
+    if not train:
+        return v2.Compose([v2.Identity()])  # the detector resizes and normalises itself
     steps: list[Any] = []
-    if train:
-        if getattr(aug, "photometric", False):
-            steps.append(v2.RandomPhotometricDistort(p=0.5))
-        scale = scaling(aug)
-        if scale is not None:
-            fill = mean_fill(aug)  # zoomed-out borders in the mean colour, not black
-            steps.append(
-                v2.RandomAffine(
-                    degrees=0.0,
-                    scale=scale,
-                    interpolation=v2.InterpolationMode.BILINEAR,
-                    fill={tv_tensors.Image: fill, "others": 0},
-                )
+    if getattr(aug, "photometric", False):
+        steps.append(v2.RandomPhotometricDistort(p=0.5))
+    scale = scaling(aug)
+    if scale is not None:
+        fill = mean_fill(aug)  # zoomed-out borders in the mean colour, not black
+        steps.append(
+            v2.RandomAffine(
+                degrees=0.0,
+                scale=scale,
+                interpolation=v2.InterpolationMode.BILINEAR,
+                fill={tv_tensors.Image: fill, "others": 0},
             )
-        if aug.hflip > 0:
-            steps.append(v2.RandomHorizontalFlip(p=aug.hflip))
-    steps.append(v2.ToDtype(torch.float32, scale=True))
-    if train:
-        steps.append(v2.SanitizeBoundingBoxes())
+        )
+    if aug.hflip > 0:
+        steps.append(v2.RandomHorizontalFlip(p=aug.hflip))
+    steps.append(v2.SanitizeBoundingBoxes())
     return v2.Compose(steps)

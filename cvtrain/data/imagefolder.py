@@ -8,18 +8,16 @@ extension (any case) are samples; `.DS_Store`, `Thumbs.db`, `*.txt` and other st
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
 
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.images import BadImageError, is_image_file, read_image
 from cvtrain.data.splits import DataSplits, require_task
-from cvtrain.data.transforms import classification_transforms
+from cvtrain.data.transforms import ClassificationTransform, classification_transforms
 from cvtrain.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -50,9 +48,12 @@ def read_synset_mapping(path: Path, classes: list[str]) -> list[str]:
 
 
 class ImageFolderDataset(Dataset):
-    """Samples `(image uint8 [3,H,W], class index, meta)`; an unreadable image yields a `BadSample`."""
+    """Samples `(image uint8 [3,H,W], class index, meta)`; an unreadable image yields a `BadSample`. The
+    transform reads the file itself, so a JPEG is decoded no larger than its crop needs."""
 
-    def __init__(self, *, split_dir: str | Path, classes: list[str], transform: Callable | None = None):
+    def __init__(
+        self, *, split_dir: str | Path, classes: list[str], transform: ClassificationTransform | None = None
+    ):
         self.split_dir = Path(split_dir)
         self.classes = classes
         self.transform = transform
@@ -80,11 +81,9 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, int, dict[str, Any]] | BadSample:
         path, label = self.samples[index]
         try:
-            image = tv_tensors.Image(read_image(path))
+            image = read_image(path) if self.transform is None else self.transform.read(path)
         except BadImageError as e:
             return BadSample(path=e.path, reason=e.reason)
-        if self.transform is not None:
-            image = self.transform(image)
         return image, label, {"path": path, "image_id": index}
 
     def targets(self) -> torch.Tensor:

@@ -7,6 +7,7 @@ naming the path, which datasets turn into a `BadSample` so the main process (not
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -33,20 +34,29 @@ def is_image_file(path: str | Path) -> bool:
 
 def read_image(path: str | Path) -> torch.Tensor:
     """Read an image file as a uint8 RGB tensor [3, H, W], whatever its real format or colour mode."""
-    path = Path(path)
+    return decode_bytes(read_bytes(path), path)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The file's bytes; a missing, unreadable or empty file raises `BadImageError`."""
     try:
-        data = path.read_bytes()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise BadImageError(path, e.strerror or str(e)) from e
     if not data:
         raise BadImageError(path, "the file is empty (0 bytes)")
+    return data
+
+
+def decode_bytes(data: bytes, path: str | Path) -> torch.Tensor:
+    """Decode an image file's bytes (read from `path`, named in errors) as a uint8 RGB tensor [3, H, W]."""
     try:
         # torchvision sniffs the real format from the bytes, so PNG data behind a .JPEG name decodes.
         return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
     except (RuntimeError, ValueError):
         pass  # formats torchvision does not decode (BMP, TIFF, PNM, some CMYK JPEGs) go through PIL
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             im.load()
             rgb = im.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:

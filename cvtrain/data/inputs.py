@@ -11,6 +11,7 @@ from torchvision import tv_tensors
 
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.images import BadImageError, is_image_file, read_image
+from cvtrain.data.transforms import ClassificationTransform
 from cvtrain.errors import ConfigError
 
 
@@ -38,6 +39,11 @@ class InputImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, Any, dict[str, Any]] | BadSample:
         path = self.paths[index]
+        if isinstance(self.transform, ClassificationTransform):  # decoded as in evaluation (DCT-scaled JPEGs)
+            try:
+                return self.transform.read(path), -1, {"path": str(path), "image_id": path.stem}
+            except BadImageError as e:
+                return BadSample(path=e.path, reason=e.reason)
         try:
             image = tv_tensors.Image(read_image(path))
         except BadImageError as e:

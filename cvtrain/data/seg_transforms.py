@@ -7,8 +7,8 @@ neighbour, so class indices are never blended into values that are not classes.
 Training (`aug` fields): random scale of the whole image by a factor drawn from `aug.scale_range` (None: no
 scaling), random crop of `aug.image_size` x `aug.image_size` (an image smaller than the crop is padded first:
 the image with the mean colour, which normalises to 0, the mask with 255 so the padding counts in neither loss
-nor metrics), horizontal flip with probability `aug.hflip`, then float and normalise. Evaluation keeps each
-image at its full resolution and only normalises, so metrics are computed on the original pixels.
+nor metrics), horizontal flip with probability `aug.hflip`. Evaluation keeps each image at its full resolution, so metrics are
+computed on the original pixels. Images stay uint8: the segmentation task normalises them on the device.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class RandomScale(v2.Transform):
 
 
 def segmentation_transforms(aug: Any, *, train: bool) -> v2.Compose:
-    """The joint pipeline for `aug` (fields image_size, scale_range, hflip, mean, std); see the module doc."""
+    """The joint pipeline for `aug` (fields image_size, scale_range, hflip, mean); see the module doc."""
     steps: list[Any] = []
     if train:
         scale = scaling(aug)
@@ -72,9 +72,5 @@ def segmentation_transforms(aug: Any, *, train: bool) -> v2.Compose:
         )
         if aug.hflip > 0:
             steps.append(v2.RandomHorizontalFlip(p=aug.hflip))
-    steps += [
-        v2.ToDtype(torch.float32, scale=True),  # images only: a single dtype leaves masks as they are
-        v2.Normalize(mean=list(aug.mean), std=list(aug.std)),
-        v2.ToPureTensor(),
-    ]
+    steps.append(v2.ToPureTensor())
     return v2.Compose(steps)

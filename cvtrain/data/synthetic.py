@@ -11,12 +11,15 @@ from cvtrain.data.splits import DataSplits, require_task
 
 
 class SyntheticClassification(Dataset):
-    """`length` normalised float images [3, S, S] and random labels, generated once from a seed."""
+    """`length` random uint8 images [3, S, S] (as a decoding pipeline delivers them) and random labels, generated
+    once from a seed."""
 
     def __init__(self, *, length: int, image_size: int, num_classes: int, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
         # One shared pool of distinct images keeps memory small for long datasets.
-        self.pool = torch.randn(min(length, 64), 3, image_size, image_size, generator=g)
+        self.pool = torch.randint(
+            0, 256, (min(length, 64), 3, image_size, image_size), generator=g, dtype=torch.uint8
+        )
         self.labels = torch.randint(num_classes, (length,), generator=g)
         self.classes = [f"class_{i}" for i in range(num_classes)]
 

@@ -2,7 +2,7 @@
 
 Training: letterbox (resize the longer side to `aug.image_size`, a multiple of 32, keeping the aspect ratio,
 then pad to a centred square in grey 114), HSV jitter (`aug.hsv` = hue, saturation, value gains, as
-`ColorJitter`), random affine (`aug.scale_range`, `aug.translate`), horizontal / vertical flips, float 0..1 and
+`ColorJitter`), random affine (`aug.scale_range`, `aug.translate`), horizontal / vertical flips and
 `SanitizeBoundingBoxes` (degenerate or pushed-out boxes dropped with their labels). Mosaic is a dataset wrapper
 (`cvtrain/data/mosaic.py`) applied before this pipeline.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -95,7 +94,7 @@ def yolo_transforms(aug: Any, *, train: bool) -> v2.Compose:
     """The `aug=yolo` pipeline (see the module docstring) for `transforms(image, target)`."""
     size = letterbox_size(aug)
     if not train:
-        return v2.Compose([LetterBox(size=size, pad=False), v2.ToDtype(torch.float32, scale=True)])
+        return v2.Compose([LetterBox(size=size, pad=False)])
     steps: list[Any] = [LetterBox(size=size, pad=True)]
     hsv = _hsv(aug)
     if hsv is not None and any(hsv):
@@ -107,5 +106,5 @@ def yolo_transforms(aug: Any, *, train: bool) -> v2.Compose:
         steps.append(v2.RandomHorizontalFlip(p=aug.hflip))
     if getattr(aug, "vflip", 0.0) > 0:
         steps.append(v2.RandomVerticalFlip(p=aug.vflip))
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.SanitizeBoundingBoxes()]
+    steps.append(v2.SanitizeBoundingBoxes())  # images stay uint8: the task makes them float on the device
     return v2.Compose(steps)

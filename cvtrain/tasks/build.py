@@ -5,36 +5,56 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from cvtrain.contracts.task import Task
 from cvtrain.errors import ConfigError
 from cvtrain.tasks.classification import ClassificationTask
 from cvtrain.tasks.detection import DetectionTask
+from cvtrain.tasks.inputs import ImageInput
 from cvtrain.tasks.segmentation import SegmentationTask
 
 
-def _classification(model_cfg: Any, class_names: list[str], predict_cfg: Any) -> Task:
-    return ClassificationTask(class_names=class_names, topk=predict_cfg.topk)
+def _classification(model_cfg: Any, class_names: list[str], predict_cfg: Any, inputs: ImageInput) -> Task:
+    return ClassificationTask(class_names=class_names, topk=predict_cfg.topk, inputs=inputs)
 
 
-def _detection(model_cfg: Any, class_names: list[str], predict_cfg: Any) -> Task:
-    return DetectionTask(class_names=class_names, score_threshold=predict_cfg.score_threshold)
+def _detection(model_cfg: Any, class_names: list[str], predict_cfg: Any, inputs: ImageInput) -> Task:
+    # [0, 1] only: the detectors normalise inside (torchvision's GeneralizedRCNNTransform; our YOLO takes [0, 1])
+    inputs = ImageInput(lighting=inputs.lighting)
+    return DetectionTask(class_names=class_names, score_threshold=predict_cfg.score_threshold, inputs=inputs)
 
 
-def _segmentation(model_cfg: Any, class_names: list[str], predict_cfg: Any) -> Task:
+def _segmentation(model_cfg: Any, class_names: list[str], predict_cfg: Any, inputs: ImageInput) -> Task:
     return SegmentationTask(
-        class_names=class_names, class_weights=model_cfg.class_weights, aux_weight=model_cfg.aux_weight
+        class_names=class_names,
+        class_weights=model_cfg.class_weights,
+        aux_weight=model_cfg.aux_weight,
+        inputs=inputs,
     )
 
 
-# Tasks by `model.task`: (model cfg, class names, predict cfg) -> Task.
-BUILDERS: dict[str, Callable[[Any, list[str], Any], Task]] = {
+# Tasks by `model.task`: (model cfg, class names, predict cfg, the model input the aug group describes) -> Task.
+BUILDERS: dict[str, Callable[[Any, list[str], Any, ImageInput], Task]] = {
     "classification": _classification,
     "detection": _detection,
     "segmentation": _segmentation,
 }
 
 
-def build_task(model_cfg: Any, *, class_names: list[str], predict_cfg: Any) -> Task:
+def build_task(
+    model_cfg: Any,
+    *,
+    class_names: list[str],
+    predict_cfg: Any,
+    aug: Any,
+    mean_image: torch.Tensor | None = None,
+) -> Task:
+    """`aug` (and `mean_image` with `aug.mean_image=true`) says how the uint8 batches become the model's input on
+    the device: per-channel mean and std or the mean image, and the lighting noise."""
     if model_cfg.task not in BUILDERS:
         raise ConfigError(f"model.task={model_cfg.task!r} is not one of {sorted(BUILDERS)}.")
-    return BUILDERS[model_cfg.task](model_cfg, class_names, predict_cfg)
+    if mean_image is not None and model_cfg.task != "classification":
+        raise ConfigError(f"aug.mean_image=true is for classification; model.task is {model_cfg.task}.")
+    inputs = ImageInput.normalized(aug, mean_image=mean_image)
+    return BUILDERS[model_cfg.task](model_cfg, class_names, predict_cfg, inputs)

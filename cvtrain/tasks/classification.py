@@ -1,4 +1,7 @@
-"""Image classification: cross-entropy on logits, softmax probabilities as predictions, top-k metrics."""
+"""Image classification: cross-entropy on logits, softmax probabilities as predictions, top-k metrics.
+
+Batches hold uint8 images; `training_step` and `predict` normalise them on the device the batch is on
+(`cvtrain/tasks/inputs.py`), so training, `cvtrain eval` and `cvtrain predict` see the same inputs."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from cvtrain.contracts.batch import Batch, split_bad
 from cvtrain.contracts.monitor import MonitorMode
 from cvtrain.contracts.monitor import monitor_mode as mode_of
 from cvtrain.metrics.accuracy import AccuracyEvaluator
+from cvtrain.tasks.inputs import ImageInput
 
 
 class ClassificationTask:
@@ -25,22 +29,28 @@ class ClassificationTask:
     def monitor_mode(self) -> MonitorMode:
         return mode_of(self.monitor)
 
-    def __init__(self, *, class_names: list[str], topk: int = 5):
+    def __init__(self, *, class_names: list[str], topk: int = 5, inputs: ImageInput | None = None):
         self.class_names = class_names
         self.topk = min(topk, len(class_names))
+        self.inputs = inputs or ImageInput()  # without mean / std: floats in [0, 1]
 
     def collate(self, samples: list[Any]) -> Batch:
         good, bad = split_bad(samples)
         if not good:
-            return Batch(images=torch.empty(0), targets=torch.empty(0, dtype=torch.long), meta=[], bad=bad)
+            return Batch(
+                images=torch.empty(0, dtype=torch.uint8),
+                targets=torch.empty(0, dtype=torch.long),
+                meta=[],
+                bad=bad,
+            )
         images, labels, meta = zip(*good, strict=True)
         return Batch(images=torch.stack(images), targets=torch.tensor(labels), meta=list(meta), bad=bad)
 
     def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"loss": F.cross_entropy(model(batch.images), batch.targets)}
+        return {"loss": F.cross_entropy(model(self.inputs(batch.images, train=True)), batch.targets)}
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        return model(batch.images).float().softmax(dim=1)
+        return model(self.inputs(batch.images)).float().softmax(dim=1)
 
     def evaluator(self, dataset: Any) -> AccuracyEvaluator:
         return AccuracyEvaluator()

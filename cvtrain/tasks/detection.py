@@ -1,7 +1,8 @@
 """Object detection: lists of variable-size images, the detector's named losses, boxes back in original pixels.
 
 Any model that keeps cvtrain's detection contract trains here (torchvision's detectors, our YOLO):
-`model(images, targets)` with images a list of float [3, H, W] in 0..1 and targets `{"boxes": XYXY pixels,
+`model(images, targets)` with images a list of float [3, H, W] in 0..1 (batches carry uint8 images; the task
+converts them on the device, `cvtrain/tasks/inputs.py`) and targets `{"boxes": XYXY pixels,
 "labels": int64 0-based}` returns a dict of named losses in training mode, and in eval mode `model(images)`
 returns one `{"boxes", "scores", "labels"}` per image, boxes in that input image's pixels.
 
@@ -24,6 +25,7 @@ from cvtrain.contracts.monitor import MonitorMode
 from cvtrain.contracts.monitor import monitor_mode as mode_of
 from cvtrain.metrics.detection import detection_evaluator, ground_truth_of
 from cvtrain.tasks.detection_outputs import COCOResultsWriter, DrawnDetectionsWriter
+from cvtrain.tasks.inputs import ImageInput
 
 Detections = list[dict[str, torch.Tensor]]
 
@@ -46,10 +48,13 @@ class DetectionTask:
     def monitor_mode(self) -> MonitorMode:
         return mode_of(self.monitor)
 
-    def __init__(self, *, class_names: list[str], score_threshold: float = 0.5):
+    def __init__(
+        self, *, class_names: list[str], score_threshold: float = 0.5, inputs: ImageInput | None = None
+    ):
         self.class_names = list(class_names)
         self.score_threshold = score_threshold
         self.monitor = "map"  # becomes the dataset's headline metric when `evaluator(dataset)` is built
+        self.inputs = inputs or ImageInput()  # [0, 1]: the detectors normalise inside
 
     def collate(self, samples: list[Any]) -> Batch:
         """Images stay a list (sizes differ); `meta["input_size"]` records the size the model sees, so
@@ -67,13 +72,13 @@ class DetectionTask:
         return Batch(images=images, targets=targets, meta=metas, bad=bad)
 
     def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        losses = model(batch.images, batch.targets)
+        losses = model(self.inputs(batch.images, train=True), batch.targets)
         if "loss" in losses:
             raise ValueError("a detection model returns its named losses; the task adds their sum as 'loss'")
         return {"loss": torch.stack([v.float() for v in losses.values()]).sum(), **losses}
 
     def predict(self, model: nn.Module, batch: Batch) -> Detections:
-        outputs = model(batch.images)
+        outputs = model(self.inputs(batch.images))
         return [
             {
                 "boxes": to_original_pixels(

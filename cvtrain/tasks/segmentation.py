@@ -1,6 +1,7 @@
 """Semantic segmentation: per-pixel cross-entropy (void = 255 ignored), argmax label maps, mIoU.
 
-Batches. Training crops all have `aug.image_size`, so images stack into [B, 3, H, W] and masks into uint8
+Batches hold uint8 images, normalised on the device by `inputs` (`cvtrain/tasks/inputs.py`) in `training_step`
+and `predict`. Training crops all have `aug.image_size`, so images stack into [B, 3, H, W] and masks into uint8
 [B, H, W] (uint8 holds classes 0..254 and void 255 at an eighth of the int64 transfer). Evaluation runs at each
 image's full resolution: a batch whose images differ in size keeps them as lists, and `predict` runs the model
 once per group of equal-sized images. Padding them to a common size instead would let an image's prediction
@@ -27,6 +28,7 @@ from cvtrain.contracts.monitor import monitor_mode as mode_of
 from cvtrain.data.palette import IGNORE_INDEX
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
+from cvtrain.tasks.inputs import ImageInput
 from cvtrain.tasks.segmentation_outputs import MaskWriter, fractions_text
 
 LabelMaps = torch.Tensor | list[torch.Tensor]
@@ -46,8 +48,10 @@ class SegmentationTask:
         class_names: Sequence[str],
         class_weights: Sequence[float] | None = None,
         aux_weight: float = 0.5,
+        inputs: ImageInput | None = None,
     ) -> None:
         self.class_names = list(class_names)
+        self.inputs = inputs or ImageInput()  # without mean / std: floats in [0, 1]
         self.aux_weight = float(aux_weight)
         self.class_weights: torch.Tensor | None = None
         if class_weights is not None:
@@ -66,7 +70,7 @@ class SegmentationTask:
         mask (-1): their batch has `targets=None`."""
         good, bad = split_bad(samples)
         if not good:
-            return Batch(images=torch.empty(0), targets=None, meta=[], bad=bad)
+            return Batch(images=torch.empty(0, dtype=torch.uint8), targets=None, meta=[], bad=bad)
         images, masks, meta = zip(*good, strict=True)
         same_size = len({tuple(image.shape) for image in images}) == 1
         targets: Any = None
@@ -83,7 +87,7 @@ class SegmentationTask:
     # ------------------------------------------------------------------------------------------------ training
     def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         """Cross-entropy of "out" plus `aux_weight` x that of "aux" when the model has an auxiliary head."""
-        images, targets = batch.images, batch.targets
+        images, targets = self.inputs(batch.images, train=True), batch.targets
         if isinstance(images, list):  # equal crops make this rare; padding is harmless here (void is ignored)
             images, targets = _pad_to_common_size(images, targets)
         target = targets.long()
@@ -110,14 +114,15 @@ class SegmentationTask:
     # ------------------------------------------------------------------------------------------------ inference
     def predict(self, model: nn.Module, batch: Batch) -> LabelMaps:
         """Label maps (argmax over classes) at each image's input size: [B, H, W], or a list when sizes differ."""
-        if isinstance(batch.images, torch.Tensor):
-            return model(batch.images)["out"].argmax(dim=1)
+        images = self.inputs(batch.images)
+        if isinstance(images, torch.Tensor):
+            return model(images)["out"].argmax(dim=1)
         by_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for index, image in enumerate(batch.images):
+        for index, image in enumerate(images):
             by_size[tuple(image.shape)].append(index)
-        label_maps: list[torch.Tensor] = [torch.empty(0)] * len(batch.images)
+        label_maps: list[torch.Tensor] = [torch.empty(0)] * len(images)
         for indices in by_size.values():
-            logits = model(torch.stack([batch.images[i] for i in indices]))["out"]
+            logits = model(torch.stack([images[i] for i in indices]))["out"]
             for index, label_map in zip(indices, logits.argmax(dim=1), strict=True):
                 label_maps[index] = label_map
         return label_maps
@@ -153,7 +158,7 @@ class SegmentationTask:
 def _pad_to_common_size(
     images: list[torch.Tensor], targets: list[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad at the bottom/right to the largest size: images with 0 (the normalised mean), masks with void."""
+    """Pad normalised images at the bottom/right to the largest size with 0 (the mean), masks with void."""
     height = max(image.shape[-2] for image in images)
     width = max(image.shape[-1] for image in images)
 

@@ -315,7 +315,7 @@ def test_shapes_detection_form_reads_either_layout(tmp_path: Path, layout: str, 
     assert isinstance(splits.val, kind) and len(splits.train) == 3 and len(splits.val) == 2
     assert splits.class_names == ["circle", "square", "triangle", "diamond", "cross"]
     image, target, _ = splits.train[0]
-    assert image.shape == (3, 48, 48) and image.dtype == torch.float32 and len(target["labels"]) >= 1
+    assert image.shape == (3, 48, 48) and image.dtype == torch.uint8 and len(target["labels"]) >= 1
 
 
 # ------------------------------------------------------------------------------------ the real samples

@@ -103,12 +103,12 @@ def test_shapes_has_no_form_for_an_unknown_task(tmp_path: Path) -> None:
     ("overrides", "shape"),
     [
         (("model=resnet18", "aug=imagenet", "data.image_size=16"), (3, 16, 16)),  # resize + centre crop
-        (("model=faster_rcnn", "aug=detection"), (3, 30, 40)),  # float only: the detector resizes itself
-        (("model=unet", "aug=segmentation"), (3, 30, 40)),  # normalised at full resolution
+        (("model=faster_rcnn", "aug=detection"), (3, 30, 40)),  # unchanged: the detector resizes itself
+        (("model=unet", "aug=segmentation"), (3, 30, 40)),  # full resolution
     ],
 )
 def test_eval_transform_of_each_task_takes_a_bare_image(overrides: tuple[str, ...], shape: tuple) -> None:
     cfg = compose_config(*overrides)
     image = tv_tensors.Image(torch.randint(0, 256, (3, 30, 40), dtype=torch.uint8))
     out = eval_transform(cfg.model.task, cfg.aug)(image)
-    assert tuple(out.shape) == shape and out.dtype == torch.float32
+    assert tuple(out.shape) == shape and out.dtype == torch.uint8  # the task makes it float on the device

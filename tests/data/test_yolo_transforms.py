@@ -41,11 +41,11 @@ def scene(height: int, width: int, box: tuple[int, int, int, int]) -> tuple[tv_t
 def test_training_letterbox_pads_a_centred_square_and_the_box_stays_on_its_pixels() -> None:
     image, target = scene(32, 64, (8, 4, 24, 20))  # wide: scale 1, pad 16 rows above and below
     out, out_target = yolo_transforms(yolo_aug(), train=True)(image, target)
-    assert out.shape == (3, 64, 64) and out.dtype == torch.float32
-    assert torch.allclose(out[:, :16], torch.full_like(out[:, :16], PAD_VALUE / 255))
+    assert out.shape == (3, 64, 64) and out.dtype == torch.uint8
+    assert torch.equal(out[:, :16], torch.full_like(out[:, :16], PAD_VALUE))
     (x0, y0, x1, y1) = out_target["boxes"][0].tolist()
     assert (x0, y0, x1, y1) == (8, 20, 24, 36)
-    assert out[:, 20:36, 8:24].min() == 1.0 and out[:, 19, 8:24].max() < 1.0
+    assert out[:, 20:36, 8:24].min() == 255 and out[:, 19, 8:24].max() < 255
     assert out_target["labels"].tolist() == [3]
 
 

@@ -134,13 +134,15 @@ def test_collate_keeps_variable_sizes_and_separates_unreadable_images() -> None:
 def test_collate_of_predict_inputs_has_no_targets(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((12, 16, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     batch = task().collate([InputImages(tmp_path, transform=EVAL)[0]])
-    assert batch.targets == [None] and batch.images[0].dtype == torch.float32
+    assert (
+        batch.targets == [None] and batch.images[0].dtype == torch.uint8
+    )  # float on the device, in the task
 
 
 def test_training_step_returns_the_sum_and_every_named_loss() -> None:
     model = StubDetector().train()
     batch = Batch(
-        images=[torch.rand(3, 8, 8)],
+        images=[torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)],
         targets=[{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0)}],
         meta=[{}],
     )
@@ -168,7 +170,9 @@ def test_a_tiny_faster_rcnn_step_gives_its_four_losses(voc_val: VOCDetection) ->
 def test_predict_maps_boxes_back_to_the_original_pixels() -> None:
     model = StubDetector().eval()
     meta = [{"orig_size": (20, 24), "input_size": (10, 8)}, {"orig_size": (10, 8), "input_size": (10, 8)}]
-    batch = Batch(images=[torch.rand(3, 10, 8)] * 2, targets=[None, None], meta=meta)
+    batch = Batch(
+        images=[torch.randint(0, 256, (3, 10, 8), dtype=torch.uint8)] * 2, targets=[None, None], meta=meta
+    )
     resized, same = task().predict(model, batch)
     assert resized["boxes"].tolist() == [[12.0, 4.0, 30.0, 16.0]]  # x * 24/8, y * 20/10
     assert same["boxes"].tolist() == [[4.0, 2.0, 10.0, 8.0]] and same["labels"].tolist() == [1]

@@ -42,7 +42,7 @@ class PixelClassifier(nn.Module):
 
 def sample(height: int, width: int, seed: int = 0, path: str = "img.jpg"):
     g = torch.Generator().manual_seed(seed)
-    image = torch.randn(3, height, width, generator=g)
+    image = torch.randint(0, 256, (3, height, width), generator=g, dtype=torch.uint8)
     mask = torch.randint(0, 3, (height, width), generator=g)
     mask[0] = IGNORE_INDEX
     meta = {"image_id": Path(path).stem, "path": path, "orig_size": (height, width)}
@@ -75,8 +75,9 @@ def test_loss_is_cross_entropy_ignoring_void_plus_weighted_aux():
     batch = task.collate([sample(6, 7), sample(6, 7, seed=1)])
     losses = task.training_step(model, batch)
     target = batch.targets.long()
-    main = F.cross_entropy(model.conv(batch.images), target, ignore_index=IGNORE_INDEX)
-    aux = F.cross_entropy(model.aux(batch.images), target, ignore_index=IGNORE_INDEX)
+    inputs = task.inputs(batch.images)
+    main = F.cross_entropy(model.conv(inputs), target, ignore_index=IGNORE_INDEX)
+    aux = F.cross_entropy(model.aux(inputs), target, ignore_index=IGNORE_INDEX)
     assert torch.allclose(losses["ce"], main) and torch.allclose(losses["aux_ce"], aux)
     assert torch.allclose(losses["loss"], main + 0.4 * aux)
     losses["loss"].backward()
@@ -91,7 +92,7 @@ def test_class_weights_weight_the_loss_and_must_match_the_classes():
     model = PixelClassifier()
     batch = task.collate([sample(6, 7)])
     expected = F.cross_entropy(
-        model.conv(batch.images),
+        model.conv(task.inputs(batch.images)),
         batch.targets.long(),
         weight=torch.tensor(weights),
         ignore_index=IGNORE_INDEX,
@@ -117,7 +118,9 @@ def test_training_on_mixed_sizes_pads_with_void():
     loss = task.training_step(model, task.collate([small, large]))["loss"]
     pixels = [
         (
-            F.cross_entropy(model.conv(s[0][None]), s[1][None], ignore_index=IGNORE_INDEX, reduction="sum"),
+            F.cross_entropy(
+                model.conv(task.inputs(s[0])[None]), s[1][None], ignore_index=IGNORE_INDEX, reduction="sum"
+            ),
             s[1],
         )
         for s in (small, large)
@@ -133,7 +136,7 @@ def test_predict_runs_one_forward_per_size_and_matches_one_image_at_a_time():
     batch = task.collate(samples)
     with torch.no_grad():
         label_maps = task.predict(model, batch)
-        alone = [model(s[0][None])["out"].argmax(1)[0] for s in samples]
+        alone = [model(task.inputs(s[0])[None])["out"].argmax(1)[0] for s in samples]
     assert model.calls[:2] == [(2, 3, 4, 5), (1, 3, 6, 3)]
     assert all(torch.equal(a, b) for a, b in zip(label_maps, alone, strict=True))
     evaluator = task.evaluator(None)
@@ -167,7 +170,7 @@ def test_predict_sink_adds_overlays_and_keeps_repeated_stems_apart(tmp_path):
         Image.fromarray(np.full((6, 8, 3), 100, dtype=np.uint8)).save(tmp_path / "in" / folder / "x.png")
     inputs = InputImages(tmp_path / "in", transform=None)
     task = SegmentationTask(class_names=CLASSES)
-    batch = task.collate([(s[0].float(), s[1], s[2]) for s in (inputs[0], inputs[1])])
+    batch = task.collate([inputs[0], inputs[1]])
     label_map = torch.zeros(6, 8, dtype=torch.long)
     label_map[:, 4:] = 2
     sink = task.predict_writer(tmp_path / "out")

@@ -1,0 +1,69 @@
+"""Decode no more of a JPEG than a crop needs: libjpeg-turbo's DCT scaling (through simplejpeg).
+
+A JPEG can be decoded at 1/2, 1/4 or 1/8 of its size for less work than a full decode (the inverse DCT then
+produces fewer pixels per 8x8 block). The box a transform wants is chosen first from the header's size, then the
+file is decoded at the smallest of those scales at which the box still has at least the output's pixels, and the
+box is cropped and resized (antialiased) to the output. Only powers of two are used: libjpeg-turbo's 3/8, 5/8, 6/8
+and 7/8 scales have no SIMD kernels and measured slower than a full decode here (scripts/bench_pipeline.py).
+
+Only JPEGs that libjpeg-turbo converts to RGB itself (YCbCr, RGB and grayscale) take this path; `jpeg_size` says
+None for anything else (CMYK, PNG bytes behind a .JPEG name, not an image), which goes through
+`cvtrain.data.images.decode_bytes` as before.
+"""
+
+from __future__ import annotations
+
+import math
+
+import simplejpeg
+import torch
+from torchvision.transforms.v2 import functional as F
+
+# Box = (top, left, height, width) in the full image's pixels; sizes are (height, width).
+Box = tuple[int, int, int, int]
+SCALES = (8, 4, 2)  # divisors tried, largest first
+DECODED_COLOURSPACES = frozenset({"YCbCr", "RGB", "Gray"})
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from the header of a JPEG that `decode_crop` handles, else None."""
+    if data[:2] != b"\xff\xd8":  # every JPEG starts with the SOI marker
+        return None
+    try:
+        height, width, colourspace, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None
+    return (height, width) if colourspace in DECODED_COLOURSPACES else None
+
+
+def scale_divisor(box: Box, out: tuple[int, int]) -> int:
+    """The largest of 8, 4, 2 (else 1) by which the box can shrink and still cover `out` in both directions."""
+    _, _, height, width = box
+    return next((d for d in SCALES if height >= d * out[0] and width >= d * out[1]), 1)
+
+
+def scaled_box(box: Box, size: tuple[int, int], scaled: tuple[int, int]) -> Box:
+    """`box` of an image of `size` in the pixels of its `scaled` decode, rounded to whole pixels there: a shift of
+    at most half a scaled pixel (divisor / 2 original pixels), well inside the randomness of a random crop."""
+    fy, fx = scaled[0] / size[0], scaled[1] / size[1]
+    top, left, height, width = box
+    y0, x0 = round(top * fy), round(left * fx)
+    return y0, x0, round((top + height) * fy) - y0, round((left + width) * fx) - x0
+
+
+def decode_crop(data: bytes, size: tuple[int, int], box: Box, out: tuple[int, int]) -> torch.Tensor:
+    """uint8 [3, out_h, out_w]: `box` of the JPEG `data` (whose size is `size`) resized to `out`, antialiased.
+
+    simplejpeg raises ValueError for data libjpeg-turbo cannot decode cleanly (truncated or corrupt files)."""
+    divisor = scale_divisor(box, out)
+    # libjpeg-turbo's scaled size is ceil(size / divisor); asking for at least that picks exactly 1 / divisor.
+    array = simplejpeg.decode_jpeg(
+        data,
+        colorspace="RGB",
+        min_height=math.ceil(size[0] / divisor),
+        min_width=math.ceil(size[1] / divisor),
+    )
+    image = torch.from_numpy(array).permute(2, 0, 1)  # a channels-last view: torch's fast uint8 resize layout
+    if divisor > 1:
+        box = scaled_box(box, size, (array.shape[0], array.shape[1]))
+    return F.resized_crop(image, *box, size=list(out), antialias=True)
