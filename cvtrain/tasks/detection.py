@@ -5,7 +5,7 @@ Any model that keeps cvtrain's detection contract trains here (torchvision's det
 "labels": int64 0-based}` returns a dict of named losses in training mode, and in eval mode `model(images)`
 returns one `{"boxes", "scores", "labels"}` per image, boxes in that input image's pixels.
 
-The evaluator follows the dataset: COCO data is scored with pycocotools on its own json (headline `map`); VOC
+The evaluator follows the dataset: COCO data is scored with COCOeval on its own json (headline `map`); VOC
 data with the devkit's AP (headline `voc_map`) and COCO AP on the COCO view of the same annotations.
 """
 
@@ -46,9 +46,10 @@ class DetectionTask:
     def monitor_mode(self) -> MonitorMode:
         return mode_of(self.monitor)
 
-    def __init__(self, *, class_names: list[str], score_threshold: float = 0.5):
+    def __init__(self, *, class_names: list[str], score_threshold: float = 0.5, coco_backend: str = "faster"):
         self.class_names = list(class_names)
         self.score_threshold = score_threshold
+        self.coco_backend = coco_backend  # faster | pycocotools: who computes COCO AP (the same numbers)
         self.monitor = "map"  # becomes the dataset's headline metric when `evaluator(dataset)` is built
 
     def collate(self, samples: list[Any]) -> Batch:
@@ -86,7 +87,7 @@ class DetectionTask:
         ]
 
     def evaluator(self, dataset: Any) -> Evaluator:
-        evaluator, self.monitor = detection_evaluator(dataset)
+        evaluator, self.monitor = detection_evaluator(dataset, self.coco_backend)
         return evaluator
 
     def results_writer(self, dataset: Any, out_dir: Path) -> COCOResultsWriter:
