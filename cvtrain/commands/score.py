@@ -9,7 +9,8 @@ they provide: COCO files by COCOeval exactly as the official evaluation does (`m
 `COCOeval.stats` order, every image of the file; `eval.coco_backend` picks faster-coco-eval or pycocotools); VOC
 data by the devkit's `voc_map` / `voc07_map` and COCO AP on its COCO view. This is how another detector's output,
 or our own `eval.save_predictions=true` file, is re-scored. A file whose entries carry `segmentation` (RLE masks,
-Mask R-CNN's output) is scored as masks (COCOeval iouType `segm`: `segm_map`, `segm_map_50`, ...) on COCO data.
+Mask R-CNN's output) is also scored as masks (COCOeval iouType `segm`: `segm_map`, `segm_map_50`, ...) on COCO
+data; entries with masks and no boxes are scored as masks only.
 """
 
 from __future__ import annotations
@@ -69,9 +70,12 @@ def read_results_file(results_file: str | Path) -> list[dict[str, Any]]:
     return entries
 
 
-def iou_type_of(entries: list[dict[str, Any]]) -> str:
-    """`segm` for mask results (entries with `segmentation`), else `bbox`."""
-    return "segm" if entries and "segmentation" in entries[0] else "bbox"
+def iou_types_of(entries: list[dict[str, Any]]) -> list[str]:
+    """What a results file is scored as: `bbox` when its entries have boxes, `segm` when they have masks (both
+    for Mask R-CNN's predictions.json; masks alone for the COCO API's fake segm results)."""
+    if not entries or "segmentation" not in entries[0]:
+        return ["bbox"]
+    return ["bbox", "segm"] if all("bbox" in entry for entry in entries) else ["segm"]
 
 
 def _is_rle(segmentation: Any) -> bool:
@@ -93,14 +97,14 @@ def score_coco(
 ) -> dict[str, float]:
     """Every image of the annotation file counts, as in the official evaluation."""
     coco_gt = truth.coco_ground_truth().coco
-    iou_type = iou_type_of(entries)
+    iou_types = iou_types_of(entries)
     for index, entry in enumerate(entries):
         if entry["image_id"] not in coco_gt.imgs:
             raise DataError(
                 f"{source}: entry {index} has image_id {entry['image_id']!r}, not in the annotations"
             )
         image = coco_gt.imgs[entry["image_id"]]
-        if iou_type == "segm" and entry["segmentation"]["size"] != [image["height"], image["width"]]:
+        if "segm" in iou_types and entry["segmentation"]["size"] != [image["height"], image["width"]]:
             raise DataError(
                 f"{source}: entry {index} has a mask of size {entry['segmentation']['size']} but image "
                 f"{entry['image_id']} is {image['height']} x {image['width']} (height x width) in the annotations"
@@ -110,7 +114,9 @@ def score_coco(
                 f"{source}: entry {index} has category_id {entry['category_id']!r}, not in the annotations "
                 "(use the file's category ids, not contiguous training labels)"
             )
-    metrics, _ = evaluate_coco(coco_gt, entries, iou_type=iou_type, backend=backend)
+    metrics: dict[str, float] = {}
+    for iou_type in iou_types:
+        metrics.update(evaluate_coco(coco_gt, entries, iou_type=iou_type, backend=backend)[0])
     return metrics
 
 
@@ -120,7 +126,7 @@ def score_voc(
     """Entries: `image_id` = VOC file stem, `category_id` = 1-based class index, `bbox` = [x, y, w, h] in
     continuous 0-based pixels. Every image of the split counts (one without detections has its objects missed).
     Returns `voc_map`, `voc07_map` and the COCO metrics on the COCO view of the same annotations."""
-    if iou_type_of(entries) == "segm":
+    if "segm" in iou_types_of(entries):
         raise DataError(
             f"{source} holds masks (segmentation): masks are scored on COCO-format data (data=coco)"
         )

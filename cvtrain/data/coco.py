@@ -28,6 +28,7 @@ from cvtrain.data.detection_samples import (
     report_skipped,
 )
 from cvtrain.data.detection_splits import detection_splits
+from cvtrain.data.instance_masks import instance_masks
 from cvtrain.data.splits import DataSplits, require_task
 from cvtrain.errors import ConfigError, DataError
 
@@ -116,8 +117,11 @@ class COCODetection:
         train: bool,
         transforms: DetectionTransforms | None = None,
         require_images: bool = True,
+        masks: bool = False,
     ):
         self.ann_file = Path(ann_file).expanduser()
+        self.masks = masks  # instance masks in the targets (model=mask_rcnn): cvtrain/data/instance_masks.py
+        self.annotation_ids: dict[int, list[int]] = {}  # the annotations behind each image's boxes, in order
         self.image_dir = Path(image_dir).expanduser() if image_dir is not None else None
         self.transforms = transforms
         if require_images and (self.image_dir is None or not self.image_dir.is_dir()):
@@ -148,6 +152,7 @@ class COCODetection:
     def _image_targets(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
         image = self.coco.imgs[image_id]
         boxes, labels = [], []
+        kept = self.annotation_ids.setdefault(image_id, [])
         for index, ann in enumerate(self.coco.imgToAnns.get(image_id, [])):
             if ann.get("iscrowd", 0):
                 continue
@@ -172,6 +177,7 @@ class COCODetection:
                 continue
             boxes.append(box)
             labels.append(self.cat_id_to_label[ann["category_id"]])
+            kept.append(ann["id"])
         return np.asarray(boxes, dtype=np.float32).reshape(-1, 4), np.asarray(labels, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -181,7 +187,10 @@ class COCODetection:
         image_id = self.image_ids[index]
         boxes, labels = self._targets[image_id]
         path = self.image_dir / self.coco.imgs[image_id]["file_name"]
-        return load_sample(path, image_id, boxes, labels, self.transforms)
+        masks = None
+        if self.masks:
+            masks = instance_masks(self.coco, image_id, self.annotation_ids[image_id], str(self.ann_file))
+        return load_sample(path, image_id, boxes, labels, self.transforms, masks=masks)
 
     def aspect_ratios(self) -> list[float]:
         """Width / height of every image, from the json (no decoding), for aspect-ratio grouping."""
@@ -224,7 +233,12 @@ def coco_paths(cfg: Any, split: str, *, require_images: bool = True) -> tuple[Pa
 
 
 def coco_split(
-    cfg: Any, *, train: bool, transforms: DetectionTransforms | None = None, require_images: bool = True
+    cfg: Any,
+    *,
+    train: bool,
+    transforms: DetectionTransforms | None = None,
+    require_images: bool = True,
+    masks: bool = False,
 ) -> COCODetection:
     ann_file, image_dir = coco_paths(cfg, "train" if train else "val", require_images=require_images)
     return COCODetection(
@@ -234,14 +248,15 @@ def coco_split(
         train=train,
         transforms=transforms,
         require_images=require_images,
+        masks=masks,
     )
 
 
 def build_coco(cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True) -> DataSplits:
     """`data=coco`: the train and val json + image folders (`coco_paths`); categories must agree."""
-    require_task(cfg.format, task, ("detection",))
+    require_task(cfg.format, task, ("detection", "instance_segmentation"))
     splits = detection_splits(
-        partial(coco_split, cfg),
+        partial(coco_split, cfg, masks=task == "instance_segmentation"),
         aug=aug,
         need_train=need_train,
         grouping=cfg.aspect_ratio_grouping,

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from faster_coco_eval import COCO as FasterCOCO
 from faster_coco_eval import COCOeval_faster
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from rich.table import Table
@@ -113,11 +114,13 @@ class COCOEvaluator(Evaluator):
         label_to_cat_id: Mapping[int, int],
         image_id_map: Mapping[Hashable, int] | None = None,
         backend: str = "faster",
+        masks: bool = False,
     ):
         if backend not in COCO_BACKENDS:
             raise ValueError(f"COCO backend {backend!r} is not one of {COCO_BACKENDS}")
         self.coco_gt = coco_gt
         self.backend = backend
+        self.masks = masks  # instance masks too: mask AP (`segm_map`, ...) beside the box AP
         self.label_to_cat_id = {int(k): int(v) for k, v in label_to_cat_id.items()}
         self.image_id_map = dict(image_id_map) if image_id_map is not None else None
         self.reset()
@@ -132,9 +135,12 @@ class COCOEvaluator(Evaluator):
             raise DataError(f"image id {image_id!r} is not an image of the COCO ground truth")
         return int(coco_id)
 
-    def add(self, image_id: Hashable, boxes: Any, scores: Any, labels: Any) -> None:
-        """Record one image's detections (boxes XYXY in original pixels, contiguous 0-based labels)."""
+    def add(self, image_id: Hashable, boxes: Any, scores: Any, labels: Any, masks: Any = None) -> None:
+        """Record one image's detections (boxes XYXY in original pixels, contiguous 0-based labels; with
+        `masks=True` their [N, H, W] binary masks in original pixels, kept as COCO RLE)."""
         self._coco_id(image_id)
+        if self.masks and masks is None:
+            raise ValueError(f"image {image_id!r}: this evaluator scores masks, but the detections have none")
         boxes = _numpy(boxes).astype(np.float64).reshape(-1, 4)
         scores = _numpy(scores).astype(np.float64).reshape(-1)
         labels = _numpy(labels).astype(np.int64).reshape(-1)
@@ -150,11 +156,20 @@ class COCOEvaluator(Evaluator):
             }
             for (x0, y0, x1, y1), score, label in zip(boxes, scores, labels, strict=True)
         ]
+        if self.masks:
+            for result, rle in zip(self._results[image_id], encode_masks(masks), strict=True):
+                result["segmentation"] = rle
         self._evaluation = None
 
     def update(self, batch: Batch, predictions: Sequence[dict[str, torch.Tensor]]) -> None:
         for meta, prediction in zip(batch.meta, predictions, strict=True):
-            self.add(meta["image_id"], prediction["boxes"], prediction["scores"], prediction["labels"])
+            self.add(
+                meta["image_id"],
+                prediction["boxes"],
+                prediction["scores"],
+                prediction["labels"],
+                prediction.get("masks"),
+            )
 
     def merge(self, other: Evaluator) -> None:
         if not isinstance(other, COCOEvaluator):
@@ -173,6 +188,11 @@ class COCOEvaluator(Evaluator):
         metrics, self._evaluation = evaluate_coco(
             self.coco_gt, detections, backend=self.backend, image_ids=image_ids
         )
+        if self.masks:  # the same results (boxes and masks) as predictions.json, scored as masks
+            segm, _ = evaluate_coco(
+                self.coco_gt, detections, iou_type="segm", backend=self.backend, image_ids=image_ids
+            )
+            metrics.update(segm)
         return metrics
 
     def report(self) -> Table | None:
@@ -191,6 +211,17 @@ class COCOEvaluator(Evaluator):
                 str(self.coco_gt.cats[cat_id]["name"]), str(cat_id), "-" if math.isnan(ap) else f"{ap:.4f}"
             )
         return table
+
+
+def encode_masks(masks: Any) -> list[dict[str, Any]]:
+    """[N, H, W] binary masks -> COCO RLE dicts ({"size": [H, W], "counts": str}, JSON-ready)."""
+    array = _numpy(masks).astype(np.uint8)
+    if array.ndim != 3:
+        raise ValueError(f"masks must be [N, H, W], got shape {list(array.shape)}")
+    encoded = mask_utils.encode(np.asfortranarray(array.transpose(1, 2, 0)))
+    return [
+        {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in encoded
+    ]
 
 
 def _numpy(value: Any) -> np.ndarray:

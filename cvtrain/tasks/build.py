@@ -21,6 +21,7 @@ def _detection(model_cfg: Any, class_names: list[str], predict_cfg: Any, eval_cf
         class_names=class_names,
         score_threshold=predict_cfg.score_threshold,
         coco_backend=str(eval_cfg.coco_backend),
+        masks=model_cfg.task == "instance_segmentation",
     )
 
 
@@ -34,6 +35,7 @@ def _segmentation(model_cfg: Any, class_names: list[str], predict_cfg: Any, eval
 BUILDERS: dict[str, Callable[[Any, list[str], Any, Any], Task]] = {
     "classification": _classification,
     "detection": _detection,
+    "instance_segmentation": _detection,  # Mask R-CNN: the detection task with instance masks
     "segmentation": _segmentation,
 }
 
