@@ -183,8 +183,10 @@ class COCOEvaluator(Evaluator):
         return [result for image_id in ordered for result in self._results[image_id]]
 
     def compute(self) -> dict[str, float]:
-        detections = [{**r, "image_id": self._coco_id(r["image_id"])} for r in self.results()]
-        image_ids = [self._coco_id(image_id) for image_id in self._results]
+        coco_ids = {image_id: self._coco_id(image_id) for image_id in self._results}  # once per image
+        ordered = sorted(self._results, key=coco_ids.__getitem__)
+        detections = [{**r, "image_id": coco_ids[i]} for i in ordered for r in self._results[i]]
+        image_ids = list(coco_ids.values())
         metrics, self._evaluation = evaluate_coco(
             self.coco_gt, detections, backend=self.backend, image_ids=image_ids
         )
