@@ -1,5 +1,6 @@
 """Mask R-CNN through the real CLI: two training steps on the shapes' instance masks, box and mask AP in
-results.json, predictions.json with RLE masks that `eval predictions=` re-scores alike, and the CPU recipe."""
+results.json, predictions.json with RLE masks that `eval predictions=` re-scores alike, predict drawing the masks,
+and the CPU recipe."""
 
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ def test_mask_rcnn_trains_two_steps_and_reports_box_and_mask_ap(tmp_path: Path) 
     assert {k: scored[k] for k in (*COCO_METRICS, *SEGM_METRICS)} == {
         k: again[k] for k in (*COCO_METRICS, *SEGM_METRICS)
     }
+
+    (val_dir,) = cache.glob("detection-*/val")
+    run_cli("predict", f"ckpt={run}/checkpoints/last.ckpt", f"inputs={val_dir}", "predict.score_threshold=0.0",
+            f"hydra.run.dir={tmp_path / 'predict'}", cwd=tmp_path)  # fmt: skip
+    records = json.loads((tmp_path / "predict" / "predictions.json").read_text())
+    assert len(records) == 4 and all(Path(r["drawn"]).is_file() for r in records)
+    assert all("segmentation" in d for r in records for d in r["detections"]) and records[0]["detections"]
 
 
 @pytest.mark.slow
