@@ -133,6 +133,7 @@ def _monitored(cfg: DictConfig) -> str:
         "classification": ClassificationTask.monitor,
         "segmentation": SegmentationTask.monitor,
         "detection": DetectionTask(class_names=[]).monitor,
+        "instance_segmentation": DetectionTask(class_names=[]).monitor,
     }
     return headline.get(str(cfg.model.task), "loss")
 

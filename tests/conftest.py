@@ -18,7 +18,8 @@ from cvtrain.config.compose import compose_config as compose_config_raw
 from cvtrain.config.compose import config_composer
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+# The shared fixtures beside the checkout; CVTRAIN_FIXTURES points elsewhere (a git worktree of the checkout).
+FIXTURES = Path(os.environ.get("CVTRAIN_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
 
 def fixture_dir(name: str) -> Path:
@@ -116,3 +117,31 @@ def read_results(run_dir: Path) -> dict:
 
 # Settings that make a CLI run take seconds: tiny images, a few steps, no worker processes.
 FAST = ("trainer.device=cpu", "data.num_workers=0", "logger.progress=false", "trainer.log_every=1")
+
+
+# pycocotools' COCOeval.stats for the COCO API's own fake box and mask results on `coco-eval-parity` (the fixture's
+# README; official_printout.txt prints them to 3 decimals). pycocotools under another numpy, or faster-coco-eval,
+# may differ in the last ulp (see cvtrain/metrics/coco.py): compare with `same_coco_stats`.
+OFFICIAL_COCO_STATS = {
+    "bbox": [
+        0.5045806987249628, 0.6969727247299577, 0.5729816669904824, 0.5856257209410443, 0.5193996948036719,
+        0.5013978986347466, 0.38681277964578054, 0.5936795762842003, 0.595352982877607, 0.6398109626113442,
+        0.5664205978994309, 0.5642905982905982,
+    ],
+    "segm": [
+        0.3195452758576433, 0.5622883972521636, 0.29892653412086784, 0.3873740315997838, 0.31018272403369485,
+        0.3269339071005138, 0.2682297225711534, 0.41544868114906375, 0.4168394992198818, 0.4694498622754236,
+        0.37675922666197265, 0.3814715099715099,
+    ],
+}  # fmt: skip
+PARITY_RESULTS = {
+    "bbox": "instances_val2014_fakebbox100_results.json",
+    "segm": "instances_val2014_fakesegm100_results.json",
+}
+
+
+def same_coco_stats(ours: list[float], reference: list[float]) -> bool:
+    """Equal to 1e-12: the backends' stats differ by at most 2.2e-16 (one ulp of a precision value)."""
+    return len(ours) == len(reference) and all(
+        abs(a - b) <= 1e-12 for a, b in zip(ours, reference, strict=True)
+    )

@@ -13,15 +13,17 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from cvtrain.metrics.coco import COCO_METRICS
-from tests.conftest import FAST, fixture_dir, read_results, run_cli
+from tests.conftest import (
+    FAST,
+    OFFICIAL_COCO_STATS,
+    PARITY_RESULTS,
+    fixture_dir,
+    read_results,
+    run_cli,
+    same_coco_stats,
+)
 
 FOUR_LOSSES = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
-# pycocotools' COCOeval.stats for the COCO API's own fake bbox results (the fixture's README)
-OFFICIAL_BBOX = [
-    0.5045806987249628, 0.6969727247299577, 0.5729816669904824, 0.5856257209410443, 0.5193996948036719,
-    0.5013978986347466, 0.38681277964578054, 0.5936795762842003, 0.595352982877607, 0.6398109626113442,
-    0.5664205978994309, 0.5642905982905982,
-]  # fmt: skip
 
 
 def tiny(cache: Path) -> tuple[str, ...]:
@@ -98,22 +100,28 @@ def test_eval_reproduces_the_fit_and_saved_predictions_rescore_with_pycocotools(
         official.accumulate()
         official.summarize()
     # After 2 steps these are near 0; tests/tasks/test_detection_task.py checks the same on non-trivial numbers.
-    assert [ours[k] for k in COCO_METRICS] == [float(v) for v in official.stats]
+    assert same_coco_stats([ours[k] for k in COCO_METRICS], [float(v) for v in official.stats])
 
 
-def test_scoring_the_coco_api_fixture_prints_the_official_numbers(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("iou_type", "printed"), [("bbox", ("0.5046", "0.6970")), ("segm", ("0.3195", "0.5623"))]
+)
+def test_scoring_the_coco_api_fixture_prints_the_official_numbers(
+    tmp_path: Path, iou_type: str, printed: tuple[str, str]
+) -> None:
     parity = fixture_dir("coco-eval-parity")
     proc = run_cli(
         "eval",
         "data=coco",
         f"data.val_ann={parity / 'instances_val2014_100.json'}",
-        f"predictions={parity / 'instances_val2014_fakebbox100_results.json'}",
+        f"predictions={parity / PARITY_RESULTS[iou_type]}",
         f"hydra.run.dir={tmp_path}",
         cwd=tmp_path,
     )
     results = read_results(tmp_path)
-    assert [results[k] for k in COCO_METRICS] == OFFICIAL_BBOX
-    assert "0.5046" in proc.stdout and "0.6970" in proc.stdout  # the printed table (4 decimals)
+    names = COCO_METRICS if iou_type == "bbox" else [f"segm_{k}" for k in COCO_METRICS]
+    assert same_coco_stats([results[k] for k in names], OFFICIAL_COCO_STATS[iou_type])
+    assert all(value in proc.stdout for value in printed)  # the printed table (4 decimals)
 
 
 def test_predict_draws_boxes_and_writes_the_detections(trained: Path, cache: Path, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
         cfg.model,
         class_names=class_names,
         predict_cfg=cfg.predict,
+        eval_cfg=cfg.eval,
         aug=cfg.aug,
         mean_image=checkpoint_mean_image(cfg, state),
     )

@@ -5,9 +5,12 @@
     cvtrain eval data=shapes predictions=predictions.json                      # data.layout picks the copy
 
 The validation split's annotations come from the data builder (`require_images=False`) and are scored by what
-they provide: COCO files by pycocotools exactly as the official evaluation does (`map`, `map_50`, ... in
-`COCOeval.stats` order, every image of the file); VOC data by the devkit's `voc_map` / `voc07_map` and COCO AP on
-its COCO view. This is how another detector's output, or our own `eval.save_predictions=true` file, is re-scored.
+they provide: COCO files by COCOeval exactly as the official evaluation does (`map`, `map_50`, ... in
+`COCOeval.stats` order, every image of the file; `eval.coco_backend` picks faster-coco-eval or pycocotools); VOC
+data by the devkit's `voc_map` / `voc07_map` and COCO AP on its COCO view. This is how another detector's output,
+or our own `eval.save_predictions=true` file, is re-scored. A file whose entries carry `segmentation` (RLE masks,
+Mask R-CNN's output) is also scored as masks (COCOeval iouType `segm`: `segm_map`, `segm_map_50`, ...) on COCO
+data; entries with masks and no boxes are scored as masks only.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from cvtrain.config import Config
 from cvtrain.contracts.ground_truth import DetectionGroundTruth
 from cvtrain.data.splits import build_data
 from cvtrain.errors import ConfigError, DataError
-from cvtrain.metrics.coco import evaluate_bbox
+from cvtrain.metrics.coco import evaluate_coco
 from cvtrain.metrics.detection import coco_evaluator
 from cvtrain.metrics.voc import VOCEvaluator
 
 
 def read_results_file(results_file: str | Path) -> list[dict[str, Any]]:
-    """Read and check a COCO results json: a list of {image_id, category_id, bbox [x, y, w, h], score}."""
+    """Read and check a COCO results json: a list of {image_id, category_id, bbox [x, y, w, h], score}, or of
+    {image_id, category_id, segmentation (RLE {size, counts}), score} (a bbox beside it is allowed)."""
     path = Path(results_file).expanduser()
     if not path.is_file():
         raise DataError(f"results file {path} does not exist")
@@ -41,45 +45,91 @@ def read_results_file(results_file: str | Path) -> list[dict[str, Any]]:
         raise DataError(
             f"{path}: a COCO results file is a JSON list of detections, got {type(entries).__name__}"
         )
+    masks = bool(entries) and isinstance(entries[0], dict) and "segmentation" in entries[0]
+    shape = "segmentation" if masks else "bbox"
     for index, entry in enumerate(entries):
         where = f"{path}: entry {index}"
         if not isinstance(entry, dict) or any(
-            k not in entry for k in ("image_id", "category_id", "bbox", "score")
+            k not in entry for k in ("image_id", "category_id", shape, "score")
         ):
-            raise DataError(f"{where} needs the keys image_id, category_id, bbox and score: {entry!r}")
-        bbox, score = entry["bbox"], entry["score"]
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_finite_number(v) for v in bbox)):
+            raise DataError(
+                f"{where} needs the keys image_id, category_id, {shape} and score (as entry 0): {entry!r}"
+            )
+        bbox, score = entry.get("bbox"), entry["score"]
+        if (bbox is not None or not masks) and not (
+            isinstance(bbox, list) and len(bbox) == 4 and all(_finite_number(v) for v in bbox)
+        ):
             raise DataError(f"{where} has bbox {bbox!r}: expected [x, y, width, height] (finite numbers)")
+        if masks and not _is_rle(entry["segmentation"]):
+            raise DataError(
+                f"{where} has segmentation {str(entry['segmentation'])[:80]!r}: expected an RLE mask "
+                '{"size": [height, width], "counts": "..."} (pycocotools.mask.encode)'
+            )
         if not _finite_number(score):
             raise DataError(f"{where} has score {score!r}: expected a finite number")
     return entries
+
+
+def iou_types_of(entries: list[dict[str, Any]]) -> list[str]:
+    """What a results file is scored as: `bbox` when its entries have boxes, `segm` when they have masks (both
+    for Mask R-CNN's predictions.json; masks alone for the COCO API's fake segm results)."""
+    if not entries or "segmentation" not in entries[0]:
+        return ["bbox"]
+    return ["bbox", "segm"] if all("bbox" in entry for entry in entries) else ["segm"]
+
+
+def _is_rle(segmentation: Any) -> bool:
+    return (
+        isinstance(segmentation, dict)
+        and isinstance(segmentation.get("counts"), str | list)
+        and isinstance(segmentation.get("size"), list)
+        and len(segmentation["size"]) == 2
+        and all(isinstance(v, int) and v > 0 for v in segmentation["size"])
+    )
 
 
 def _finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def score_coco(truth: DetectionGroundTruth, entries: list[dict[str, Any]], source: str) -> dict[str, float]:
+def score_coco(
+    truth: DetectionGroundTruth, entries: list[dict[str, Any]], source: str, backend: str = "faster"
+) -> dict[str, float]:
     """Every image of the annotation file counts, as in the official evaluation."""
     coco_gt = truth.coco_ground_truth().coco
+    iou_types = iou_types_of(entries)
     for index, entry in enumerate(entries):
         if entry["image_id"] not in coco_gt.imgs:
             raise DataError(
                 f"{source}: entry {index} has image_id {entry['image_id']!r}, not in the annotations"
+            )
+        image = coco_gt.imgs[entry["image_id"]]
+        if "segm" in iou_types and entry["segmentation"]["size"] != [image["height"], image["width"]]:
+            raise DataError(
+                f"{source}: entry {index} has a mask of size {entry['segmentation']['size']} but image "
+                f"{entry['image_id']} is {image['height']} x {image['width']} (height x width) in the annotations"
             )
         if entry["category_id"] not in coco_gt.cats:
             raise DataError(
                 f"{source}: entry {index} has category_id {entry['category_id']!r}, not in the annotations "
                 "(use the file's category ids, not contiguous training labels)"
             )
-    metrics, _ = evaluate_bbox(coco_gt, entries)
+    metrics: dict[str, float] = {}
+    for iou_type in iou_types:
+        metrics.update(evaluate_coco(coco_gt, entries, iou_type=iou_type, backend=backend)[0])
     return metrics
 
 
-def score_voc(truth: DetectionGroundTruth, entries: list[dict[str, Any]], source: str) -> dict[str, float]:
+def score_voc(
+    truth: DetectionGroundTruth, entries: list[dict[str, Any]], source: str, backend: str = "faster"
+) -> dict[str, float]:
     """Entries: `image_id` = VOC file stem, `category_id` = 1-based class index, `bbox` = [x, y, w, h] in
     continuous 0-based pixels. Every image of the split counts (one without detections has its objects missed).
     Returns `voc_map`, `voc07_map` and the COCO metrics on the COCO view of the same annotations."""
+    if "segm" in iou_types_of(entries):
+        raise DataError(
+            f"{source} holds masks (segmentation): masks are scored on COCO-format data (data=coco)"
+        )
     records = truth.voc_records() or []
     num_classes = len(truth.class_names)
     per_image: dict[str, list[tuple[list[float], float, int]]] = {r.image_id: [] for r in records}
@@ -98,7 +148,7 @@ def score_voc(truth: DetectionGroundTruth, entries: list[dict[str, Any]], source
         x, y, w, h = entry["bbox"]
         per_image[image_id].append(([x, y, x + w, y + h], entry["score"], category_id - 1))
     voc = VOCEvaluator(records=records, class_names=truth.class_names)
-    coco = coco_evaluator(truth)
+    coco = coco_evaluator(truth, backend)
     for image_id, detections in per_image.items():
         boxes = np.asarray([d[0] for d in detections], dtype=np.float64).reshape(-1, 4)
         scores = np.asarray([d[1] for d in detections], dtype=np.float64)
@@ -108,11 +158,14 @@ def score_voc(truth: DetectionGroundTruth, entries: list[dict[str, Any]], source
     return {**voc.compute(), **coco.compute()}
 
 
-def score_results(truth: DetectionGroundTruth, results_file: str | Path) -> dict[str, float]:
-    """The metrics of a COCO-format results file on `truth`, by what the ground truth provides."""
+def score_results(
+    truth: DetectionGroundTruth, results_file: str | Path, backend: str = "faster"
+) -> dict[str, float]:
+    """The metrics of a COCO-format results file on `truth`, by what the ground truth provides; COCO AP by
+    `backend` (faster | pycocotools)."""
     entries = read_results_file(results_file)
     score = score_voc if truth.voc_records() is not None else score_coco
-    return score(truth, entries, str(results_file))
+    return score(truth, entries, str(results_file), backend)
 
 
 def score_predictions_file(cfg: Config) -> dict[str, Any]:
@@ -123,7 +176,7 @@ def score_predictions_file(cfg: Config) -> dict[str, Any]:
         raise ConfigError(
             f"predictions= scores detections on data=coco, data=voc or data=shapes, not data={cfg.data.format}"
         )
-    metrics = score_results(truth, cfg.predictions)
+    metrics = score_results(truth, cfg.predictions, str(cfg.eval.coco_backend))
     layout = f" ({cfg.data.layout.value} layout)" if cfg.data.format == "shapes" else ""
     return {
         "status": "ok",

@@ -86,7 +86,12 @@ def build_setup(
     elif mean_image is None:
         raise ConfigError(_NO_MEAN_IMAGE)
     task = build_task(
-        cfg.model, class_names=names, predict_cfg=cfg.predict, aug=cfg.aug, mean_image=mean_image
+        cfg.model,
+        class_names=names,
+        predict_cfg=cfg.predict,
+        eval_cfg=cfg.eval,
+        aug=cfg.aug,
+        mean_image=mean_image,
     )
     model = build_model(cfg.model, num_classes=len(names)).to(device)
     return Setup(cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, model, mean_image)

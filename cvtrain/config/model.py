@@ -76,6 +76,14 @@ class FasterRCNNConfig(DetectionModelConfig):
     box_positive_fraction: float | None = None
 
 
+@schema("model", "mask_rcnn")
+@dataclass
+class MaskRCNNConfig(FasterRCNNConfig):
+    """Faster R-CNN's options; the targets carry instance masks and COCO mask AP (`segm_map`, ...) is added."""
+
+    task: str = "instance_segmentation"  # the detection task with masks (cvtrain/tasks/detection.py)
+
+
 @schema("model", "ssd")
 @dataclass
 class SSDConfig(DetectionModelConfig):

@@ -24,6 +24,7 @@ from cvtrain.data.annotation_checks import AnnotationLog, image_path
 from cvtrain.data.coco_checks import Usable, check_coco, no_objects
 from cvtrain.data.detection_samples import DetectionTransforms, Sample, load_sample
 from cvtrain.data.detection_splits import detection_splits
+from cvtrain.data.instance_masks import instance_masks
 from cvtrain.data.splits import DataSplits, require_task
 from cvtrain.errors import ConfigError, DataError
 
@@ -107,8 +108,11 @@ class COCODetection:
         transforms: DetectionTransforms | None = None,
         require_images: bool = True,
         checks: AnnotationLog | None = None,
+        masks: bool = False,
     ):
         self.ann_file = Path(ann_file).expanduser()
+        self.masks = masks  # instance masks in the targets (model=mask_rcnn): cvtrain/data/instance_masks.py
+        self.annotation_ids: dict[int, list[int]] = {}  # the annotations behind each image's boxes, in order
         self.image_dir = Path(image_dir).expanduser() if image_dir is not None else None
         self.transforms = transforms
         self.checks = checks if checks is not None else AnnotationLog()
@@ -119,7 +123,8 @@ class COCODetection:
             )
         since = len(self.checks.problems)
         dataset = read_coco_json(self.ann_file)
-        usable = check_coco(dataset, source=self.ann_file, checks=self.checks, reads=("bbox",))
+        reads = ("bbox", "segmentation") if masks else ("bbox",)
+        usable = check_coco(dataset, source=self.ann_file, checks=self.checks, reads=reads)
         self.coco = index_coco(dataset, usable)
         self.image_paths = {
             image_id: image_path(
@@ -142,6 +147,7 @@ class COCODetection:
             boxes = np.asarray([u.box for u in found], dtype=np.float32).reshape(-1, 4)
             labels = np.asarray([self.cat_id_to_label[u.ann["category_id"]] for u in found], dtype=np.int64)
             self._targets[image_id] = (boxes, labels)
+            self.annotation_ids[image_id] = [u.ann["id"] for u in found]
             if len(labels) or not train or keep_empty:
                 self.image_ids.append(image_id)
         self.checks.report(self.ann_file, since)
@@ -168,7 +174,11 @@ class COCODetection:
     def __getitem__(self, index: int) -> Sample | BadSample:
         image_id = self.image_ids[index]
         boxes, labels = self._targets[image_id]
-        return load_sample(self.image_paths[image_id], image_id, boxes, labels, self.transforms)
+        path = self.image_paths[image_id]
+        masks = None
+        if self.masks:
+            masks = instance_masks(self.coco, image_id, self.annotation_ids[image_id], str(self.ann_file))
+        return load_sample(path, image_id, boxes, labels, self.transforms, masks=masks)
 
     def aspect_ratios(self) -> list[float]:
         """Width / height of every image, from the json (no decoding), for aspect-ratio grouping."""
@@ -217,6 +227,7 @@ def coco_split(
     transforms: DetectionTransforms | None = None,
     require_images: bool = True,
     checks: AnnotationLog | None = None,
+    masks: bool = False,
 ) -> COCODetection:
     ann_file, image_dir = coco_paths(cfg, "train" if train else "val", require_images=require_images)
     return COCODetection(
@@ -227,15 +238,16 @@ def coco_split(
         transforms=transforms,
         require_images=require_images,
         checks=checks,
+        masks=masks,
     )
 
 
 def build_coco(cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True) -> DataSplits:
     """`data=coco`: the train and val json + image folders (`coco_paths`); categories must agree."""
-    require_task(cfg.format, task, ("detection",))
+    require_task(cfg.format, task, ("detection", "instance_segmentation"))
     checks = AnnotationLog(cfg.on_bad_annotation)
     splits = detection_splits(
-        partial(coco_split, cfg, checks=checks),
+        partial(coco_split, cfg, checks=checks, masks=task == "instance_segmentation"),
         aug=aug,
         need_train=need_train,
         grouping=cfg.aspect_ratio_grouping,

@@ -24,15 +24,21 @@ Sample = tuple[tv_tensors.Image, Target, dict[str, Any]]
 DetectionTransforms = Callable[[tv_tensors.Image, Target], tuple[tv_tensors.Image, Target]]
 
 
-def make_target(boxes: np.ndarray, labels: np.ndarray, canvas_size: tuple[int, int]) -> Target:
-    """Build the training target; boxes sticking out of the image are clamped to it (torchvision's clamp)."""
+def make_target(
+    boxes: np.ndarray, labels: np.ndarray, canvas_size: tuple[int, int], masks: np.ndarray | None = None
+) -> Target:
+    """Build the training target; boxes sticking out of the image are clamped to it (torchvision's clamp).
+    Instance masks ([N, H, W] uint8, one per box) become a `tv_tensors.Mask`: the transforms move them too."""
     bounding = tv_tensors.BoundingBoxes(
         torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4), format="XYXY", canvas_size=canvas_size
     )
-    return {
+    target = {
         "boxes": F.clamp_bounding_boxes(bounding),
         "labels": torch.as_tensor(labels, dtype=torch.int64).reshape(-1),
     }
+    if masks is not None:
+        target["masks"] = tv_tensors.Mask(torch.from_numpy(masks))
+    return target
 
 
 def load_sample(
@@ -41,15 +47,20 @@ def load_sample(
     boxes: np.ndarray,
     labels: np.ndarray,
     transforms: DetectionTransforms | None,
+    masks: np.ndarray | None = None,
 ) -> Sample | BadSample:
-    """Read one image and build `(image, target, meta)`; an unreadable image becomes a `BadSample`."""
+    """Read one image and build `(image, target, meta)`; an unreadable image becomes a `BadSample`, and so does
+    one whose size differs from its instance `masks` (the annotation file's width and height)."""
     try:
         pixels = read_image(path)
     except BadImageError as e:
         return BadSample(path=e.path, reason=e.reason)
     height, width = int(pixels.shape[-2]), int(pixels.shape[-1])
+    if masks is not None and tuple(masks.shape[-2:]) != (height, width):
+        reason = f"the image is {height}x{width} but its annotation says {masks.shape[-2]}x{masks.shape[-1]}"
+        return BadSample(path=str(path), reason=reason)
     image = tv_tensors.Image(pixels)
-    target = make_target(boxes, labels, (height, width))
+    target = make_target(boxes, labels, (height, width), masks)
     meta = {"image_id": image_id, "path": str(path), "orig_size": (height, width)}
     if transforms is not None:
         image, target = transforms(image, target)

@@ -9,7 +9,8 @@ Each image holds 2-5 shapes. Objects with less than 1 % of the image visible (ti
 shapes) are `difficult` in the VOC copy. In the COCO copy, every `CROWD_EVERY`-th image draws three shapes of one
 class and annotates those that stay visible as a single `iscrowd` region (union box, RLE mask), and the category
 ids are non-contiguous (`SHAPES_COCO_CATEGORY_IDS`), so the label mapping is exercised. ImageSets/Main/test.txt
-repeats val.txt: the synthetic data has no separate test split.
+repeats val.txt: the synthetic data has no separate test split. Every COCO object carries its visible pixels as an
+RLE mask: the instance form (`model=mask_rcnn`) always reads the COCO copy, with those masks in its targets.
 """
 
 from __future__ import annotations
@@ -71,9 +72,15 @@ def ensure_shapes_detection(
 
 
 def shapes_detection_split(
-    cfg: Any, *, train: bool, transforms: DetectionTransforms | None = None, require_images: bool = True
+    cfg: Any,
+    *,
+    train: bool,
+    transforms: DetectionTransforms | None = None,
+    require_images: bool = True,
+    masks: bool = False,
 ) -> VOCDetection | COCODetection:
-    """One split of the scenes (written once) through the real loaders, in the layout `data.layout` names."""
+    """One split of the scenes (written once) through the real loaders, in the layout `data.layout` names (the
+    COCO one with instance `masks`: the VOC copy has none)."""
     folder = ensure_shapes_detection(
         Path(cfg.cache_dir).expanduser(),
         image_size=cfg.scene_size,
@@ -82,7 +89,7 @@ def shapes_detection_split(
         seed=cfg.seed,
     )
     split = "train" if train else "val"
-    if cfg.layout == "coco":
+    if cfg.layout == "coco" or masks:
         ann_file, image_dir = shapes_coco_paths(folder, split)
         return COCODetection(
             ann_file=ann_file,
@@ -91,6 +98,7 @@ def shapes_detection_split(
             train=train,
             transforms=transforms,
             require_images=require_images,
+            masks=masks,
         )
     return VOCDetection(
         root=shapes_voc_root(folder),
@@ -103,11 +111,12 @@ def shapes_detection_split(
 
 
 def build_shapes_detection(
-    cfg: Any, *, aug: Any, need_train: bool, require_images: bool = True
+    cfg: Any, *, aug: Any, need_train: bool, require_images: bool = True, masks: bool = False
 ) -> DataSplits:
-    """The detection form of `data=shapes` (every scene is square: no aspect-ratio grouping)."""
+    """The detection form of `data=shapes` (every scene is square: no aspect-ratio grouping); with `masks`, the
+    instance form (the COCO copy, instance masks in the targets)."""
     return detection_splits(
-        partial(shapes_detection_split, cfg),
+        partial(shapes_detection_split, cfg, masks=masks),
         aug=aug,
         need_train=need_train,
         grouping=False,

@@ -1,9 +1,10 @@
 """`data=shapes` gives the form the model's task needs: class folders for a classifier, VOC / COCO boxes for a
-detector, VOC palette masks for a segmentation model (each form's writer and builder live in its own module)."""
+detector (COCO boxes and instance masks for Mask R-CNN), VOC palette masks for a segmentation model (each form's writer and builder live in its own module)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from cvtrain.data.shapes import build_shapes_classification
@@ -15,6 +16,7 @@ from cvtrain.errors import ConfigError
 SHAPES_FORMS: dict[str, Callable[..., DataSplits]] = {
     "classification": build_shapes_classification,
     "detection": build_shapes_detection,
+    "instance_segmentation": partial(build_shapes_detection, masks=True),
     "segmentation": build_shapes_segmentation,
 }
 

@@ -96,6 +96,7 @@ def classification_transforms(aug: Any, *, train: bool) -> ClassificationTransfo
 EVAL_TRANSFORMS: dict[str, Callable[[Any], Callable]] = {
     "classification": lambda aug: classification_transforms(aug, train=False),
     "detection": lambda aug: detection_transforms(aug, train=False),
+    "instance_segmentation": lambda aug: detection_transforms(aug, train=False),
     "segmentation": lambda aug: segmentation_transforms(aug, train=False),
 }
 

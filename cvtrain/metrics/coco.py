@@ -1,9 +1,15 @@
-"""COCO box AP computed by pycocotools' own COCOeval, on the dataset's own json.
+"""COCO AP (boxes and masks) by COCOeval: faster-coco-eval's C++ port by default, pycocotools' own as reference.
 
 Metric names, in `COCOeval.stats` order: `map` (AP@[.5:.95]), `map_50`, `map_75`, `map_small`, `map_medium`,
-`map_large`, `mar_1`, `mar_10`, `mar_100`, `mar_small`, `mar_medium`, `mar_large`. Values are pycocotools'
-unchanged, including its -1 for an area range without any ground truth. With no detections at all every metric
-is 0 (pycocotools cannot load an empty result list).
+`map_large`, `mar_1`, `mar_10`, `mar_100`, `mar_small`, `mar_medium`, `mar_large`; mask AP the same with a
+`segm_` prefix. Values are COCOeval's unchanged, including its -1 for an area range without any ground truth.
+With no detections at all every metric is 0 (pycocotools cannot load an empty result list).
+
+The two backends (`eval.coco_backend=faster|pycocotools`) agree on every matched pair, recall and score; their
+precision differs in one place only: pycocotools divides by `tp + fp + np.spacing(1)`, the C++ code by `tp + fp`.
+For `tp + fp >= 2` the spacing rounds away (half an ulp or less, ties to even); at `tp + fp == 1` pycocotools
+gives 1 - 2**-52 where faster-coco-eval gives 1.0. A stat is a mean of such values, so the two differ by at most
+2.2e-16 (tests/metrics/test_coco_backends.py checks both the arrays and the stats).
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from faster_coco_eval import COCO as FasterCOCO
+from faster_coco_eval import COCOeval_faster
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from rich.table import Table
@@ -31,32 +40,67 @@ COCO_METRICS = (
     "map", "map_50", "map_75", "map_small", "map_medium", "map_large",
     "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large",
 )  # fmt: skip
+COCO_BACKENDS = ("faster", "pycocotools")
+IOU_TYPES = ("bbox", "segm")
 
 
-def evaluate_bbox(
-    coco_gt: COCO, detections: list[dict[str, Any]], *, image_ids: Sequence[int] | None = None
-) -> tuple[dict[str, float], COCOeval | None]:
-    """Run COCOeval(iouType="bbox") on COCO-format detections (ids of the ground-truth file).
+def metric_names(iou_type: str) -> tuple[str, ...]:
+    """`map`, ... for boxes; `segm_map`, ... for masks."""
+    return COCO_METRICS if iou_type == "bbox" else tuple(f"{iou_type}_{name}" for name in COCO_METRICS)
 
+
+def run_cocoeval(
+    coco_gt: COCO,
+    results: list[dict[str, Any]],
+    *,
+    iou_type: str = "bbox",
+    backend: str = "faster",
+    image_ids: Sequence[int] | None = None,
+) -> Any:
+    """COCOeval evaluate + accumulate + summarize of non-empty COCO-format `results` (ids of `coco_gt`).
+
+    Returns the evaluation object (pycocotools' or faster-coco-eval's; both have `stats`, `eval`, `params`).
     `image_ids` restricts the evaluated images (default: every image of `coco_gt`, as the official scripts do).
     """
-    if not detections or (image_ids is not None and not len(image_ids)):
-        log.warning("COCO AP: no detections to evaluate; every metric is 0")
-        return dict.fromkeys(COCO_METRICS, 0.0), None
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress on stdout
-        # loadRes adds keys (area, id, segmentation) to each dict: give it copies.
-        coco_dt = coco_gt.loadRes([dict(d) for d in detections])
-        evaluation = COCOeval(coco_gt, coco_dt, iouType="bbox")
-        if image_ids is not None:
-            evaluation.params.imgIds = sorted(image_ids)
+    if backend not in COCO_BACKENDS or iou_type not in IOU_TYPES:
+        raise ValueError(f"backend {backend!r} / iou_type {iou_type!r}: use {COCO_BACKENDS} / {IOU_TYPES}")
+    copies = [dict(r) for r in results]  # loadRes adds keys (area, id, ...) to each dict
+    if backend == "faster":
+        # faster-coco-eval needs its own COCO index; this one shares pycocotools' annotation dicts.
+        gt = FasterCOCO(coco_gt.dataset)
+        evaluation = COCOeval_faster(gt, gt.loadRes(copies), iouType=iou_type, print_function=log.debug)
+    else:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress on stdout
+            evaluation = COCOeval(coco_gt, coco_gt.loadRes(copies), iouType=iou_type)
+    if image_ids is not None:
+        evaluation.params.imgIds = sorted(image_ids)
+    with contextlib.redirect_stdout(io.StringIO()):
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
-    return dict(zip(COCO_METRICS, (float(v) for v in evaluation.stats), strict=True)), evaluation
+    return evaluation
+
+
+def evaluate_coco(
+    coco_gt: COCO,
+    results: list[dict[str, Any]],
+    *,
+    iou_type: str = "bbox",
+    backend: str = "faster",
+    image_ids: Sequence[int] | None = None,
+) -> tuple[dict[str, float], Any | None]:
+    """The 12 COCO stats of `results` by name (`metric_names(iou_type)`), and the evaluation (None if empty)."""
+    names = metric_names(iou_type)
+    if not results or (image_ids is not None and not len(image_ids)):
+        log.warning("COCO %s AP: no detections to evaluate; every metric is 0", iou_type)
+        return dict.fromkeys(names, 0.0), None
+    evaluation = run_cocoeval(coco_gt, results, iou_type=iou_type, backend=backend, image_ids=image_ids)
+    return dict(zip(names, (float(v) for v in evaluation.stats[:12]), strict=True)), evaluation
 
 
 class COCOEvaluator(Evaluator):
-    """COCO box AP of a detector over the images seen by `update` (every image, after a full pass).
+    """COCO box AP of a detector over the images seen by `update` (every image, after a full pass), computed by
+    `backend` (faster-coco-eval or pycocotools).
 
     Labels map back to the file's category ids through `label_to_cat_id`; `image_id_map` maps the dataset's
     image ids (`meta["image_id"]`) to the ids in `coco_gt` when they differ (VOC stems -> the COCO view's ints).
@@ -69,15 +113,21 @@ class COCOEvaluator(Evaluator):
         coco_gt: COCO,
         label_to_cat_id: Mapping[int, int],
         image_id_map: Mapping[Hashable, int] | None = None,
+        backend: str = "faster",
+        masks: bool = False,
     ):
+        if backend not in COCO_BACKENDS:
+            raise ValueError(f"COCO backend {backend!r} is not one of {COCO_BACKENDS}")
         self.coco_gt = coco_gt
+        self.backend = backend
+        self.masks = masks  # instance masks too: mask AP (`segm_map`, ...) beside the box AP
         self.label_to_cat_id = {int(k): int(v) for k, v in label_to_cat_id.items()}
         self.image_id_map = dict(image_id_map) if image_id_map is not None else None
         self.reset()
 
     def reset(self) -> None:
         self._results: dict[Hashable, list[dict[str, Any]]] = {}
-        self._evaluation: COCOeval | None = None
+        self._evaluation: Any = None  # the last compute()'s COCOeval (None without detections)
 
     def _coco_id(self, image_id: Hashable) -> int:
         coco_id = image_id if self.image_id_map is None else self.image_id_map.get(image_id)
@@ -85,9 +135,12 @@ class COCOEvaluator(Evaluator):
             raise DataError(f"image id {image_id!r} is not an image of the COCO ground truth")
         return int(coco_id)
 
-    def add(self, image_id: Hashable, boxes: Any, scores: Any, labels: Any) -> None:
-        """Record one image's detections (boxes XYXY in original pixels, contiguous 0-based labels)."""
+    def add(self, image_id: Hashable, boxes: Any, scores: Any, labels: Any, masks: Any = None) -> None:
+        """Record one image's detections (boxes XYXY in original pixels, contiguous 0-based labels; with
+        `masks=True` their [N, H, W] binary masks in original pixels, kept as COCO RLE)."""
         self._coco_id(image_id)
+        if self.masks and masks is None:
+            raise ValueError(f"image {image_id!r}: this evaluator scores masks, but the detections have none")
         boxes = _numpy(boxes).astype(np.float64).reshape(-1, 4)
         scores = _numpy(scores).astype(np.float64).reshape(-1)
         labels = _numpy(labels).astype(np.int64).reshape(-1)
@@ -103,11 +156,20 @@ class COCOEvaluator(Evaluator):
             }
             for (x0, y0, x1, y1), score, label in zip(boxes, scores, labels, strict=True)
         ]
+        if self.masks:
+            for result, rle in zip(self._results[image_id], encode_masks(masks), strict=True):
+                result["segmentation"] = rle
         self._evaluation = None
 
     def update(self, batch: Batch, predictions: Sequence[dict[str, torch.Tensor]]) -> None:
         for meta, prediction in zip(batch.meta, predictions, strict=True):
-            self.add(meta["image_id"], prediction["boxes"], prediction["scores"], prediction["labels"])
+            self.add(
+                meta["image_id"],
+                prediction["boxes"],
+                prediction["scores"],
+                prediction["labels"],
+                prediction.get("masks"),
+            )
 
     def merge(self, other: Evaluator) -> None:
         if not isinstance(other, COCOEvaluator):
@@ -121,9 +183,18 @@ class COCOEvaluator(Evaluator):
         return [result for image_id in ordered for result in self._results[image_id]]
 
     def compute(self) -> dict[str, float]:
-        detections = [{**r, "image_id": self._coco_id(r["image_id"])} for r in self.results()]
-        image_ids = [self._coco_id(image_id) for image_id in self._results]
-        metrics, self._evaluation = evaluate_bbox(self.coco_gt, detections, image_ids=image_ids)
+        coco_ids = {image_id: self._coco_id(image_id) for image_id in self._results}  # once per image
+        ordered = sorted(self._results, key=coco_ids.__getitem__)
+        detections = [{**r, "image_id": coco_ids[i]} for i in ordered for r in self._results[i]]
+        image_ids = list(coco_ids.values())
+        metrics, self._evaluation = evaluate_coco(
+            self.coco_gt, detections, backend=self.backend, image_ids=image_ids
+        )
+        if self.masks:  # the same results (boxes and masks) as predictions.json, scored as masks
+            segm, _ = evaluate_coco(
+                self.coco_gt, detections, iou_type="segm", backend=self.backend, image_ids=image_ids
+            )
+            metrics.update(segm)
         return metrics
 
     def report(self) -> Table | None:
@@ -142,6 +213,17 @@ class COCOEvaluator(Evaluator):
                 str(self.coco_gt.cats[cat_id]["name"]), str(cat_id), "-" if math.isnan(ap) else f"{ap:.4f}"
             )
         return table
+
+
+def encode_masks(masks: Any) -> list[dict[str, Any]]:
+    """[N, H, W] binary masks -> COCO RLE dicts ({"size": [H, W], "counts": str}, JSON-ready)."""
+    array = _numpy(masks).astype(np.uint8)
+    if array.ndim != 3:
+        raise ValueError(f"masks must be [N, H, W], got shape {list(array.shape)}")
+    encoded = mask_utils.encode(np.asfortranarray(array.transpose(1, 2, 0)))
+    return [
+        {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in encoded
+    ]
 
 
 def _numpy(value: Any) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The detection evaluator of a dataset, chosen by the ground truth it provides (`DetectionGroundTruth`).
 
-COCO-format data is scored with pycocotools on its own json (headline `map`); VOC-style data, which also has
+COCO-format data is scored with COCOeval (faster-coco-eval or pycocotools) on its own json (headline `map`); VOC-style data, which also has
 devkit records with `difficult` flags, with the devkit's AP (headline `voc_map`) plus COCO AP on its COCO view.
 """
 
@@ -62,18 +62,29 @@ def ground_truth_of(dataset: Any) -> DetectionGroundTruth:
     return dataset
 
 
-def coco_evaluator(truth: DetectionGroundTruth) -> COCOEvaluator:
+def coco_evaluator(
+    truth: DetectionGroundTruth, backend: str = "faster", masks: bool = False
+) -> COCOEvaluator:
     view = truth.coco_ground_truth()
     return COCOEvaluator(
-        coco_gt=view.coco, label_to_cat_id=view.label_to_cat_id, image_id_map=view.image_id_map
+        coco_gt=view.coco,
+        label_to_cat_id=view.label_to_cat_id,
+        image_id_map=view.image_id_map,
+        backend=backend,
+        masks=masks,
     )
 
 
-def detection_evaluator(dataset: Any) -> tuple[Evaluator, str]:
-    """The evaluator for `dataset` and its headline metric (what picks best.ckpt)."""
+def detection_evaluator(
+    dataset: Any, coco_backend: str = "faster", masks: bool = False
+) -> tuple[Evaluator, str]:
+    """The evaluator for `dataset` and its headline metric (what picks best.ckpt); COCO AP by `coco_backend`,
+    with mask AP (`segm_map`, ...) when `masks` (Mask R-CNN on COCO-format data)."""
     truth = ground_truth_of(dataset)
     records = truth.voc_records()
     if records is None:
-        return coco_evaluator(truth), "map"
+        return coco_evaluator(truth, coco_backend, masks), "map"
+    if masks:
+        raise ConfigError("mask AP needs COCO-format data with instance masks: use data=coco or data=shapes")
     voc = VOCEvaluator(records=records, class_names=truth.class_names)
-    return CombinedEvaluator(evaluators=[voc, coco_evaluator(truth)]), "voc_map"
+    return CombinedEvaluator(evaluators=[voc, coco_evaluator(truth, coco_backend)]), "voc_map"

@@ -30,15 +30,16 @@ from torch import Tensor, nn
 from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, VGG16_Weights, WeightsEnum
 from torchvision.models import detection as tvdet
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from torchvision.models.detection.ssd import SSD, SSDClassificationHead
 from torchvision.models.detection.ssdlite import SSDLiteClassificationHead
 
 from cvtrain.errors import ConfigError
 from cvtrain.models.weights import torchvision_weights_from_local_cache
 
-_Entry = tuple[Callable[..., nn.Module], type[WeightsEnum], WeightsEnum]
+DetectorEntry = tuple[Callable[..., nn.Module], type[WeightsEnum], WeightsEnum]
 # name -> backbone -> (torchvision builder, its COCO weights enum, the ImageNet weights its backbone uses)
-_MODELS: dict[str, dict[str, _Entry]] = {
+_MODELS: dict[str, dict[str, DetectorEntry]] = {
     "faster_rcnn": {
         "resnet50_fpn": (
             tvdet.fasterrcnn_resnet50_fpn,
@@ -100,12 +101,16 @@ class TorchvisionDetector(nn.Module):
                 raise ValueError("a detection model in training mode needs targets")
             self._check_labels(targets)
             shifted = [
-                {"boxes": t["boxes"].as_subclass(Tensor), "labels": t["labels"].as_subclass(Tensor) + 1}
+                {
+                    **{k: v.as_subclass(Tensor) for k, v in t.items()},  # boxes, and masks for Mask R-CNN
+                    "labels": t["labels"].as_subclass(Tensor) + 1,
+                }
                 for t in targets
             ]
             return self.model(images, shifted)
         detections = self.model(images)
-        return [{"boxes": d["boxes"], "scores": d["scores"], "labels": d["labels"] - 1} for d in detections]
+        # Mask R-CNN adds "masks": [N, 1, H, W] probabilities in the input image's pixels
+        return [{**d, "labels": d["labels"] - 1} for d in detections]
 
     def _check_labels(self, targets: list[dict[str, Tensor]]) -> None:
         # An out-of-range label would index past the class head (a device-side assert on a GPU): say why instead.
@@ -122,10 +127,14 @@ class TorchvisionDetector(nn.Module):
 
 def _replace_class_head(model: nn.Module, num_outputs: int) -> None:
     """Give a COCO-pretrained torchvision detector `num_outputs` classes (background included)."""
-    if isinstance(model, tvdet.FasterRCNN):
-        predictor = model.roi_heads.box_predictor
+    if isinstance(model, tvdet.FasterRCNN):  # Mask R-CNN included: its mask predictor has a channel per class
+        predictor, masks = model.roi_heads.box_predictor, model.roi_heads.mask_predictor
         if predictor.cls_score.out_features != num_outputs:
             model.roi_heads.box_predictor = FastRCNNPredictor(predictor.cls_score.in_features, num_outputs)
+        if masks is not None and masks.mask_fcn_logits.out_channels != num_outputs:
+            model.roi_heads.mask_predictor = MaskRCNNPredictor(
+                masks.conv5_mask.in_channels, masks.conv5_mask.out_channels, num_outputs
+            )
     elif isinstance(model, tvdet.RetinaNet):
         head = model.head.classification_head
         if head.num_classes != num_outputs:
@@ -165,7 +174,7 @@ def build_faster_rcnn(
     **torchvision_options: int | float | None,
 ) -> TorchvisionDetector:
     """Faster R-CNN for `num_classes` foreground classes (labels 0..num_classes-1); see the module doc."""
-    return _build(
+    return build_detector(
         "faster_rcnn",
         num_classes,
         backbone=backbone,
@@ -186,7 +195,7 @@ def build_ssd(
     **torchvision_options: int | float | None,
 ) -> TorchvisionDetector:
     """SSD300-VGG16 or SSDlite320-MobileNetV3 (fixed input size inside); see the module doc."""
-    return _build(
+    return build_detector(
         "ssd",
         num_classes,
         backbone=backbone,
@@ -207,7 +216,7 @@ def build_retinanet(
     **torchvision_options: int | float | None,
 ) -> TorchvisionDetector:
     """RetinaNet (focal loss); see the module doc."""
-    return _build(
+    return build_detector(
         "retinanet",
         num_classes,
         backbone=backbone,
@@ -218,17 +227,18 @@ def build_retinanet(
     )
 
 
-def _build(
+def build_detector(
     name: str,
     num_classes: int,
     *,
+    backbones: dict[str, DetectorEntry] | None = None,
     backbone: str | None,
     pretrained: bool,
     pretrained_backbone: bool,
     trainable_backbone_layers: int | None,
     torchvision_options: dict[str, Any],
 ) -> TorchvisionDetector:
-    backbones = _MODELS[name]
+    backbones = backbones or _MODELS[name]
     backbone = backbone or next(iter(backbones))
     if backbone not in backbones:
         raise ConfigError(

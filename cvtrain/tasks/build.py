@@ -15,17 +15,28 @@ from cvtrain.tasks.inputs import ImageInput
 from cvtrain.tasks.segmentation import SegmentationTask
 
 
-def _classification(model_cfg: Any, class_names: list[str], predict_cfg: Any, inputs: ImageInput) -> Task:
+def _classification(
+    model_cfg: Any, class_names: list[str], predict_cfg: Any, eval_cfg: Any, inputs: ImageInput
+) -> Task:
     return ClassificationTask(class_names=class_names, topk=predict_cfg.topk, inputs=inputs)
 
 
-def _detection(model_cfg: Any, class_names: list[str], predict_cfg: Any, inputs: ImageInput) -> Task:
+def _detection(
+    model_cfg: Any, class_names: list[str], predict_cfg: Any, eval_cfg: Any, inputs: ImageInput
+) -> Task:
     # [0, 1] only: the detectors normalise inside (torchvision's GeneralizedRCNNTransform; our YOLO takes [0, 1])
-    inputs = ImageInput(lighting=inputs.lighting)
-    return DetectionTask(class_names=class_names, score_threshold=predict_cfg.score_threshold, inputs=inputs)
+    return DetectionTask(
+        class_names=class_names,
+        score_threshold=predict_cfg.score_threshold,
+        coco_backend=str(eval_cfg.coco_backend),
+        masks=model_cfg.task == "instance_segmentation",
+        inputs=ImageInput(lighting=inputs.lighting),
+    )
 
 
-def _segmentation(model_cfg: Any, class_names: list[str], predict_cfg: Any, inputs: ImageInput) -> Task:
+def _segmentation(
+    model_cfg: Any, class_names: list[str], predict_cfg: Any, eval_cfg: Any, inputs: ImageInput
+) -> Task:
     return SegmentationTask(
         class_names=class_names,
         class_weights=model_cfg.class_weights,
@@ -34,10 +45,11 @@ def _segmentation(model_cfg: Any, class_names: list[str], predict_cfg: Any, inpu
     )
 
 
-# Tasks by `model.task`: (model cfg, class names, predict cfg, the model input the aug group describes) -> Task.
-BUILDERS: dict[str, Callable[[Any, list[str], Any, ImageInput], Task]] = {
+# Tasks by `model.task`: (model cfg, class names, predict cfg, eval cfg, the model input the aug group describes).
+BUILDERS: dict[str, Callable[[Any, list[str], Any, Any, ImageInput], Task]] = {
     "classification": _classification,
     "detection": _detection,
+    "instance_segmentation": _detection,  # Mask R-CNN: the detection task with instance masks
     "segmentation": _segmentation,
 }
 
@@ -47,6 +59,7 @@ def build_task(
     *,
     class_names: list[str],
     predict_cfg: Any,
+    eval_cfg: Any,
     aug: Any,
     mean_image: torch.Tensor | None = None,
 ) -> Task:
@@ -57,4 +70,4 @@ def build_task(
     if mean_image is not None and model_cfg.task != "classification":
         raise ConfigError(f"aug.mean_image=true is for classification; model.task is {model_cfg.task}.")
     inputs = ImageInput.normalized(aug, mean_image=mean_image)
-    return BUILDERS[model_cfg.task](model_cfg, class_names, predict_cfg, inputs)
+    return BUILDERS[model_cfg.task](model_cfg, class_names, predict_cfg, eval_cfg, inputs)

@@ -6,7 +6,12 @@ converts them on the device, `cvtrain/tasks/inputs.py`) and targets `{"boxes": X
 "labels": int64 0-based}` returns a dict of named losses in training mode, and in eval mode `model(images)`
 returns one `{"boxes", "scores", "labels"}` per image, boxes in that input image's pixels.
 
-The evaluator follows the dataset: COCO data is scored with pycocotools on its own json (headline `map`); VOC
+With `masks=True` (Mask R-CNN, `model.task=instance_segmentation`) targets also carry `masks` ([N, H, W] uint8)
+and the model returns `masks` ([N, 1, H, W] probabilities in the input image's pixels): predictions hold them as
+binary masks in the original pixels, scored as COCO mask AP (`segm_map`, ...) beside the box AP, written as RLE
+`segmentation` in predictions.json and drawn by `cvtrain predict`.
+
+The evaluator follows the dataset: COCO data is scored with COCOeval on its own json (headline `map`); VOC
 data with the devkit's AP (headline `voc_map`) and COCO AP on the COCO view of the same annotations.
 """
 
@@ -18,6 +23,7 @@ from typing import Any
 import torch
 from rich.table import Table
 from torch import nn
+from torch.nn import functional as F
 
 from cvtrain.contracts.batch import Batch, split_bad
 from cvtrain.contracts.evaluator import Evaluator
@@ -41,6 +47,17 @@ def to_original_pixels(
     return boxes * scale
 
 
+def binary_masks(probabilities: torch.Tensor, orig_size: tuple[int, int]) -> torch.Tensor:
+    """Mask R-CNN's [N, 1, h, w] mask probabilities (input pixels) -> [N, H, W] bool masks in the original pixels,
+    at torchvision's (and Detectron's) threshold of 0.5."""
+    if not len(probabilities):
+        return torch.zeros((0, *orig_size), dtype=torch.bool, device=probabilities.device)
+    masks = probabilities.float()
+    if tuple(masks.shape[-2:]) != orig_size:
+        masks = F.interpolate(masks, size=orig_size, mode="bilinear", align_corners=False)
+    return masks[:, 0] > 0.5
+
+
 class DetectionTask:
     name = "detection"
 
@@ -49,10 +66,18 @@ class DetectionTask:
         return mode_of(self.monitor)
 
     def __init__(
-        self, *, class_names: list[str], score_threshold: float = 0.5, inputs: ImageInput | None = None
+        self,
+        *,
+        class_names: list[str],
+        score_threshold: float = 0.5,
+        coco_backend: str = "faster",
+        masks: bool = False,
+        inputs: ImageInput | None = None,
     ):
         self.class_names = list(class_names)
         self.score_threshold = score_threshold
+        self.masks = masks
+        self.coco_backend = coco_backend  # faster | pycocotools: who computes COCO AP (the same numbers)
         self.monitor = "map"  # becomes the dataset's headline metric when `evaluator(dataset)` is built
         self.inputs = inputs or ImageInput()  # [0, 1]: the detectors normalise inside
 
@@ -65,7 +90,8 @@ class DetectionTask:
             images.append(image.as_subclass(torch.Tensor))
             metas.append({**meta, "input_size": (int(image.shape[-2]), int(image.shape[-1]))})
             if isinstance(target, dict):
-                target = {"boxes": target["boxes"].as_subclass(torch.Tensor), "labels": target["labels"]}
+                keys = ("boxes", "labels", "masks") if self.masks else ("boxes", "labels")
+                target = {k: target[k].as_subclass(torch.Tensor) for k in keys}
             else:
                 target = None  # `cvtrain predict` inputs have no annotation
             targets.append(target)
@@ -79,19 +105,21 @@ class DetectionTask:
 
     def predict(self, model: nn.Module, batch: Batch) -> Detections:
         outputs = model(self.inputs(batch.images))
-        return [
-            {
-                "boxes": to_original_pixels(
-                    out["boxes"].float(), meta["input_size"], tuple(meta["orig_size"])
-                ),
+        predictions = []
+        for out, meta in zip(outputs, batch.meta, strict=True):
+            orig_size = tuple(meta["orig_size"])
+            prediction = {
+                "boxes": to_original_pixels(out["boxes"].float(), meta["input_size"], orig_size),
                 "scores": out["scores"].float(),
                 "labels": out["labels"].long(),
             }
-            for out, meta in zip(outputs, batch.meta, strict=True)
-        ]
+            if self.masks:
+                prediction["masks"] = binary_masks(out["masks"], orig_size)
+            predictions.append(prediction)
+        return predictions
 
     def evaluator(self, dataset: Any) -> Evaluator:
-        evaluator, self.monitor = detection_evaluator(dataset)
+        evaluator, self.monitor = detection_evaluator(dataset, self.coco_backend, self.masks)
         return evaluator
 
     def results_writer(self, dataset: Any, out_dir: Path) -> COCOResultsWriter:

@@ -1,5 +1,5 @@
 """What the detection task writes: predictions.json in COCO results format (`cvtrain eval
-eval.save_predictions=true`) and pictures with the boxes drawn (`cvtrain predict`)."""
+eval.save_predictions=true`) and pictures with the boxes (and Mask R-CNN's masks) drawn (`cvtrain predict`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 import torch
 from torchvision.io import write_png
-from torchvision.utils import draw_bounding_boxes
+from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.data.images import BadImageError, read_image
+from cvtrain.metrics.coco import encode_masks
 
 # Distinct colours for the boxes, by class index (cycled for more classes).
 BOX_COLOURS = (
@@ -27,7 +28,8 @@ class COCOResultsWriter:
     format, so pycocotools (or `cvtrain eval predictions=FILE`) re-scores it.
 
     `image_id` is the dataset's own (the COCO file's id; a VOC image's file stem), `category_id` the file's id
-    (`label_to_cat_id`), boxes are in original image pixels. Every detection the model returned is written.
+    (`label_to_cat_id`), boxes are in original image pixels. Every detection the model returned is written;
+    Mask R-CNN's also with its mask as COCO RLE (`segmentation`), so the file scores as boxes and as masks.
     """
 
     def __init__(self, *, path: Path, label_to_cat_id: Mapping[int, int]):
@@ -40,15 +42,15 @@ class COCOResultsWriter:
             boxes = prediction["boxes"].detach().cpu().double().tolist()
             scores = prediction["scores"].detach().cpu().double().tolist()
             labels = prediction["labels"].detach().cpu().tolist()
-            for (x0, y0, x1, y1), score, label in zip(boxes, scores, labels, strict=True):
-                self.records.append(
-                    {
-                        "image_id": meta["image_id"],
-                        "category_id": self.label_to_cat_id[int(label)],
-                        "bbox": [x0, y0, x1 - x0, y1 - y0],
-                        "score": score,
-                    }
-                )
+            masks = encode_masks(prediction["masks"]) if "masks" in prediction else [None] * len(labels)
+            for (x0, y0, x1, y1), score, label, rle in zip(boxes, scores, labels, masks, strict=True):
+                record = {
+                    "image_id": meta["image_id"],
+                    "category_id": self.label_to_cat_id[int(label)],
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": score,
+                }
+                self.records.append(record if rle is None else {**record, "segmentation": rle})
 
     def write(self) -> None:
         self.path.write_text(json.dumps(self.records) + "\n")
@@ -57,7 +59,8 @@ class COCOResultsWriter:
 class DrawnDetectionsWriter:
     """`cvtrain predict`: `predictions/<stem>.png` (the original image with boxes, class names and scores drawn)
     and predictions.json: one record per image {"path", "drawn", "detections": [{"label", "class_name",
-    "score", "box": [x0, y0, x1, y1] in original pixels}]}, best first. Only scores >= `score_threshold`."""
+    "score", "box": [x0, y0, x1, y1] in original pixels}]}, best first. Only scores >= `score_threshold`.
+    Mask R-CNN's masks are drawn (translucent, in the box's colour) and recorded as COCO RLE (`segmentation`)."""
 
     def __init__(self, *, out_dir: Path, class_names: list[str], score_threshold: float):
         self.out_dir = Path(out_dir)
@@ -82,6 +85,7 @@ class DrawnDetectionsWriter:
             boxes = prediction["boxes"][keep][order].detach().cpu()
             scores = prediction["scores"][keep][order].detach().cpu()
             labels = prediction["labels"][keep][order].detach().cpu()
+            masks = prediction["masks"][keep][order].detach().cpu() if "masks" in prediction else None
             detections = [
                 {
                     "label": int(label),
@@ -91,17 +95,28 @@ class DrawnDetectionsWriter:
                 }
                 for box, score, label in zip(boxes, scores, labels, strict=True)
             ]
+            if masks is not None:
+                for detection, rle in zip(detections, encode_masks(masks), strict=True):
+                    detection["segmentation"] = rle
             picture = self._picture_path(Path(meta["path"]))
-            self._draw(Path(meta["path"]), boxes, detections, picture)
+            self._draw(Path(meta["path"]), boxes, detections, picture, masks)
             self.records.append({"path": meta["path"], "drawn": str(picture), "detections": detections})
 
     def _draw(
-        self, source: Path, boxes: torch.Tensor, detections: list[dict[str, Any]], picture: Path
+        self,
+        source: Path,
+        boxes: torch.Tensor,
+        detections: list[dict[str, Any]],
+        picture: Path,
+        masks: torch.Tensor | None = None,
     ) -> None:
         try:
             image = read_image(source)  # the original pixels: boxes are in them
         except BadImageError:
             return  # it was read a moment ago; if it vanished since, the JSON record still holds the boxes
+        if masks is not None and detections:
+            colours = [BOX_COLOURS[d["label"] % len(BOX_COLOURS)] for d in detections]
+            image = draw_segmentation_masks(image, masks.bool(), alpha=0.45, colors=colours)
         if detections:
             image = draw_bounding_boxes(
                 image,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 
 from cvtrain.commands.score import score_predictions_file
 from cvtrain.contracts.batch import Batch
@@ -16,7 +17,7 @@ from cvtrain.data.splits import build_data
 from cvtrain.errors import ConfigError, DataError
 from cvtrain.metrics.coco import COCO_METRICS
 from cvtrain.tasks.detection import DetectionTask
-from tests.conftest import compose_config, fixture_dir
+from tests.conftest import OFFICIAL_COCO_STATS, PARITY_RESULTS, compose_config, fixture_dir, same_coco_stats
 
 
 def jittered_predictions(dataset) -> Iterator[tuple[Batch, list[dict[str, torch.Tensor]]]]:
@@ -73,6 +74,42 @@ def test_the_official_fixture_scores_from_the_annotation_file_alone() -> None:
         )
     )
     assert results["map"] == pytest.approx(0.5045806987249628, abs=0) and len(COCO_METRICS) == 12
+
+
+@pytest.mark.parametrize("backend", ["faster", "pycocotools"])
+def test_mask_results_score_as_segm_with_either_backend(backend: str) -> None:
+    parity = fixture_dir("coco-eval-parity")
+    results = score_predictions_file(
+        compose_config(
+            "data=coco",
+            f"data.val_ann={parity / 'instances_val2014_100.json'}",
+            f"predictions={parity / PARITY_RESULTS['segm']}",
+            f"eval.coco_backend={backend}",
+        )
+    )
+    names = [f"segm_{name}" for name in COCO_METRICS]
+    assert same_coco_stats([results[k] for k in names], OFFICIAL_COCO_STATS["segm"])
+    assert "map" not in results  # masks only: the boxes of a segm file are not scored as boxes
+
+
+def test_bad_mask_results_name_the_entry(tmp_path: Path) -> None:
+    parity = fixture_dir("coco-eval-parity")
+    entries = json.loads((parity / PARITY_RESULTS["segm"]).read_text())[:3]
+    ann = f"data.val_ann={parity / 'instances_val2014_100.json'}"
+    cases = [
+        ({"segmentation": [[1.0, 2.0, 3.0, 4.0, 5.0, 1.0]]}, "entry 1 has segmentation.*RLE"),
+        (
+            {"segmentation": {**entries[1]["segmentation"], "size": [10, 10]}},
+            r"entry 1 has a mask of size \[10, 10\]",
+        ),
+        ({"segmentation": None, "bbox": [1, 2, 3, 4]}, "entry 1 has segmentation"),
+    ]
+    for change, message in cases:
+        (tmp_path / "r.json").write_text(json.dumps([entries[0], {**entries[1], **change}, entries[2]]))
+        with pytest.raises(DataError, match=message):
+            score_predictions_file(compose_config("data=coco", ann, f"predictions={tmp_path / 'r.json'}"))
+    with pytest.raises(ConfigCompositionException, match="eval.coco_backend=fast"):
+        compose_config("data=coco", ann, "eval.coco_backend=fast")  # a typed key: faster | pycocotools
 
 
 def test_voc_data_scores_without_the_images(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""COCO AP: our evaluator equals pycocotools run directly, and the official numbers on the COCO API's fixture."""
+"""COCO AP: our evaluator equals pycocotools run directly, and the official numbers on the COCO API's fixture (the
+default backend, faster-coco-eval, to 1e-12: tests/metrics/test_coco_backends.py says why not bit for bit)."""
 
 from __future__ import annotations
 
@@ -20,15 +21,8 @@ from cvtrain.contracts.batch import Batch
 from cvtrain.data.coco import COCODetection, coco_api_from_dict
 from cvtrain.data.voc import VOCDetection, VOCRecord
 from cvtrain.errors import DataError
-from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator
-from tests.conftest import fixture_dir
-
-# pycocotools' COCOeval.stats for the COCO API's fake bbox results (cocoapi's own demo), from the fixture README
-OFFICIAL_BBOX = [
-    0.5045806987249628, 0.6969727247299577, 0.5729816669904824, 0.5856257209410443, 0.5193996948036719,
-    0.5013978986347466, 0.38681277964578054, 0.5936795762842003, 0.595352982877607, 0.6398109626113442,
-    0.5664205978994309, 0.5642905982905982,
-]  # fmt: skip
+from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator, metric_names
+from tests.conftest import OFFICIAL_COCO_STATS, PARITY_RESULTS, fixture_dir, same_coco_stats
 
 CAT_IDS = [3, 17, 64]  # non-contiguous: labels 0, 1, 2
 
@@ -108,14 +102,15 @@ def pycocotools_stats(coco_gt: COCO, results: list[dict[str, Any]]) -> list[floa
     return [float(v) for v in evaluation.stats]
 
 
-def test_official_numbers_on_the_coco_api_fixture() -> None:
+@pytest.mark.parametrize("backend", ["faster", "pycocotools"])
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_official_numbers_on_the_coco_api_fixture(iou_type: str, backend: str) -> None:
     folder = fixture_dir("coco-eval-parity")
     metrics = score_results(
-        coco_truth(folder / "instances_val2014_100.json"),
-        folder / "instances_val2014_fakebbox100_results.json",
+        coco_truth(folder / "instances_val2014_100.json"), folder / PARITY_RESULTS[iou_type], backend
     )
-    assert list(metrics) == list(COCO_METRICS)
-    assert list(metrics.values()) == pytest.approx(OFFICIAL_BBOX, abs=1e-12)
+    assert list(metrics) == list(metric_names(iou_type))
+    assert same_coco_stats(list(metrics.values()), OFFICIAL_COCO_STATS[iou_type])
 
 
 def test_evaluator_equals_pycocotools_on_the_same_detections() -> None:
@@ -132,7 +127,9 @@ def test_evaluator_equals_pycocotools_on_the_same_detections() -> None:
             bbox = [x0, y0, x1 - x0, y1 - y0]
             direct.append({"image_id": image_id, "category_id": CAT_IDS[label], "bbox": bbox, "score": score})
     metrics = evaluator.compute()
-    assert list(metrics.values()) == pycocotools_stats(coco_api_from_dict(tiny_ground_truth()), direct)
+    assert same_coco_stats(
+        list(metrics.values()), pycocotools_stats(coco_api_from_dict(tiny_ground_truth()), direct)
+    )
     assert 0.1 < metrics["map"] < 0.9 and all(v >= 0 for v in metrics.values())
 
 
@@ -228,7 +225,9 @@ def test_voc_view_with_stem_ids_equals_pycocotools_and_ignores_difficult(tmp_pat
     assert metrics["map"] == pytest.approx(1.0) and evaluator.results()[0]["image_id"] == "000001"
     assert {r["category_id"] for r in evaluator.results()} == {dog + 1, cat + 1}
     direct = [{**r, "image_id": voc.coco_image_ids[r["image_id"]]} for r in evaluator.results()]
-    assert list(metrics.values()) == pycocotools_stats(coco_api_from_dict(voc.to_coco()), direct)
+    assert same_coco_stats(
+        list(metrics.values()), pycocotools_stats(coco_api_from_dict(voc.to_coco()), direct)
+    )
 
 
 def test_score_coco_results_rejects_mismatched_files(tmp_path: Path) -> None:

@@ -1,0 +1,88 @@
+"""Instance masks from COCO annotations (polygons; crowd RLE left out as for boxes), one per box, moved by the
+transforms with their boxes; a missing segmentation and an image of another size are clear failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as mask_utils
+
+from cvtrain.contracts.batch import BadSample
+from cvtrain.data.coco import COCODetection
+from cvtrain.data.det_transforms import detection_transforms
+from cvtrain.errors import DataError
+from tests.conftest import fixture_dir
+
+FLIP = detection_transforms(
+    type("Aug", (), {"hflip": 1.0, "scale_range": None, "photometric": False, "mean": [0.5] * 3})(),
+    train=True,
+)
+
+
+def sample_dataset(**options) -> COCODetection:
+    folder = fixture_dir("coco-sample")
+    return COCODetection(
+        ann_file=options.pop("ann_file", folder / "annotations.json"), image_dir=folder / "images",
+        keep_empty=False, train=True, masks=True, **options,
+    )  # fmt: skip
+
+
+def test_every_box_has_its_objects_mask_and_crowds_have_none() -> None:
+    dataset = sample_dataset()
+    crowd_images = {a["image_id"] for a in dataset.coco.anns.values() if a["iscrowd"]}
+    assert crowd_images and all(isinstance(a["segmentation"], list) for a in dataset.coco.anns.values()
+                                if not a["iscrowd"])  # fmt: skip
+    for index in range(len(dataset)):
+        image, target, meta = dataset[index]
+        masks, boxes = target["masks"], target["boxes"]
+        assert masks.dtype == torch.uint8 and masks.shape == (len(boxes), *image.shape[-2:])
+        for ann_id, mask, box in zip(dataset.annotation_ids[meta["image_id"]], masks, boxes, strict=True):
+            ann = dataset.coco.anns[ann_id]
+            assert not ann["iscrowd"] and int(mask.sum()) > 0
+            # the rasterised polygon lies in its box (pixel rounding aside)
+            ys, xs = torch.nonzero(mask, as_tuple=True)
+            assert (
+                xs.min() >= box[0] - 1
+                and xs.max() <= box[2]
+                and ys.min() >= box[1] - 1
+                and ys.max() <= box[3]
+            )
+            assert abs(int(mask.sum()) - ann["area"]) <= 0.1 * ann["area"] + 50
+
+
+def test_masks_move_with_the_image_and_their_boxes() -> None:
+    plain, flipped = sample_dataset(), sample_dataset(transforms=FLIP)
+    _, target, _ = plain[0]
+    _, moved, _ = flipped[0]
+    assert torch.equal(moved["masks"], target["masks"].flip(-1)) and len(moved["masks"]) == len(
+        moved["boxes"]
+    )
+
+
+def test_a_missing_segmentation_or_a_wrong_image_size_is_named(tmp_path: Path) -> None:
+    folder = fixture_dir("coco-sample")
+    data = json.loads((folder / "annotations.json").read_text())
+    target_ann = next(a for a in data["annotations"] if not a["iscrowd"])
+    del target_ann["segmentation"]
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    dataset = sample_dataset(ann_file=tmp_path / "a.json")
+    index = dataset.image_ids.index(target_ann["image_id"])
+    with pytest.raises(DataError, match=f"annotation id {target_ann['id']} .*has no 'segmentation'"):
+        dataset[index]
+
+    data = json.loads((folder / "annotations.json").read_text())
+    image = data["images"][0]
+    image["height"] += 4  # the json disagrees with the picture
+    h, w = image["height"], image["width"]
+    for ann in data["annotations"]:  # crowd RLEs must match the (wrong) size pycocotools decodes at
+        if ann["image_id"] == image["id"] and ann["iscrowd"]:
+            ann["segmentation"] = mask_utils.encode(np.asfortranarray(np.zeros((h, w), np.uint8)))
+            ann["segmentation"]["counts"] = ann["segmentation"]["counts"].decode()
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    dataset = sample_dataset(ann_file=tmp_path / "b.json")
+    bad = dataset[dataset.image_ids.index(image["id"])]
+    assert isinstance(bad, BadSample) and f"annotation says {h}x{w}" in bad.reason
