@@ -13,15 +13,17 @@ the export, and the written file is removed. What each model exports is in cvtra
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from rich.markup import escape
 from rich.table import Table
 
-from cvtrain.commands.setup import checkpoint_config
+from cvtrain.commands.setup import checkpoint_config, checkpoint_mean_image
 from cvtrain.config import Config, to_typed
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.inputs import InputImages
@@ -35,6 +37,7 @@ from cvtrain.errors import ConfigError, CvtrainError
 from cvtrain.models.build import build_model
 from cvtrain.models.exportable import Exportable, YOLOCandidates, YOLOv1Candidates, exportable
 from cvtrain.models.yolo.inputs import PAD_VALUE, pad_images
+from cvtrain.tasks.build import build_task
 
 RANDOM_NOTE = (
     "random pixels: neither inputs= images nor the checkpoint's validation data were reachable; outputs on random "
@@ -53,10 +56,23 @@ def run_export(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
     model.load_state_dict(evaluated_weights(state))
     exp = exportable(model, task=cfg.model.task, name=cfg.model.name, num_classes=len(class_names))
     spec = input_spec(cfg, exp)
+    mean_image = checkpoint_mean_image(cfg, state)
+    if mean_image is not None:  # AlexNet's mean image replaces the per-channel mean: ship it beside the model
+        np.save(run_dir / MEAN_IMAGE_FILE, mean_image.float().numpy())
+        spec = with_mean_image(spec, list(cfg.aug.std), tuple(mean_image.shape))
+    # The task's own conversion of uint8 pixels to the model's input, as in fit / eval / predict.
+    task = build_task(
+        cfg.model,
+        class_names=class_names,
+        predict_cfg=cfg.predict,
+        eval_cfg=cfg.eval,
+        aug=cfg.aug,
+        mean_image=mean_image,
+    )
     images, source = parity_images(cfg)
     if not images:
         images, source = random_images(cfg, spec), RANDOM_NOTE
-    batches = model_batches([prepare(image, cfg, exp, spec) for image in images])
+    batches = model_batches([prepare(image, exp, task.inputs) for image in images])
     first = batches[0]
     example = (
         first[:2] if len(first) > 1 else first.repeat(2, 1, 1, 1)
@@ -145,6 +161,19 @@ def input_spec(cfg: Config, exp: Exportable) -> dict[str, Any]:
     return _spec(["batch", 3, size, size], size, resize, aug, [*steps, scale, normalise])
 
 
+MEAN_IMAGE_FILE = "mean_image.npy"
+
+
+def with_mean_image(spec: dict[str, Any], std: list[float], shape: tuple[int, ...]) -> dict[str, Any]:
+    """`aug.mean_image=true`: the per-pixel mean image (saved as MEAN_IMAGE_FILE) replaces the per-channel mean."""
+    steps = [*spec["preprocessing"][:-1]]
+    steps.append(
+        f"subtract the mean image {MEAN_IMAGE_FILE} (float32 {list(shape)}, RGB in [0, 1], numpy.load) pixel by "
+        f"pixel, then divide by std {std}, per channel"
+    )
+    return {**spec, "mean": None, "mean_image": MEAN_IMAGE_FILE, "preprocessing": steps}
+
+
 def _spec(
     shape: list[Any], size: int | None, resize: int | None, aug: Any, steps: list[str]
 ) -> dict[str, Any]:
@@ -203,12 +232,13 @@ def random_images(cfg: Config, spec: dict[str, Any]) -> list[torch.Tensor]:
     ]
 
 
-def prepare(image: torch.Tensor, cfg: Config, exp: Exportable, spec: dict[str, Any]) -> torch.Tensor:
-    """An image as the exported model takes it: the evaluation transform's output (or uint8 pixels, which get the
-    scaling and normalisation of `spec`), then the model-specific step (YOLO padding, YOLOv1 stretch)."""
-    if image.dtype == torch.uint8:
-        mean, std = torch.tensor(spec["mean"]), torch.tensor(spec["std"])
-        image = (image.float() / 255 - mean[:, None, None]) / std[:, None, None]
+def prepare(
+    image: torch.Tensor, exp: Exportable, inputs: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """An image as the exported model takes it: the evaluation transform's uint8 output through the task's own
+    scaling and normalisation (`inputs`, what `spec` describes), then the model-specific step (YOLO padding,
+    YOLOv1 stretch)."""
+    image = inputs(image)
     if isinstance(exp.module, YOLOCandidates):
         return pad_images([image], multiple=exp.size_multiple)[0][0]
     if isinstance(exp.module, YOLOv1Candidates):

@@ -98,6 +98,23 @@ def test_classifier_export_describes_its_input_and_runs_like_pytorch(
     np.testing.assert_allclose(got, model(images).detach().numpy(), rtol=1e-4, atol=1e-4)
 
 
+def test_a_mean_image_checkpoint_ships_its_mean_image(cache: str, tmp_path: Path) -> None:
+    """aug.mean_image=true: export.json points at mean_image.npy, which holds the checkpoint's mean image, and the
+    parity images are normalised with it (the task's own input conversion)."""
+    overrides = (*CLASSIFIER, cache, "aug.mean_image=true", "format=torchscript")
+    ckpt, _ = make_checkpoint(tmp_path, *overrides)
+    state = torch.load(ckpt, weights_only=True)
+    state["mean_image"] = torch.rand(3, 32, 32)
+    torch.save(state, ckpt)
+    record = export(tmp_path, ckpt, *overrides)
+    spec = record["input"]
+    assert spec["mean"] is None and spec["mean_image"] == "mean_image.npy"
+    assert "mean_image.npy" in spec["preprocessing"][-1]
+    saved = np.load(tmp_path / "out" / "mean_image.npy")
+    np.testing.assert_array_equal(saved, state["mean_image"].numpy())
+    assert record["parity"]["max_abs_diff"]["logits"] < 1e-4
+
+
 def run_file(path: Path, images: torch.Tensor) -> list[np.ndarray]:
     if path.suffix == ".onnx":
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
