@@ -13,7 +13,9 @@ from rich.console import Group
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.ground_truth import DetectionGroundTruth
+from cvtrain.contracts.plots import PlotData
 from cvtrain.errors import ConfigError
+from cvtrain.metrics.box_confusion import BoxConfusionEvaluator
 from cvtrain.metrics.coco import COCOEvaluator
 from cvtrain.metrics.voc import VOCEvaluator
 
@@ -48,6 +50,12 @@ class CombinedEvaluator(Evaluator):
             merged.update(metrics)
         return merged
 
+    def plot_data(self) -> PlotData:
+        merged = PlotData()
+        for evaluator in self.evaluators:
+            merged = merged.merged(evaluator.plot_data())
+        return merged
+
     def report(self) -> Group | None:
         reports = [r for r in (e.report() for e in self.evaluators) if r is not None]
         return Group(*reports) if reports else None
@@ -69,11 +77,20 @@ def coco_evaluator(truth: DetectionGroundTruth) -> COCOEvaluator:
     )
 
 
-def detection_evaluator(dataset: Any) -> tuple[Evaluator, str]:
-    """The evaluator for `dataset` and its headline metric (what picks best.ckpt)."""
+def detection_evaluator(dataset: Any, score_threshold: float = 0.5) -> tuple[Evaluator, str]:
+    """The evaluator for `dataset` and its headline metric (what picks best.ckpt). A box confusion matrix of the
+    detections scoring >= `score_threshold` comes along for the plots."""
     truth = ground_truth_of(dataset)
+    view = truth.coco_ground_truth()
+    confusion = BoxConfusionEvaluator(
+        coco_gt=view.coco,
+        label_to_cat_id=view.label_to_cat_id,
+        class_names=truth.class_names,
+        score_threshold=score_threshold,
+        image_id_map=view.image_id_map,
+    )
     records = truth.voc_records()
     if records is None:
-        return coco_evaluator(truth), "map"
+        return CombinedEvaluator(evaluators=[coco_evaluator(truth), confusion]), "map"
     voc = VOCEvaluator(records=records, class_names=truth.class_names)
-    return CombinedEvaluator(evaluators=[voc, coco_evaluator(truth)]), "voc_map"
+    return CombinedEvaluator(evaluators=[voc, coco_evaluator(truth), confusion]), "voc_map"
