@@ -57,16 +57,17 @@ def place_labels(
     """Where each box's label (of `sizes` (w, h)) goes, labels placed in order (best detection first).
 
     A label sits above its box's top-left corner; if that leaves the image or covers a label already placed, it
-    moves inside the box at the top, below the box, inside at the bottom, then further rows down inside and below
-    the box. The first free spot inside the image wins; when none is free, the spot with the least overlap.
+    moves inside the box at the top, below the box, or inside at the bottom; failing those, into the free slot
+    just above or below another label that is nearest to the box's top. The first free spot inside the image
+    wins; when there is none, the spot that covers the least of other labels.
     """
     height, width = image_size
     placed: list[Rect] = []
     for (x0, y0, _, y1), (w, h) in zip(boxes, sizes, strict=True):
         x = min(max(x0, 0.0), max(width - w, 0.0))
-        ys = [y0 - h, y0, y1, y1 - h] + [y0 + k * h for k in range(1, 4)] + [y1 + k * h for k in range(1, 4)]
+        slots = sorted([o[3] for o in placed] + [o[1] - h for o in placed], key=lambda y: abs(y - (y0 - h)))
         best, best_cost = None, math.inf
-        for y in ys:
+        for y in [y0 - h, y0, y1, y1 - h, *slots]:
             rect = (x, y, x + w, y + h)
             inside = y >= 0 and y + h <= height
             cost = sum(_overlap(rect, other) for other in placed) + (0.0 if inside else 1e12)
@@ -111,16 +112,19 @@ def draw_boxes(
 
 
 def legend_entries(
-    label_map: np.ndarray, class_names: Sequence[str], palette: np.ndarray, skip: Sequence[int] = (0,)
+    label_map: np.ndarray,
+    class_names: Sequence[str],
+    palette: np.ndarray,
+    skip: Sequence[int] = (0,),
+    void: int | None = None,
 ) -> list[tuple[str, RGB]]:
-    """(name, colour) of every class present in `label_map`, by class index, except `skip` (background) and
-    indices without a name (void)."""
-    present = np.unique(label_map)
-    return [
-        (class_names[c], tuple(int(v) for v in palette[c]))
-        for c in present.tolist()
-        if c < len(class_names) and c not in skip
-    ]
+    """(name, colour) of every class present in `label_map`, by class index, except `skip` (background), then
+    "void" if the `void` index is present; other indices without a name are left out."""
+    present = np.unique(label_map).tolist()
+    names = {c: class_names[c] for c in present if c < len(class_names) and c not in skip}
+    if void is not None and void in present:
+        names[void] = "void"
+    return [(name, tuple(int(v) for v in palette[c])) for c, name in names.items()]
 
 
 def add_legend(image: np.ndarray, entries: Sequence[tuple[str, RGB]]) -> np.ndarray:

@@ -23,7 +23,8 @@ from cvtrain.contracts.plots import ConfusionData, PRCurve  # noqa: E402
 from cvtrain.files import atomic_write  # noqa: E402
 
 Rows = Sequence[Mapping[str, float]]
-ANNOTATE_UP_TO = 30  # classes: beyond this, confusion cells carry no numbers (they would not fit)
+ANNOTATE_UP_TO = 21  # classes (VOC's 20 and background): beyond this, confusion cells carry no numbers
+NAMES_UP_TO = 100  # classes: beyond this (ImageNet), the confusion matrix's axes show class indices
 LEGEND_UP_TO = 20  # classes: beyond this, PR curves are grey lines without a legend entry each
 
 
@@ -46,49 +47,49 @@ def _is_loss(name: str) -> bool:
     return name not in ("step", "epoch", "lr") and not name.endswith("_s")
 
 
-def _series(rows: Rows, name: str) -> tuple[np.ndarray, np.ndarray]:
-    points = [(r["step"], r[name]) for r in rows if r.get(name) is not None and math.isfinite(r[name])]
-    steps, values = zip(*points, strict=True) if points else ((), ())
-    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+def _family(metric: str) -> str:
+    """Metrics drawn in one panel share the name's first word, digits aside: map, map_50 -> "map";
+    voc_map, voc07_map -> "voc"; top1_err, top5_acc -> "top"."""
+    return metric.split("_")[0].rstrip("0123456789")
+
+
+def _series(rows: Rows, name: str, x: str) -> tuple[np.ndarray, np.ndarray]:
+    points = [(r[x], r[name]) for r in rows if r.get(name) is not None and math.isfinite(r[name]) and x in r]
+    xs, values = zip(*points, strict=True) if points else ((), ())
+    return np.asarray(xs, dtype=float), np.asarray(values, dtype=float)
 
 
 def curves_figure(train: Rows, evaluations: Rows) -> Figure:
-    """Train losses and the learning rate at every logged step, and each evaluation metric, over optimizer
-    steps (the epoch of each evaluation on the top axis of its panel)."""
+    """Train losses and the learning rate at every logged optimizer step, and the evaluation metrics by epoch,
+    one panel per family of metrics (e.g. every `map_*`). Metrics that are always -1 (pycocotools' "no object
+    of that size") are left out."""
     losses = [k for k in dict.fromkeys(k for r in train for k in r) if _is_loss(k)]
-    has_lr = any("lr" in r for r in train)
     metrics = [
         k
         for k in dict.fromkeys(k for r in evaluations for k in r)
         if k not in ("step", "epoch") and any(r.get(k) not in (None, -1.0) for r in evaluations)
     ]
-    panels = (["train losses"] if losses else []) + (["lr"] if has_lr else []) + metrics
+    panels: dict[str, tuple[Rows, str, list[str]]] = {}
+    if losses:
+        panels["train losses"] = (train, "step", losses)
+    if any("lr" in r for r in train):
+        panels["learning rate"] = (train, "step", ["lr"])
+    for metric in metrics:
+        panels.setdefault(_family(metric), (evaluations, "epoch", []))[2].append(metric)
     columns = min(4, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
-    figure = Figure(figsize=(3.6 * columns, 2.7 * rows), dpi=100, layout="constrained")
-    last = evaluations[-1] if evaluations else {}
-    steps_per_epoch = last["step"] / last["epoch"] if last.get("epoch") and last.get("step") else None
-    dots = {"marker": "o", "markersize": 3} if len(train) < 30 else {}
-    for index, panel in enumerate(panels):
+    figure = Figure(figsize=(3.6 * columns, 2.6 * rows), dpi=100, layout="constrained")
+    for index, (title, (source, x, names)) in enumerate(panels.items()):
         axes = figure.add_subplot(rows, columns, index + 1)
-        if panel == "train losses":
-            for name in losses:
-                axes.plot(*_series(train, name), label=name, linewidth=1, **dots)
+        dots = {"marker": "o", "markersize": 3} if len(source) < 30 else {}
+        for name in names:
+            axes.plot(*_series(source, name, x), label=name, linewidth=1, **dots)
+        if len(names) > 1:
             axes.legend(fontsize=7)
-        elif panel == "lr":
-            axes.plot(*_series(train, "lr"), linewidth=1, color="tab:orange", **dots)
-        else:
-            axes.plot(*_series(evaluations, panel), marker="o", markersize=3, linewidth=1, color="tab:green")
-        axes.set_title(panel if panel != "lr" else "learning rate", fontsize=9)
-        axes.set_xlabel("step", fontsize=8)
+        axes.set_title(title, fontsize=9)
+        axes.set_xlabel(x, fontsize=8)
         axes.tick_params(labelsize=7)
         axes.grid(alpha=0.3)
-        if steps_per_epoch:
-            top = axes.secondary_xaxis(
-                "top", functions=(lambda s: s / steps_per_epoch, lambda e: e * steps_per_epoch)
-            )
-            top.set_xlabel("epoch", fontsize=8)
-            top.tick_params(labelsize=7)
     if not panels:
         figure.text(0.5, 0.5, "nothing recorded yet", ha="center")
     return figure
@@ -101,18 +102,20 @@ def confusion_figure(data: ConfusionData) -> Figure:
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = np.where(totals > 0, counts / totals, np.nan)
     n = len(data.names)
-    side = min(24.0, max(5.0, 0.32 * n + 2.5))
+    side = min(16.0, max(5.0, 0.3 * n + 2.5))
     figure = Figure(figsize=(side + 1.2, side), dpi=100, layout="constrained")
     axes = figure.add_subplot()
-    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
     figure.colorbar(image, ax=axes, shrink=0.8, label="share of the true class")
-    font = 8 if n <= 20 else 6
-    axes.set_xticks(range(n), data.names, rotation=90, fontsize=font)
-    axes.set_yticks(range(n), data.names, fontsize=font)
+    font = 8 if n <= 20 else 5
+    if n <= NAMES_UP_TO:
+        axes.set_xticks(range(n), data.names, rotation=90, fontsize=font)
+        axes.set_yticks(range(n), data.names, fontsize=font)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    axes.set_title(f"{data.title} (rows: {int(counts.sum())} in all)", fontsize=10)
-    if n <= ANNOTATE_UP_TO:
+    names = "" if n <= NAMES_UP_TO else ", class indices"
+    axes.set_title(f"{data.title} ({int(counts.sum())} in all{names})", fontsize=10)
+    if n <= ANNOTATE_UP_TO:  # each number is a text to lay out: the slow part of the figure
         for i, j in zip(*np.nonzero(np.nan_to_num(shares) >= 0.005), strict=True):
             value = shares[i, j]
             axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=font - 1,

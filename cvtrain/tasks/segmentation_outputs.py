@@ -22,7 +22,7 @@ from PIL import Image
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.data.images import BadImageError, read_image
-from cvtrain.data.palette import VOC_PALETTE, colorize, write_index_png
+from cvtrain.data.palette import IGNORE_INDEX, VOC_PALETTE, colorize, write_index_png
 from cvtrain.plots.draw import add_legend, legend_entries
 
 OVERLAY_ALPHA = 0.5  # weight of the class colour over the image
@@ -45,8 +45,10 @@ def overlay(image: np.ndarray, label_map: np.ndarray, alpha: float = OVERLAY_ALP
 
 
 def painted(image: np.ndarray, label_map: np.ndarray, class_names: list[str]) -> np.ndarray:
-    """`overlay` with a legend strip below it: the colour and name of every painted class present."""
-    return add_legend(overlay(image, label_map), legend_entries(label_map, class_names, VOC_PALETTE))
+    """`overlay` with a legend strip below it: the colour and name of every painted class present (and of void,
+    the ignored border of VOC's ground truth)."""
+    entries = legend_entries(label_map, class_names, VOC_PALETTE, void=IGNORE_INDEX)
+    return add_legend(overlay(image, label_map), entries)
 
 
 class MaskWriter:

@@ -59,6 +59,8 @@ def test_legend_entries_name_the_painted_classes_present() -> None:
         ("bicycle", tuple(VOC_PALETTE[2].tolist())),
         ("bottle", tuple(VOC_PALETTE[5].tolist())),
     ]
+    with_void = legend_entries(label_map, names, VOC_PALETTE, void=255)
+    assert with_void[-1] == ("void", tuple(VOC_PALETTE[255].tolist())) and len(with_void) == 3
 
 
 def test_add_legend_appends_a_strip_with_the_swatches_below_the_image() -> None:

@@ -33,26 +33,23 @@ def test_the_confusion_matrix_shows_each_true_class_normalised_with_names_on_bot
     assert image.dtype == np.uint8 and image.shape[2] == 3 and min(image.shape[:2]) >= 400
 
 
-def test_curves_show_train_losses_lr_and_each_metric_against_steps() -> None:
+def test_curves_show_train_losses_and_lr_by_step_and_metrics_by_epoch() -> None:
     train = [
         {"step": s, "loss": 2.0 / s, "loss_box": 1.0 / s, "lr": 0.1, "images_per_s": 50.0} for s in (1, 2, 3)
     ]
     evaluations = [
-        {"epoch": 1, "step": 2, "map": 0.1, "map_small": -1.0},
-        {"epoch": 2, "step": 4, "map": 0.3, "map_small": -1.0},
+        {"epoch": 1, "step": 2, "map": 0.1, "map_50": 0.2, "map_small": -1.0, "voc_map": 0.3},
+        {"epoch": 2, "step": 4, "map": 0.3, "map_50": 0.5, "map_small": -1.0, "voc_map": 0.6},
     ]
     figure = curves_figure(train, evaluations)
-    titles = [a.get_title() for a in figure.axes if a.get_title()]
-    assert titles == [
-        "train losses",
-        "learning rate",
-        "map",
-    ]  # map_small is all -1 (no small objects): left out
-    losses = figure.axes[0]
-    assert [line.get_label() for line in losses.get_lines()] == [
-        "loss",
-        "loss_box",
-    ]  # images_per_s is no loss
+    panels = [a for a in figure.axes if a.get_title()]
+    assert [a.get_title() for a in panels] == ["train losses", "learning rate", "map", "voc"]
+    # one panel per family of metrics; map_small is always -1 (no small objects): left out
+    assert [line.get_label() for line in panels[2].get_lines()] == ["map", "map_50"]
+    np.testing.assert_allclose(panels[3].get_lines()[0].get_xydata(), [[1, 0.3], [2, 0.6]])  # by epoch
+    losses = panels[0]
+    names = [line.get_label() for line in losses.get_lines()]
+    assert names == ["loss", "loss_box"]  # images_per_s is no loss
     np.testing.assert_allclose(losses.get_lines()[0].get_xydata(), [[1, 2.0], [2, 1.0], [3, 2 / 3]])
     assert render(curves_figure([], [])).shape[2] == 3  # before anything is recorded
 

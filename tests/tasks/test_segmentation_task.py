@@ -197,7 +197,7 @@ def test_painted_overlays_carry_a_legend_of_the_classes_present():
     image = np.full((40, 120, 3), 100, dtype=np.uint8)
     label_map = np.zeros((40, 120), dtype=np.uint8)
     label_map[:, 60:] = 2
-    label_map[0, 0] = IGNORE_INDEX  # void: painted, but not a class to name
+    label_map[0, 0] = IGNORE_INDEX  # void: painted, and named "void"
     out = painted(image, label_map, CLASSES)
     assert out.shape[1] == 120 and out.shape[0] > 40
     np.testing.assert_array_equal(out[:40], overlay(image, label_map))
