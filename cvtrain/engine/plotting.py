@@ -3,7 +3,7 @@ in TensorBoard under `plots/`:
 
 - `curves.png`: train losses and learning rate (`train_log.csv`) and every metric (`metrics.csv`) over steps;
 - `confusion_matrix.png`, `pr_curve.png`: from the evaluator's `plot_data()` (when it has them);
-- `predictions.png`: the first validation images as the task draws them, truth next to prediction.
+- `predictions.png`: validation images spread over the set, as the task draws them (truth next to prediction).
 """
 
 from __future__ import annotations

@@ -115,6 +115,11 @@ class BoxConfusionEvaluator(Evaluator):
                 crowd,
             )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What another rank needs to merge and plot: the counts, not a copy of the ground truth (the COCO
+        evaluator already sends one)."""
+        return {**self.__dict__, "coco_gt": None}
+
     def merge(self, other: Evaluator) -> None:
         if not isinstance(other, BoxConfusionEvaluator) or other.counts.shape != self.counts.shape:
             raise TypeError(f"cannot merge {type(other).__name__} into BoxConfusionEvaluator")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import torch
 
 from cvtrain.contracts.batch import Batch
@@ -93,3 +95,5 @@ def test_the_evaluator_reads_the_coco_view_in_original_pixels_and_merges() -> No
     assert data is not None and data.names == ["cat", "dog", "background"]
     assert data.counts.tolist() == [[0, 2, 0], [0, 0, 0], [0, 0, 0]]  # the dog in the crowd region is ignored
     assert first.compute() == {}
+    copy = pickle.loads(pickle.dumps(first))  # what a distributed merge gathers from each rank
+    assert copy.coco_gt is None and copy.counts.tolist() == data.counts.tolist()
