@@ -39,7 +39,7 @@ def render(figure: Figure) -> np.ndarray:
 def save_png(image: np.ndarray, path: Path) -> None:
     """Write atomically: a reader (TensorBoard, an image viewer) never sees half a file."""
     with atomic_write(path) as f:
-        Image.fromarray(image).save(f, format="PNG", compress_level=3)
+        Image.fromarray(image).save(f, format="PNG", compress_level=1)  # fast: redrawn at every evaluation
     path.chmod(0o644)  # the temporary file was private; pictures are for everyone who reads the run
 
 
