@@ -49,8 +49,9 @@ class ClassAP:
     num_detections: int
     ap: float  # VOC2010+ definition; NaN when num_positives == 0
     ap07: float  # VOC2007 11-point definition; NaN when num_positives == 0
-    recall: np.ndarray = field(default_factory=lambda: np.zeros(0))  # at each detection, by decreasing score
-    precision: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # at each detection, by decreasing score (the arrays the AP integrates; left out of == and repr)
+    recall: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
+    precision: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:

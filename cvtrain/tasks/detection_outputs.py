@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision.io import write_png
+from PIL import Image
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.data.images import BadImageError, read_image
@@ -118,7 +118,7 @@ class DrawnDetectionsWriter:
             self.class_names,
             [d["score"] for d in detections],
         )
-        write_png(torch.from_numpy(pixels).permute(2, 0, 1).contiguous(), str(picture))
+        Image.fromarray(pixels).save(picture)
 
     def write(self) -> None:
         (self.out_dir / "predictions.json").write_text(json.dumps(self.records, indent=1) + "\n")

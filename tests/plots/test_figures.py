@@ -91,3 +91,17 @@ def test_many_classes_leave_the_cells_unannotated() -> None:
     counts = np.eye(classes, dtype=int)
     figure = confusion_figure(ConfusionData(counts, [f"c{i}" for i in range(classes)], "many"))
     assert not figure.axes[0].texts
+
+
+def test_a_rendered_figure_is_freed_and_never_registered_with_pyplot() -> None:
+    import gc
+    import sys
+    import weakref
+
+    figure = confusion_figure(ConfusionData(np.eye(3, dtype=int), ["a", "b", "c"], "t"))
+    render(figure)
+    ref = weakref.ref(figure)
+    del figure
+    gc.collect()
+    assert ref() is None  # nothing keeps it: refreshing the plots at every evaluation does not grow memory
+    assert "matplotlib.pyplot" not in sys.modules or not sys.modules["matplotlib.pyplot"].get_fignums()
