@@ -39,8 +39,13 @@ def test_fit_writes_the_run_directory(trained: Path) -> None:
         "results.json",
         ".hydra/config.yaml",
         "cvtrain.log",
+        "train_log.csv",
+        "plots/curves.png",
+        "plots/confusion_matrix.png",
+        "plots/predictions.png",
     ):
         assert (trained / name).is_file(), name
+    assert not (trained / "plots" / "pr_curve.png").exists()  # detection only
     assert list((trained / "tensorboard").glob("events.out.tfevents.*"))
     rows = list(csv.DictReader((trained / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
@@ -122,7 +127,9 @@ def test_predict_prints_and_writes_top_classes(trained: Path, folder: Path, tmp_
         cwd=tmp_path,
     )
     records = json.loads((tmp_path / "predictions.json").read_text())
-    assert len(records) == 4 and all(r["label"] == -1 for r in records)
+    assert len(records) == 4 and all(r["label"] == -1 and r["label_name"] is None for r in records)
+    names = ["n01", "n02", "n03"]
+    assert all(r["top5_names"] == [names[c] for c in r["top5"]] for r in records)
     assert "0.JPEG" in proc.stdout and "n0" in proc.stdout
 
 

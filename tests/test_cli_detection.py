@@ -67,6 +67,8 @@ def test_fit_trains_two_steps_logging_each_loss_and_evaluates_voc_and_coco_ap(tr
     log = (trained / "cvtrain.log").read_text()
     assert all(f"{name}=" in log for name in ("loss", *FOUR_LOSSES))
     assert (trained / "checkpoints" / "last.ckpt").is_file()
+    for name in ("curves", "confusion_matrix", "pr_curve", "predictions"):
+        assert (trained / "plots" / f"{name}.png").is_file(), name
 
 
 def test_eval_reproduces_the_fit_and_saved_predictions_rescore_with_pycocotools(

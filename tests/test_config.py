@@ -105,3 +105,11 @@ def test_the_typed_config_has_the_schema_types() -> None:
 def test_an_unset_required_value_names_its_key() -> None:
     with pytest.raises(ConfigError, match=r"data.root is required.*data.root=\.\.\."):
         compose_config("data=imagefolder")
+
+
+def test_plots_are_on_by_default_and_switch_off_as_a_typed_bool() -> None:
+    assert compose_config().logger.plots is True
+    assert compose_config("logger.plots=false").logger.plots is False
+    assert compose_config("logger=none").logger.plots is False
+    problem = check_overrides(["logger.plots=sometimes"], "fit")
+    assert problem is not None and "logger.plots" in problem

@@ -23,7 +23,7 @@ from cvtrain.config import to_typed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
 from cvtrain.engine.loop import evaluate
-from cvtrain.engine.reporting import write_json
+from cvtrain.engine.reporting import TrainProgress, write_json
 from cvtrain.engine.state import evaluated_weights
 from cvtrain.errors import ConfigError
 
@@ -50,16 +50,21 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
     setup.model.load_state_dict(evaluated_weights(state))
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
     sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
-    metrics, evaluator = evaluate(
-        model=setup.model,
-        loader=eval_loader(setup, setup.data.val),
-        task=setup.task,
-        evaluator=setup.task.evaluator(setup.data.val),
-        device=setup.device,
-        amp_dtype=setup.amp_dtype,
-        bad_samples=BadSampleLog(cfg.data.on_bad_image.value, run_dir),
-        sinks=sinks,
-    )
+    progress = TrainProgress(cfg.logger.progress)
+    try:
+        metrics, evaluator = evaluate(
+            model=setup.model,
+            loader=eval_loader(setup, setup.data.val),
+            task=setup.task,
+            evaluator=setup.task.evaluator(setup.data.val),
+            device=setup.device,
+            amp_dtype=setup.amp_dtype,
+            bad_samples=BadSampleLog(cfg.data.on_bad_image.value, run_dir),
+            sinks=sinks,
+            progress=progress,
+        )
+    finally:
+        progress.stop()
     write_json(run_dir / "config.json", config_record(cfg))
     results = {
         "status": "ok",

@@ -30,6 +30,7 @@ from cvtrain.engine.checkpoint import remove_stale_temporaries
 from cvtrain.engine.ema import ModelEMA
 from cvtrain.engine.loop import fit
 from cvtrain.engine.optim import build_optimizer, build_scheduler
+from cvtrain.engine.plotting import RunPlots
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
 from cvtrain.engine.state import FitRun, resume
 from cvtrain.errors import ConfigError, CvtrainError
@@ -102,6 +103,8 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "mean_image": setup.mean_image,  # aug.mean_image=true: eval and predict need nothing else
         },
     )
+    if cfg.logger.plots and distributed.is_main():
+        run.plots = RunPlots(run_dir, run.recorder, setup.task)
     if distributed.is_main():  # a killed write left its temporary behind; no other process writes here
         remove_stale_temporaries(run_dir / "checkpoints")
     resume_from = resume_path(t.resume, run_dir)

@@ -18,7 +18,7 @@ from cvtrain.engine import distributed, loaders
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
 from cvtrain.engine.loop import evaluate
-from cvtrain.engine.reporting import log, show
+from cvtrain.engine.reporting import TrainProgress, log, show
 from cvtrain.engine.state import evaluated_weights
 from cvtrain.errors import ConfigError
 from cvtrain.models.build import build_model
@@ -54,16 +54,21 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
         device=device,
     )
     writer = task.predict_writer(run_dir)
-    evaluate(
-        model=model,
-        loader=loader,
-        task=task,
-        evaluator=None,
-        device=device,
-        amp_dtype=amp_dtype_for(cfg.trainer.precision, device),
-        bad_samples=BadSampleLog("skip", run_dir),
-        sinks=[writer],
-    )
+    progress = TrainProgress(cfg.logger.progress)
+    try:
+        evaluate(
+            model=model,
+            loader=loader,
+            task=task,
+            evaluator=None,
+            device=device,
+            amp_dtype=amp_dtype_for(cfg.trainer.precision, device),
+            bad_samples=BadSampleLog("skip", run_dir),
+            sinks=[writer],
+            progress=progress,
+        )
+    finally:
+        progress.stop()
     show(task.show_predictions(writer.records, run_dir))
     log.info("%d predictions written to %s", len(writer.records), run_dir)
     return writer.records

@@ -103,3 +103,6 @@ class TrainerConfig:
 class LoggerConfig:
     tensorboard: bool = True
     progress: bool = True  # rich progress bar (only on a terminal)
+    plots: bool = (
+        True  # fit: plots/ in the run directory (and TensorBoard images), refreshed at each evaluation
+    )

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from cvtrain.contracts.batch import Batch
+from cvtrain.contracts.plots import PlotData
 
 
 class Evaluator(ABC):
@@ -32,3 +33,7 @@ class Evaluator(ABC):
     def report(self) -> Any | None:
         """An optional rich renderable (e.g. a per-class table) shown after `compute()`."""
         return None
+
+    def plot_data(self) -> PlotData:
+        """What to draw after `compute()` (a confusion matrix, precision-recall curves); nothing by default."""
+        return PlotData()

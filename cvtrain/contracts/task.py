@@ -14,6 +14,7 @@ from torch import nn
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.monitor import MonitorMode
+from cvtrain.contracts.plots import Preview
 
 
 class PredictionSink(Protocol):
@@ -44,6 +45,9 @@ class Task(Protocol):
         """Model outputs in the form the task's evaluator and sinks consume (model already in eval mode)."""
 
     def evaluator(self, dataset: Any) -> Evaluator: ...
+
+    def preview(self, batch: Batch, predictions: Any, limit: int) -> list[Preview]:
+        """At most `limit` images of an evaluated batch drawn with their truth and prediction (predictions.png)."""
 
     def results_writer(self, dataset: Any, out_dir: Path) -> PredictionSink:
         """`cvtrain eval ... eval.save_predictions=true`: predictions of an annotated split, under `out_dir`."""

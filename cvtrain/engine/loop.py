@@ -23,7 +23,8 @@ from cvtrain.contracts.task import PredictionSink, Task
 from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import save_checkpoint
-from cvtrain.engine.reporting import log
+from cvtrain.engine.plotting import PreviewCollector
+from cvtrain.engine.reporting import NO_PROGRESS, TrainProgress, log
 from cvtrain.engine.signals import StopRequest
 from cvtrain.engine.state import FitRun, checkpoint_state, unwrap
 from cvtrain.errors import CvtrainError
@@ -46,17 +47,21 @@ def evaluate(
     amp_dtype: torch.dtype | None,
     bad_samples: BadSampleLog,
     sinks: Sequence[PredictionSink] = (),
+    progress: TrainProgress = NO_PROGRESS,
+    previews: PreviewCollector | None = None,
 ) -> tuple[dict[str, float], Evaluator | None]:
-    """Run the model over `loader`, feeding the evaluator and the prediction sinks (`cvtrain predict` has no
-    evaluator). Returns the merged evaluator's metrics (the same on every rank; {} without one) and the merged
-    evaluator; every sink then holds all ranks' records and rank 0 has written them."""
+    """Run the model over `loader`, feeding the evaluator, prediction sinks (`cvtrain predict` has no evaluator)
+    and `previews` (rank 0's first images), with a bar on `progress`. Returns the merged evaluator's metrics (the
+    same on every rank; {} without one) and the merged evaluator; sinks hold all ranks' records, rank 0 wrote them."""
     was_training = model.training
     model.eval()
     distributed.broadcast_buffers(model)  # every shard is scored with the checkpointed model
     if evaluator is not None:
         evaluator.reset()
+    progress.start_eval(len(loader))
     for batch in loader:
         bad_samples.check(batch.bad)
+        progress.advance()
         if len(batch) == 0:
             continue
         batch = batch.to(device)
@@ -66,6 +71,9 @@ def evaluate(
             evaluator.update(batch, predictions)
         for sink in sinks:
             sink.update(batch, predictions)
+        if previews is not None:
+            previews.add(batch, predictions)
+    progress.end_eval()
     model.train(was_training)
     distributed.finish_sinks(list(sinks))
     if evaluator is None:
@@ -263,7 +271,8 @@ def _evaluate_and_keep_best(
     run: FitRun, epoch: int, position: tuple[int, int], ckpt_dir: Path
 ) -> dict[str, Any]:
     """Evaluate after `epoch` (1-based, the epoch just trained); best.ckpt resumes from `position`."""
-    metrics, _ = evaluate(
+    collector = run.plots.collector(len(run.val_loader)) if run.plots else None
+    metrics, evaluator = evaluate(
         model=eval_model(run),
         loader=run.val_loader,
         task=run.task,
@@ -271,6 +280,8 @@ def _evaluate_and_keep_best(
         device=run.device,
         amp_dtype=run.amp_dtype,
         bad_samples=run.bad_samples,
+        progress=run.progress,
+        previews=collector,
     )
     if run.monitor not in metrics:
         raise CvtrainError(
@@ -280,6 +291,8 @@ def _evaluate_and_keep_best(
     run.history.append(row)
     run.recorder.evaluation(row, run.step)
     log.info("epoch %d eval: %s", epoch, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    if run.plots is not None:
+        run.plots.write(evaluator, collector, run.step)
     if _is_better(metrics[run.monitor], run.best, run.monitor_mode):
         run.best = metrics[run.monitor]
         if distributed.is_main():

@@ -117,7 +117,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 class TrainProgress:
-    """A rich progress bar over the steps of an epoch (only on a terminal, on rank 0)."""
+    """A rich progress bar over the steps of an epoch, or the batches of an evaluation (only on a terminal, on
+    rank 0): one bar at a time in one live display."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled and distributed.is_main() and console.is_terminal
@@ -125,11 +126,18 @@ class TrainProgress:
         self.task_id: Any = None
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int = 0) -> None:
+        self._start(f"epoch {epoch + 1}/{epochs}", steps, done)
+
+    def start_eval(self, batches: int) -> None:
+        """A bar over the evaluation's batches (this process's share), ended by `end_eval`."""
+        self._start("eval", batches, 0)
+
+    def _start(self, label: str, total: int, done: int) -> None:
         if not self.enabled:
             return
         if self.progress is None:
             self.progress = Progress(
-                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                TextColumn("[bold]{task.fields[label]}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[stats]}"),
@@ -138,9 +146,7 @@ class TrainProgress:
                 console=console,
             )
             self.progress.start()
-        self.task_id = self.progress.add_task(
-            "train", total=steps, completed=done, epoch=f"{epoch + 1}/{epochs}", stats=""
-        )
+        self.task_id = self.progress.add_task(label, total=total, completed=done, label=label, stats="")
 
     def advance(self, stats: str | None = None) -> None:
         if self.progress is not None:
@@ -153,18 +159,35 @@ class TrainProgress:
         if self.progress is not None:
             self.progress.remove_task(self.task_id)
 
+    end_eval = end_epoch
+
     def stop(self) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
 
 
+NO_PROGRESS = TrainProgress(enabled=False)  # shows nothing and holds no state: one serves every caller
+
+
+def _append_row(path: Path, row: Mapping[str, Any]) -> None:
+    """One CSV row; the first row of a new file fixes its header (later extra keys are left out)."""
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row.keys()), extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
 class MetricsRecorder:
-    """metrics.csv (one row per evaluation) and TensorBoard scalars, in the run directory."""
+    """metrics.csv (one row per evaluation), train_log.csv (one row per logged step) and TensorBoard scalars,
+    in the run directory."""
 
     def __init__(self, run_dir: Path, tensorboard: bool):
         self.run_dir = Path(run_dir)
         self.csv_path = self.run_dir / "metrics.csv"
+        self.train_csv_path = self.run_dir / "train_log.csv"
         self.writer = None
         if tensorboard and distributed.is_main():
             from torch.utils.tensorboard import SummaryWriter
@@ -172,6 +195,9 @@ class MetricsRecorder:
             self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
 
     def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
+        """TensorBoard scalars under `prefix/`; the train ones also go to train_log.csv (for curves.png)."""
+        if prefix == "train" and distributed.is_main():
+            _append_row(self.train_csv_path, {"step": step, **values})
         if self.writer is not None:
             for name, value in values.items():
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
@@ -180,13 +206,13 @@ class MetricsRecorder:
         """Append one evaluation to metrics.csv (header from the first row) and to TensorBoard under val/."""
         if not distributed.is_main():
             return
-        new = not self.csv_path.exists()
-        with self.csv_path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row.keys()), extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        _append_row(self.csv_path, row)
         self.scalars("val", {k: v for k, v in row.items() if isinstance(v, float)}, step)
+
+    def image(self, tag: str, image: Any, step: int) -> None:
+        """A uint8 RGB picture [H, W, 3] in TensorBoard's images tab."""
+        if self.writer is not None:
+            self.writer.add_image(tag, image, step, dataformats="HWC")
 
     def close(self) -> None:
         if self.writer is not None:

@@ -17,6 +17,7 @@ from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint, rng_state, set_rng_state
 from cvtrain.engine.ema import ModelEMA
+from cvtrain.engine.plotting import RunPlots
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
 from cvtrain.errors import CvtrainError
 
@@ -56,6 +57,7 @@ class FitRun:
     batches_done: int = 0  # batches of epoch `start_epoch` already trained on (a mid-epoch resume)
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    plots: RunPlots | None = None  # rank 0 with logger.plots: the plots/ folder, refreshed at each evaluation
 
 
 def unwrap(model: nn.Module) -> nn.Module:

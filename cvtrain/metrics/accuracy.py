@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.contracts.plots import ConfusionData, PlotData
 
 
 def topk_correct(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...]) -> torch.Tensor:
@@ -24,12 +26,14 @@ class AccuracyEvaluator(Evaluator):
     [B, C] (what the classification task's `predict` returns). Counts stay on the device: no sync per batch.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, class_names: Sequence[str] | None = None) -> None:
+        self.class_names = list(class_names) if class_names is not None else None
         self.reset()
 
     def reset(self) -> None:
         self.count = 0
         self.sums: torch.Tensor | None = None  # [correct top-1, correct top-5, summed loss]
+        self.confusion: torch.Tensor | None = None  # [true class, top-1 class] counts
 
     def update(self, batch: Batch, predictions: Any) -> None:
         probs = predictions.float()
@@ -38,6 +42,9 @@ class AccuracyEvaluator(Evaluator):
         nll = -probs.gather(1, labels[:, None]).clamp_min(1e-12).log().double().sum()
         sums = torch.cat([topk_correct(probs, labels, (1, 5)).to(nll.dtype), nll[None]])
         self.sums = sums if self.sums is None else self.sums + sums
+        n = probs.shape[1]
+        confusion = torch.bincount(labels * n + probs.argmax(dim=1), minlength=n * n).reshape(n, n)
+        self.confusion = confusion if self.confusion is None else self.confusion + confusion
         self.count += len(labels)
 
     def merge(self, other: Evaluator) -> None:
@@ -45,6 +52,11 @@ class AccuracyEvaluator(Evaluator):
         if other.sums is not None:
             other_sums = other.sums.to(self.sums.device) if self.sums is not None else other.sums
             self.sums = other_sums if self.sums is None else self.sums + other_sums
+        if other.confusion is not None:
+            theirs = (
+                other.confusion.to(self.confusion.device) if self.confusion is not None else other.confusion
+            )
+            self.confusion = theirs if self.confusion is None else self.confusion + theirs
         self.count += other.count
 
     def compute(self) -> dict[str, float]:
@@ -58,3 +70,11 @@ class AccuracyEvaluator(Evaluator):
             "top5_err": 1 - top5,
             "loss": loss / n,
         }
+
+    def plot_data(self) -> PlotData:
+        """The confusion matrix of the top-1 predictions (rows: true class)."""
+        if self.confusion is None:
+            return PlotData()
+        counts = self.confusion.cpu().numpy()
+        names = self.class_names or [str(c) for c in range(counts.shape[0])]
+        return PlotData(confusion=ConfusionData(counts=counts, names=names, title="top-1 confusion"))

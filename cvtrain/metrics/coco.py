@@ -32,6 +32,7 @@ from rich.table import Table
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.contracts.plots import PlotData, PRCurve
 from cvtrain.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,13 @@ class COCOEvaluator(Evaluator):
             metrics.update(segm)
         return metrics
 
+    def plot_data(self) -> PlotData:
+        if self._evaluation is None:
+            return PlotData()
+        names = {cat_id: str(cat["name"]) for cat_id, cat in self.coco_gt.cats.items()}
+        curves = coco_pr_curves(self._evaluation, names)
+        return PlotData(pr_curves=curves, pr_title="precision-recall at IoU 0.5 (COCO, 101 recall points)")
+
     def report(self) -> Table | None:
         """Per-category AP@[.5:.95] from the last `compute()` (None before it or without detections)."""
         if self._evaluation is None:
@@ -224,6 +232,20 @@ def encode_masks(masks: Any) -> list[dict[str, Any]]:
     return [
         {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in encoded
     ]
+
+
+def coco_pr_curves(evaluation: Any, names: Mapping[int, str]) -> list[PRCurve]:
+    """Precision at COCO's 101 recall thresholds, IoU 0.5, all areas, 100 detections, per category (from
+    `eval["precision"]`, which pycocotools and faster-coco-eval both fill), and its mean (AP@0.5); a category
+    without ground truth (-1) is left out."""
+    precision = evaluation.eval["precision"][0, :, :, 0, -1]  # [recall, category]
+    recall = np.asarray(evaluation.params.recThrs, dtype=np.float64)
+    curves = []
+    for k, cat_id in enumerate(evaluation.params.catIds):
+        values = precision[:, k]
+        if (values > -1).any():
+            curves.append(PRCurve(names[cat_id], recall, np.clip(values, 0, None), float(values.mean())))
+    return curves
 
 
 def _numpy(value: Any) -> np.ndarray:

@@ -13,7 +13,9 @@ from rich.console import Group
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.ground_truth import DetectionGroundTruth
+from cvtrain.contracts.plots import PlotData
 from cvtrain.errors import ConfigError
+from cvtrain.metrics.box_confusion import BoxConfusionEvaluator
 from cvtrain.metrics.coco import COCOEvaluator
 from cvtrain.metrics.voc import VOCEvaluator
 
@@ -48,6 +50,12 @@ class CombinedEvaluator(Evaluator):
             merged.update(metrics)
         return merged
 
+    def plot_data(self) -> PlotData:
+        merged = PlotData()
+        for evaluator in self.evaluators:
+            merged = merged.merged(evaluator.plot_data())
+        return merged
+
     def report(self) -> Group | None:
         reports = [r for r in (e.report() for e in self.evaluators) if r is not None]
         return Group(*reports) if reports else None
@@ -76,15 +84,24 @@ def coco_evaluator(
 
 
 def detection_evaluator(
-    dataset: Any, coco_backend: str = "faster", masks: bool = False
+    dataset: Any, coco_backend: str = "faster", masks: bool = False, score_threshold: float = 0.5
 ) -> tuple[Evaluator, str]:
     """The evaluator for `dataset` and its headline metric (what picks best.ckpt); COCO AP by `coco_backend`,
-    with mask AP (`segm_map`, ...) when `masks` (Mask R-CNN on COCO-format data)."""
+    with mask AP (`segm_map`, ...) when `masks` (Mask R-CNN on COCO-format data). A box confusion matrix of the
+    detections scoring >= `score_threshold` comes along for the plots."""
     truth = ground_truth_of(dataset)
+    view = truth.coco_ground_truth()
+    confusion = BoxConfusionEvaluator(
+        coco_gt=view.coco,
+        label_to_cat_id=view.label_to_cat_id,
+        class_names=truth.class_names,
+        score_threshold=score_threshold,
+        image_id_map=view.image_id_map,
+    )
     records = truth.voc_records()
     if records is None:
-        return coco_evaluator(truth, coco_backend, masks), "map"
+        return CombinedEvaluator(evaluators=[coco_evaluator(truth, coco_backend, masks), confusion]), "map"
     if masks:
         raise ConfigError("mask AP needs COCO-format data with instance masks: use data=coco or data=shapes")
     voc = VOCEvaluator(records=records, class_names=truth.class_names)
-    return CombinedEvaluator(evaluators=[voc, coco_evaluator(truth, coco_backend)]), "voc_map"
+    return CombinedEvaluator(evaluators=[voc, coco_evaluator(truth, coco_backend), confusion]), "voc_map"

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.contracts.plots import ConfusionData, PlotData
 
 
 class SegmentationEvaluator(Evaluator):
@@ -91,6 +92,13 @@ class SegmentationEvaluator(Evaluator):
         """IoU by class name; NaN for a class absent from both ground truth and predictions."""
         iou, _, _ = self._iou()
         return {name: float(v) for name, v in zip(self.class_names, iou.tolist(), strict=True)}
+
+    def plot_data(self) -> PlotData:
+        """The pixel confusion matrix (rows: true class; void pixels left out)."""
+        counts = self.confusion.cpu().numpy()
+        return PlotData(
+            confusion=ConfusionData(counts=counts, names=self.class_names, title="pixel confusion")
+        )
 
     def report(self) -> Table:
         iou, _, ground_truth = self._iou()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from rich.table import Table
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.contracts.plots import PlotData, PRCurve
 from cvtrain.data.detection_records import VOCRecord
 from cvtrain.errors import DataError
 
@@ -48,6 +49,9 @@ class ClassAP:
     num_detections: int
     ap: float  # VOC2010+ definition; NaN when num_positives == 0
     ap07: float  # VOC2007 11-point definition; NaN when num_positives == 0
+    # at each detection, by decreasing score (the arrays the AP integrates; left out of == and repr)
+    recall: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
+    precision: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
@@ -144,6 +148,11 @@ class VOCEvaluator(Evaluator):
         """VOC2010+ AP per class name (NaN for a class without ground truth in the evaluated images)."""
         return {c.name: c.ap for c in self._evaluate()}
 
+    def plot_data(self) -> PlotData:
+        """Each class's precision-recall curve (the arrays its AP integrates) with its VOC2010+ AP."""
+        curves = [PRCurve(c.name, c.recall, c.precision, c.ap) for c in self._evaluate()]
+        return PlotData(pr_curves=curves, pr_title="precision-recall at IoU 0.5 (VOC AP, difficult ignored)")
+
     def report(self) -> Table:
         table = Table(title="VOC AP @ IoU 0.5 (difficult ignored)")
         for column in ("class", "GT", "detections", "AP", "AP (VOC07 11-pt)"):
@@ -213,7 +222,7 @@ class VOCEvaluator(Evaluator):
             recall = tp / num_positives
             precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
             ap, ap07 = voc_ap(recall, precision), voc07_ap(recall, precision)
-            results.append(ClassAP(name, num_positives, int(mine.sum()), ap, ap07))
+            results.append(ClassAP(name, num_positives, int(mine.sum()), ap, ap07, recall, precision))
         return results
 
 

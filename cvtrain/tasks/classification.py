@@ -17,8 +17,10 @@ from torch import nn
 from cvtrain.contracts.batch import Batch, split_bad
 from cvtrain.contracts.monitor import MonitorMode
 from cvtrain.contracts.monitor import monitor_mode as mode_of
+from cvtrain.contracts.plots import Panel, Preview
 from cvtrain.metrics.accuracy import AccuracyEvaluator
 from cvtrain.tasks.inputs import ImageInput
+from cvtrain.tasks.previews import PREVIEW_SIDE, preview_canvas
 
 
 class ClassificationTask:
@@ -53,13 +55,24 @@ class ClassificationTask:
         return model(self.inputs(batch.images)).float().softmax(dim=1)
 
     def evaluator(self, dataset: Any) -> AccuracyEvaluator:
-        return AccuracyEvaluator()
+        return AccuracyEvaluator(class_names=self.class_names)
+
+    def preview(self, batch: Batch, predictions: torch.Tensor, limit: int) -> list[Preview]:
+        """Each image headed "true class -> predicted class probability", green when right, red when wrong."""
+        scores, top = predictions[:limit].max(dim=1)
+        labels = batch.targets[:limit].tolist()
+        previews = []
+        for i, (label, score, best) in enumerate(zip(labels, scores.tolist(), top.tolist(), strict=True)):
+            image, _ = preview_canvas(batch.meta[i], batch.images[i], side=PREVIEW_SIDE * 3 // 4)
+            heading = f"{self.class_names[label]} -> {self.class_names[best]} {score:.2f}"
+            previews.append(Preview((Panel(image, heading, ok=label == best),)))
+        return previews
 
     def results_writer(self, dataset: Any, out_dir: Path) -> TopKWriter:
-        return TopKWriter(Path(out_dir) / "predictions.json", k=self.topk)
+        return TopKWriter(Path(out_dir) / "predictions.json", k=self.topk, class_names=self.class_names)
 
     def predict_writer(self, out_dir: Path) -> TopKWriter:
-        return TopKWriter(Path(out_dir) / "predictions.json", k=self.topk)
+        return TopKWriter(Path(out_dir) / "predictions.json", k=self.topk, class_names=self.class_names)
 
     def show_predictions(self, records: list[dict[str, Any]], out_dir: Path) -> Table:
         table = Table(title=f"top-{self.topk} predictions", show_header=True, header_style="bold")
@@ -74,21 +87,33 @@ class ClassificationTask:
 
 
 class TopKWriter:
-    """predictions.json: one record per image, {"path", "label", "top5": [class indices], "scores": [probs]}.
+    """predictions.json: one record per image, {"path", "label", "label_name", "top5": [class indices],
+    "top5_names": [class names], "scores": [probs]}.
 
-    "top5" holds min(5, number of classes) indices, best first; "label" is -1 for images without a label.
+    "top5" holds min(5, number of classes) indices, best first; "label" is -1 and "label_name" null for images
+    without a label.
     """
 
-    def __init__(self, path: Path, k: int):
+    def __init__(self, path: Path, k: int, class_names: list[str]):
         self.path = path
         self.k = k
+        self.class_names = class_names
         self.records: list[dict[str, Any]] = []
 
     def update(self, batch: Batch, predictions: torch.Tensor) -> None:
         scores, indices = predictions.topk(self.k, dim=1)
         labels = batch.targets.tolist()
         for meta, label, idx, sc in zip(batch.meta, labels, indices.tolist(), scores.tolist(), strict=True):
-            self.records.append({"path": meta["path"], "label": int(label), "top5": idx, "scores": sc})
+            self.records.append(
+                {
+                    "path": meta["path"],
+                    "label": int(label),
+                    "label_name": self.class_names[label] if label >= 0 else None,
+                    "top5": idx,
+                    "top5_names": [self.class_names[c] for c in idx],
+                    "scores": sc,
+                }
+            )
 
     def write(self) -> None:
         self.path.write_text(json.dumps(self.records, indent=1) + "\n")

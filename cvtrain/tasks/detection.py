@@ -29,9 +29,11 @@ from cvtrain.contracts.batch import Batch, split_bad
 from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.monitor import MonitorMode
 from cvtrain.contracts.monitor import monitor_mode as mode_of
+from cvtrain.contracts.plots import Panel, Preview
 from cvtrain.metrics.detection import detection_evaluator, ground_truth_of
-from cvtrain.tasks.detection_outputs import COCOResultsWriter, DrawnDetectionsWriter
+from cvtrain.tasks.detection_outputs import COCOResultsWriter, DrawnDetectionsWriter, draw_detections
 from cvtrain.tasks.inputs import ImageInput
+from cvtrain.tasks.previews import preview_canvas
 
 Detections = list[dict[str, torch.Tensor]]
 
@@ -118,8 +120,41 @@ class DetectionTask:
             predictions.append(prediction)
         return predictions
 
+    def preview(self, batch: Batch, predictions: Detections, limit: int) -> list[Preview]:
+        """The ground-truth boxes next to the detections scoring >= `score_threshold`."""
+        previews = []
+        for i, found in enumerate(predictions[:limit]):
+            image, target, meta = batch.images[i], batch.targets[i], batch.meta[i]
+            canvas, scale = preview_canvas(meta, image)
+            truth = to_original_pixels(target["boxes"].float(), meta["input_size"], tuple(meta["orig_size"]))
+            keep = found["scores"] >= self.score_threshold
+            order = found["scores"][keep].argsort(descending=True)
+            boxes, labels, scores = (found[k][keep][order].cpu() for k in ("boxes", "labels", "scores"))
+            name = Path(meta["path"]).name
+            previews.append(
+                Preview(
+                    (
+                        Panel(
+                            draw_detections(
+                                canvas, truth.cpu() * scale, target["labels"].tolist(), self.class_names
+                            ),
+                            f"{name}: truth",
+                        ),
+                        Panel(
+                            draw_detections(
+                                canvas, boxes * scale, labels.tolist(), self.class_names, scores.tolist()
+                            ),
+                            f"predicted, score >= {self.score_threshold}",
+                        ),
+                    )  # fmt: skip
+                )
+            )
+        return previews
+
     def evaluator(self, dataset: Any) -> Evaluator:
-        evaluator, self.monitor = detection_evaluator(dataset, self.coco_backend, self.masks)
+        evaluator, self.monitor = detection_evaluator(
+            dataset, self.coco_backend, self.masks, self.score_threshold
+        )
         return evaluator
 
     def results_writer(self, dataset: Any, out_dir: Path) -> COCOResultsWriter:

@@ -4,23 +4,33 @@ eval.save_predictions=true`) and pictures with the boxes (and Mask R-CNN's masks
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from torchvision.io import write_png
-from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
+from PIL import Image
+from torchvision.utils import draw_segmentation_masks
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.data.images import BadImageError, read_image
 from cvtrain.metrics.coco import encode_masks
+from cvtrain.plots.draw import class_colour, draw_boxes
 
-# Distinct colours for the boxes, by class index (cycled for more classes).
-BOX_COLOURS = (
-    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4", "#469990",
-    "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075", "#a9a9a9", "#ffe119", "#ffd8b1", "#000000",
-)  # fmt: skip
+
+def draw_detections(
+    image: np.ndarray,
+    boxes: torch.Tensor | np.ndarray,
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    scores: Sequence[float] | None = None,
+) -> np.ndarray:
+    """uint8 RGB [H, W, 3] with each box (XYXY pixels, best first) outlined in its class colour and labelled
+    "class score" (or just "class", for ground truth) where the label covers no other."""
+    names = [class_names[c] for c in labels]
+    texts = names if scores is None else [f"{n} {s:.2f}" for n, s in zip(names, scores, strict=True)]
+    return draw_boxes(image, np.asarray(boxes, dtype=np.float64), texts, [class_colour(c) for c in labels])
 
 
 class COCOResultsWriter:
@@ -114,18 +124,17 @@ class DrawnDetectionsWriter:
             image = read_image(source)  # the original pixels: boxes are in them
         except BadImageError:
             return  # it was read a moment ago; if it vanished since, the JSON record still holds the boxes
-        if masks is not None and detections:
-            colours = [BOX_COLOURS[d["label"] % len(BOX_COLOURS)] for d in detections]
+        if masks is not None and detections:  # Mask R-CNN: translucent masks first, the labelled boxes on top
+            colours = [class_colour(d["label"]) for d in detections]
             image = draw_segmentation_masks(image, masks.bool(), alpha=0.45, colors=colours)
-        if detections:
-            image = draw_bounding_boxes(
-                image,
-                boxes,
-                labels=[f"{d['class_name']} {d['score']:.2f}" for d in detections],
-                colors=[BOX_COLOURS[d["label"] % len(BOX_COLOURS)] for d in detections],
-                width=2,
-            )
-        write_png(image, str(picture))
+        pixels = draw_detections(
+            image.permute(1, 2, 0).numpy(),
+            boxes.numpy(),
+            [d["label"] for d in detections],
+            self.class_names,
+            [d["score"] for d in detections],
+        )
+        Image.fromarray(pixels).save(picture)
 
     def write(self) -> None:
         (self.out_dir / "predictions.json").write_text(json.dumps(self.records, indent=1) + "\n")

@@ -25,11 +25,13 @@ from torch import nn
 from cvtrain.contracts.batch import Batch, split_bad
 from cvtrain.contracts.monitor import MonitorMode
 from cvtrain.contracts.monitor import monitor_mode as mode_of
+from cvtrain.contracts.plots import Panel, Preview
 from cvtrain.data.palette import IGNORE_INDEX
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
 from cvtrain.tasks.inputs import ImageInput
-from cvtrain.tasks.segmentation_outputs import MaskWriter, fractions_text
+from cvtrain.tasks.previews import preview_canvas
+from cvtrain.tasks.segmentation_outputs import MaskWriter, fractions_text, painted, resize_label_map
 
 LabelMaps = torch.Tensor | list[torch.Tensor]
 
@@ -126,6 +128,25 @@ class SegmentationTask:
             for index, label_map in zip(indices, logits.argmax(dim=1), strict=True):
                 label_maps[index] = label_map
         return label_maps
+
+    def preview(self, batch: Batch, predictions: LabelMaps, limit: int) -> list[Preview]:
+        """The true mask next to the predicted one, each painted over the image with its legend."""
+        previews = []
+        for i, predicted in enumerate(list(predictions)[:limit]):
+            meta = batch.meta[i]
+            canvas, _ = preview_canvas(meta, batch.images[i])
+            size = canvas.shape[:2]
+            truth = resize_label_map(batch.targets[i], size).numpy()
+            guess = resize_label_map(predicted, size).numpy()
+            previews.append(
+                Preview(
+                    (
+                        Panel(painted(canvas, truth, self.class_names), f"{Path(meta['path']).name}: truth"),
+                        Panel(painted(canvas, guess, self.class_names), "predicted"),
+                    )
+                )
+            )
+        return previews
 
     def evaluator(self, dataset: Any) -> SegmentationEvaluator:
         return SegmentationEvaluator(

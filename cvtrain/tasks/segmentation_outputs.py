@@ -3,7 +3,8 @@
 - `predictions/<stem>.png`: the predicted label map as a VOC palette PNG (pixel values are class indices, the
   palette shows them in VOC's colours), the same size as the original image and named after its file stem, so
   it can be scored with the VOC devkit or read back with `cvtrain.data.palette.read_index_png`;
-- `overlays/<stem>.jpg` (predict only): the image with every non-background class painted over it;
+- `overlays/<stem>.jpg` (predict only): the image with every non-background class painted over it, and a legend
+  strip below it (colour and name of each class present);
 - `predictions.json`: one record per image: {"path", "image_id", "mask", ["overlay"], "height", "width",
   "class_fractions": {class name: share of the image's pixels}} (paths relative to the run directory).
 """
@@ -21,7 +22,8 @@ from PIL import Image
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.data.images import BadImageError, read_image
-from cvtrain.data.palette import VOC_PALETTE, colorize, write_index_png
+from cvtrain.data.palette import IGNORE_INDEX, VOC_PALETTE, colorize, write_index_png
+from cvtrain.plots.draw import add_legend, legend_entries
 
 OVERLAY_ALPHA = 0.5  # weight of the class colour over the image
 
@@ -42,6 +44,13 @@ def overlay(image: np.ndarray, label_map: np.ndarray, alpha: float = OVERLAY_ALP
     return blended.round().clip(0, 255).astype(np.uint8)
 
 
+def painted(image: np.ndarray, label_map: np.ndarray, class_names: list[str]) -> np.ndarray:
+    """`overlay` with a legend strip below it: the colour and name of every painted class present (and of void,
+    the ignored border of VOC's ground truth)."""
+    entries = legend_entries(label_map, class_names, VOC_PALETTE, void=IGNORE_INDEX)
+    return add_legend(overlay(image, label_map), entries)
+
+
 class MaskWriter:
     """The prediction sink of `SegmentationTask` (see the module doc)."""
 
@@ -54,7 +63,7 @@ class MaskWriter:
 
     def update(self, batch: Batch, predictions: torch.Tensor | list[torch.Tensor]) -> None:
         for meta, prediction in zip(batch.meta, list(predictions), strict=True):
-            label_map = _at_original_size(prediction, meta["orig_size"]).numpy()
+            label_map = resize_label_map(prediction, meta["orig_size"]).numpy()
             stem = self._unique_stem(Path(meta["path"]).stem)
             mask_path = write_index_png(self.out_dir / "predictions" / f"{stem}.png", label_map)
             counts = np.bincount(label_map.reshape(-1), minlength=len(self.class_names))
@@ -91,7 +100,7 @@ class MaskWriter:
             return None
         path = self.out_dir / "overlays" / f"{stem}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(overlay(image, label_map)).save(path, quality=90)
+        Image.fromarray(painted(image, label_map, self.class_names)).save(path, quality=90)
         return path
 
     def write(self) -> None:
@@ -99,9 +108,9 @@ class MaskWriter:
         (self.out_dir / "predictions.json").write_text(json.dumps(self.records, indent=1) + "\n")
 
 
-def _at_original_size(prediction: torch.Tensor, orig_size: tuple[int, int]) -> torch.Tensor:
-    """uint8 [H, W] on the CPU at the image's original size (nearest neighbour if a transform resized it)."""
-    height, width = (int(v) for v in orig_size)
+def resize_label_map(prediction: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 [H, W] on the CPU at `size` (H, W), e.g. the image's original size (nearest neighbour)."""
+    height, width = (int(v) for v in size)
     label_map = prediction.detach()
     if tuple(label_map.shape) != (height, width):
         label_map = F.interpolate(label_map[None, None].float(), size=(height, width), mode="nearest")[0, 0]

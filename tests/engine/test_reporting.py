@@ -115,3 +115,26 @@ def test_on_a_real_terminal_the_cli_keeps_rich_wrapping(tmp_path: Path) -> None:
     assert any("ERROR" in line for line in lines) and "does not exist" in "".join(lines)
     assert all(len(line.rstrip("\r")) <= 100 for line in lines)
     assert not any(str(path) in line for line in lines)  # wrapped to the window, as rich does on a terminal
+
+
+def test_the_evaluation_has_its_own_bar_on_a_terminal_and_none_off_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cvtrain.engine import reporting
+
+    screen = _Terminal()
+    monkeypatch.setattr(reporting, "console", Console(file=screen, force_terminal=True, width=100))
+    bar = reporting.TrainProgress(enabled=True)
+    bar.start_eval(4)
+    bar.advance()
+    bar.advance()
+    assert bar.progress is not None
+    bar.progress.refresh()
+    bar.end_eval()
+    bar.stop()
+    assert re.search(r"eval .* 2/4", ANSI.sub("", screen.getvalue()))
+    monkeypatch.setattr(reporting, "console", make_console(io.StringIO()))  # a log file: no bar at all
+    off = reporting.TrainProgress(enabled=True)
+    off.start_eval(4)
+    assert off.progress is None
+    assert reporting.TrainProgress(enabled=False).enabled is False

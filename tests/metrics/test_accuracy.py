@@ -55,3 +55,18 @@ def test_reset_clears_state() -> None:
     ev.reset()
     ev.update(_batch([1]), torch.tensor([[0.9, 0.1]]))
     assert ev.compute()["top1_acc"] == 0.0
+
+
+def test_confusion_matrix_counts_top1_per_true_class_and_merges() -> None:
+    probs = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
+    a, b = (
+        AccuracyEvaluator(class_names=["cat", "dog", "owl"]),
+        AccuracyEvaluator(class_names=["cat", "dog", "owl"]),
+    )
+    a.update(_batch([0, 1]), probs[:2])
+    b.update(_batch([1, 2]), probs[2:])
+    a.merge(b)
+    data = a.plot_data().confusion
+    assert data is not None and data.names == ["cat", "dog", "owl"]
+    assert data.counts.tolist() == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]  # the second dog was taken for a cat
+    assert AccuracyEvaluator().plot_data().confusion is None  # nothing evaluated yet

@@ -272,3 +272,15 @@ def test_perfect_detections_on_the_real_coco_sample() -> None:
     # the crowd region of bottles and the empty image cost nothing; every category with objects is perfect
     assert metrics["map"] == pytest.approx(1.0) and metrics["map_50"] == pytest.approx(1.0)
     assert metrics["mar_100"] == pytest.approx(1.0)
+
+
+def test_pr_curves_come_from_cocoeval_and_average_to_ap50() -> None:
+    gt = tiny_ground_truth()
+    evaluator = COCOEvaluator(coco_gt=coco_api_from_dict(gt), label_to_cat_id=dict(enumerate(CAT_IDS)))
+    feed(evaluator, random_predictions(gt, seed=1))
+    metrics = evaluator.compute()
+    data = evaluator.plot_data()
+    assert [c.name for c in data.pr_curves] == [f"class{c}" for c in CAT_IDS]
+    assert all(c.recall.shape == (101,) and c.precision.shape == (101,) for c in data.pr_curves)
+    # COCO's AP@0.5 is the mean over categories of the mean precision at the 101 recall thresholds
+    assert np.mean([c.ap for c in data.pr_curves]) == pytest.approx(metrics["map_50"], abs=1e-12)

@@ -320,3 +320,15 @@ def test_score_voc_results_rejects_malformed_entries(
 ) -> None:
     with pytest.raises(DataError, match=message):
         score_results(real_voc, write_results(tmp_path / "bad.json", [entry]))
+
+
+def test_plot_data_holds_the_curves_the_ap_integrates(hand_case) -> None:
+    records, predictions = hand_case
+    evaluator = VOCEvaluator(records=records, class_names=["cat", "dog"])
+    feed(evaluator, predictions)
+    cat, dog = evaluator.plot_data().pr_curves
+    # see hand_case: one point per detection in score order, d2 (on the difficult object) repeating d1's
+    np.testing.assert_allclose(cat.recall, [0.5, 0.5, 0.5, 0.5, 1.0])
+    np.testing.assert_allclose(cat.precision, [1.0, 1.0, 0.5, 1 / 3, 0.5])
+    assert cat.name == "cat" and cat.ap == evaluator.per_class_ap()["cat"] == pytest.approx(0.75)
+    assert dog.name == "dog" and math.isnan(dog.ap)  # no dog in the ground truth

@@ -80,7 +80,9 @@ def test_collate_keeps_the_masks_and_predict_returns_them_in_original_pixels(val
                      "labels": torch.tensor([1]), "masks": probabilities}]  # fmt: skip
 
     meta = [{"input_size": (32, 32), "orig_size": (64, 96), "image_id": 1}]
-    (prediction,) = task().predict(Stub(), Batch(images=[torch.zeros(3, 32, 32, dtype=torch.uint8)], targets=[None], meta=meta))
+    (prediction,) = task().predict(
+        Stub(), Batch(images=[torch.zeros(3, 32, 32, dtype=torch.uint8)], targets=[None], meta=meta)
+    )
     assert prediction["masks"].shape == (1, 64, 96) and prediction["masks"].dtype == torch.bool
     assert prediction["masks"][0, :31, :23].all() and not prediction["masks"][0, 34:, 26:].any()
     assert prediction["boxes"].tolist() == [[0.0, 0.0, 24.0, 32.0]]

@@ -194,7 +194,8 @@ def test_the_evaluator_and_headline_follow_the_dataset(
     assert set(metrics) == {"voc_map", "voc07_map", *COCO_METRICS} and 0.2 < metrics["voc_map"] < 1.0
     Console(file=io.StringIO()).print(voc.report())  # the VOC per-class and COCO per-category tables render
     coco = t.evaluator(coco_val)
-    assert isinstance(coco, COCOEvaluator) and t.monitor == "map"
+    assert isinstance(coco, CombinedEvaluator) and t.monitor == "map"
+    assert isinstance(coco.evaluators[0], COCOEvaluator)
 
 
 def test_merging_two_ranks_equals_one_pass(voc_val: VOCDetection) -> None:

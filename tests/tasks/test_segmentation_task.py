@@ -17,7 +17,7 @@ from cvtrain.data.palette import IGNORE_INDEX, VOC_PALETTE, read_index_png
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
 from cvtrain.tasks.segmentation import SegmentationTask
-from cvtrain.tasks.segmentation_outputs import overlay
+from cvtrain.tasks.segmentation_outputs import overlay, painted
 
 CLASSES = ["background", "cat", "dog"]
 
@@ -180,7 +180,10 @@ def test_predict_sink_adds_overlays_and_keeps_repeated_stems_apart(tmp_path):
     assert [r["mask"] for r in records] == ["predictions/x.png", "predictions/x_1.png"]
     assert [r["overlay"] for r in records] == ["overlays/x.jpg", "overlays/x_1.jpg"]
     with Image.open(tmp_path / "out" / records[0]["overlay"]) as jpeg:
-        assert jpeg.size == (8, 6)
+        overlay_pixels = np.asarray(jpeg)
+    # the overlay, and below it a legend naming the class present; a tiny image is widened for the name
+    assert overlay_pixels.shape[0] > 6 and overlay_pixels.shape[1] > 8
+    assert (overlay_pixels[:6, 8:] > 200).all()  # white padding right of the image
     table = task.show_predictions(records, tmp_path / "out")
     assert table.row_count == 2
 
@@ -191,3 +194,34 @@ def test_overlay_paints_only_non_background_classes():
     painted = overlay(image, label_map, alpha=0.5)
     assert (painted[:, 0] == 100).all()
     assert painted[0, 1].tolist() == [round(0.5 * 100 + 0.5 * c) for c in VOC_PALETTE[1]]
+
+
+def test_painted_overlays_carry_a_legend_of_the_classes_present():
+    image = np.full((40, 120, 3), 100, dtype=np.uint8)
+    label_map = np.zeros((40, 120), dtype=np.uint8)
+    label_map[:, 60:] = 2
+    label_map[0, 0] = IGNORE_INDEX  # void: painted, and named "void"
+    out = painted(image, label_map, CLASSES)
+    assert out.shape[1] == 120 and out.shape[0] > 40
+    np.testing.assert_array_equal(out[:40], overlay(image, label_map))
+    legend = out[40:]
+    assert (legend == VOC_PALETTE[2]).all(axis=2).sum() > 20  # the swatch of class 2
+    assert not (legend == VOC_PALETTE[1]).all(axis=2).any()  # class 1 is absent: no swatch
+
+
+def test_preview_shows_the_truth_next_to_the_prediction(tmp_path):
+    path = tmp_path / "scene.png"
+    Image.fromarray(np.full((30, 40, 3), 90, dtype=np.uint8)).save(path)
+    task = SegmentationTask(class_names=CLASSES)
+    mask = torch.zeros(30, 40, dtype=torch.uint8)
+    mask[:, 20:] = 1
+    batch = task.collate([(torch.zeros(3, 30, 40), mask, {"path": str(path), "orig_size": (30, 40)})])
+    (preview,) = task.preview(batch, torch.full((1, 30, 40), 2), limit=4)
+    truth, predicted = preview.panels
+    assert truth.heading == "scene.png: truth" and predicted.heading == "predicted"
+    assert truth.image.shape[1] == predicted.image.shape[1] == 256  # the longer side, at the preview size
+    cat = overlay(np.full((1, 1, 3), 90, np.uint8), np.ones((1, 1), np.uint8))[0, 0]
+    assert (truth.image[:192, 200] == cat).all() and (
+        truth.image[:192, 50] == 90
+    ).all()  # the right half is a cat
+    assert truth.image.shape[0] > 192  # and the legend below names it
