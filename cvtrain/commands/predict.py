@@ -33,7 +33,7 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
     class_names = list(state["class_names"])
     seed_everything(cfg.trainer.seed, deterministic=False)
     device = distributed.setup(cfg.trainer.device)
-    task = build_task(cfg.model, class_names=class_names, predict_cfg=cfg.predict)
+    task = build_task(cfg.model, class_names=class_names, predict_cfg=cfg.predict, aug_cfg=cfg.aug)
     model = build_model(cfg.model, num_classes=len(class_names)).to(device)
     model.load_state_dict(evaluated_weights(state))
     images = InputImages(cfg.inputs, transform=eval_transform(cfg.model.task, cfg.aug))

@@ -69,7 +69,7 @@ def build_setup(cfg: Config, *, need_train: bool, class_names: list[str] | None 
             f"has {len(data.class_names)}: evaluate on data with the same classes."
         )
     names = class_names or data.class_names
-    task = build_task(cfg.model, class_names=names, predict_cfg=cfg.predict)
+    task = build_task(cfg.model, class_names=names, predict_cfg=cfg.predict, aug_cfg=cfg.aug)
     model = build_model(cfg.model, num_classes=len(names)).to(device)
     return Setup(cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, model)
 

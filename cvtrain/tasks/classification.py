@@ -1,4 +1,5 @@
-"""Image classification: cross-entropy on logits, softmax probabilities as predictions, top-k metrics."""
+"""Image classification: cross-entropy on logits (label smoothing, MixUp / CutMix soft targets in training),
+softmax probabilities as predictions, top-k metrics."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from torch import nn
 from cvtrain.contracts.batch import Batch, split_bad
 from cvtrain.contracts.monitor import MonitorMode
 from cvtrain.contracts.monitor import monitor_mode as mode_of
+from cvtrain.errors import ConfigError
 from cvtrain.metrics.accuracy import AccuracyEvaluator
+from cvtrain.tasks.mixing import batch_mix
 
 
 class ClassificationTask:
@@ -25,9 +28,21 @@ class ClassificationTask:
     def monitor_mode(self) -> MonitorMode:
         return mode_of(self.monitor)
 
-    def __init__(self, *, class_names: list[str], topk: int = 5):
+    def __init__(
+        self,
+        *,
+        class_names: list[str],
+        topk: int = 5,
+        label_smoothing: float = 0.0,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
+    ):
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"model.label_smoothing={label_smoothing} must be in [0, 1); 0.1 is usual.")
         self.class_names = class_names
         self.topk = min(topk, len(class_names))
+        self.label_smoothing = float(label_smoothing)
+        self.mix = batch_mix(mixup=mixup, cutmix=cutmix, num_classes=len(class_names))
 
     def collate(self, samples: list[Any]) -> Batch:
         good, bad = split_bad(samples)
@@ -37,7 +52,10 @@ class ClassificationTask:
         return Batch(images=torch.stack(images), targets=torch.tensor(labels), meta=list(meta), bad=bad)
 
     def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"loss": F.cross_entropy(model(batch.images), batch.targets)}
+        images, targets = batch.images, batch.targets
+        if self.mix is not None:  # training only: collate and predict (evaluation) see the batch as it is
+            images, targets = self.mix(images, targets)  # targets become probabilities [B, classes]
+        return {"loss": F.cross_entropy(model(images), targets, label_smoothing=self.label_smoothing)}
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return model(batch.images).float().softmax(dim=1)
