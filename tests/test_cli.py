@@ -237,3 +237,39 @@ def test_imagenet_layout_with_synset_names(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert "tench" in proc.stdout or "English springer" in proc.stdout
+
+
+REGULARISED = ("model.stochastic_depth=0.3", "model.label_smoothing=0.1", "aug.mixup=0.2", "aug.cutmix=1.0")
+
+
+def fit_regularised(folder: Path, run_dir: Path, *extra: str) -> None:
+    """Stochastic depth + label smoothing + MixUp/CutMix (one of the two per batch), 2 epochs of 3 steps."""
+    common = ("fit", "data=imagefolder", f"data.root={folder}", *TINY, *REGULARISED, "trainer.epochs=2")
+    run_cli(*common, *extra, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
+
+
+@pytest.fixture(scope="module")
+def regularised(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("regularised") / "full"
+    fit_regularised(folder, run_dir)
+    return run_dir
+
+
+def test_regularised_fit_is_evaluated_on_the_whole_network(regularised: Path, tmp_path: Path) -> None:
+    # eval of the checkpoint equals the fit's final evaluation: no branch is dropped, no batch mixed in evaluation
+    run_cli("eval", f"ckpt={regularised}/checkpoints/last.ckpt", f"hydra.run.dir={tmp_path}", cwd=tmp_path)
+    fit, again = read_results(regularised), read_results(tmp_path)
+    assert fit["status"] == "ok" and fit["steps"] == 6
+    for key in ("top1_acc", "top1_err", "loss"):
+        assert again[key] == fit[key], key
+
+
+@pytest.mark.slow
+def test_regularised_fit_resumes_exactly(regularised: Path, folder: Path, tmp_path: Path) -> None:
+    # The mixing and dropping draws come from torch's generator, which the checkpoint keeps.
+    fit_regularised(folder, tmp_path / "first", "trainer.max_steps=3")
+    fit_regularised(folder, tmp_path / "resumed", f"trainer.resume={tmp_path}/first/checkpoints/last.ckpt")
+    full, resumed = read_results(regularised), read_results(tmp_path / "resumed")
+    assert resumed["steps"] == 6
+    for key in ("top1_err", "loss"):
+        assert resumed[key] == pytest.approx(full[key], abs=1e-6), key

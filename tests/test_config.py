@@ -8,8 +8,9 @@ from omegaconf import OmegaConf
 from cvtrain.config import GROUPS
 from cvtrain.config.compose import CONF_DIR
 from cvtrain.errors import ConfigError
+from cvtrain.models.build import build_model
 from cvtrain.overrides import check_overrides
-from cvtrain.tasks.build import BUILDERS
+from cvtrain.tasks.build import BUILDERS, build_task
 from tests.conftest import compose_config, compose_raw
 
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted(Path(CONF_DIR, g).glob("*.yaml"))]
@@ -113,3 +114,28 @@ def test_plots_are_on_by_default_and_switch_off_as_a_typed_bool() -> None:
     assert compose_config("logger=none").logger.plots is False
     problem = check_overrides(["logger.plots=sometimes"], "fit")
     assert problem is not None and "logger.plots" in problem
+
+
+def test_regularisation_options_compose_typed_and_reach_model_and_task() -> None:
+    cfg = compose_config(
+        "model=resnet18",
+        "model.stochastic_depth=0.2",
+        "model.stochastic_depth_mode=batch",
+        "model.label_smoothing=0.1",
+        "aug.mixup=0.2",
+        "aug.cutmix=1",
+    )
+    assert (cfg.model.stochastic_depth, cfg.model.label_smoothing, cfg.aug.mixup, cfg.aug.cutmix) == (
+        0.2,
+        0.1,
+        0.2,
+        1.0,
+    )
+    assert "label_smoothing" not in cfg.model.builder_options()  # a loss option: the task reads it
+    model = build_model(cfg.model, num_classes=3)
+    assert [m.p for m in model.modules() if type(m).__name__ == "StochasticDepth"][-1] == pytest.approx(0.2)
+    task = build_task(
+        cfg.model, class_names=["a", "b", "c"], predict_cfg=cfg.predict, eval_cfg=cfg.eval, aug=cfg.aug
+    )
+    assert task.label_smoothing == 0.1 and task.mix is not None
+    assert check_overrides(["aug.mixup=lots"], "fit") is not None

@@ -33,6 +33,13 @@ class ClassifierConfig(ModelConfig):
     pretrained: bool = False  # ImageNet weights (from the local torch hub cache)
     freeze: str | None = None  # freeze every stage up to and including this one (transfer learning)
     dropout: float | None = None  # None keeps the architecture's default; only for models with dropout
+    # ResNet family: drop residual branches in training, with probability rising linearly with depth to this value
+    # at the last block (0 = off); per sample (row) or per batch. Evaluation runs the whole network.
+    stochastic_depth: float = 0.0
+    stochastic_depth_mode: str = "row"  # row | batch
+    label_smoothing: float = 0.0  # training loss: cross-entropy against (1 - eps) one-hot + eps / classes
+
+    TASK_OPTIONS: ClassVar[tuple[str, ...]] = ("label_smoothing",)
 
 
 @dataclass

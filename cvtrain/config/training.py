@@ -65,6 +65,10 @@ class AugConfig:
     vflip: float = 0.0
     mosaic: float = 0.0  # probability of a 4-image mosaic per training sample
     close_mosaic: int = 0  # no mosaic in the last this-many epochs
+    # Classification training, on the batch (cvtrain/tasks/mixing.py): Beta(alpha, alpha) of MixUp / CutMix, 0 = off;
+    # with both on, each batch takes one of them at random. Soft targets; evaluation is untouched.
+    mixup: float = 0.0
+    cutmix: float = 0.0
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     # Classification: subtract the training set's per-pixel mean image (at image_size, computed once and cached

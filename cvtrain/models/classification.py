@@ -1,5 +1,6 @@
 """torchvision classifiers with cvtrain's options: num_classes from the data, local pretrained weights,
-dropout where the architecture has it, and freezing the bottom stages for transfer learning."""
+dropout where the architecture has it, stochastic depth for the ResNet family, and freezing the bottom stages for
+transfer learning."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from cvtrain.errors import ConfigError
 from cvtrain.models.small_cnn import SmallCNN
+from cvtrain.models.stochastic_depth import MODES, add_stochastic_depth
 from cvtrain.models.weights import default_weights, local_weights_state
 
 
@@ -21,8 +23,12 @@ def build_classifier(
     pretrained: bool = False,
     freeze: str | None = None,
     dropout: float | None = None,
+    stochastic_depth: float = 0.0,
+    stochastic_depth_mode: str = "row",
 ) -> nn.Module:
-    """`arch` is a torchvision classification builder name, or `small_cnn` (ours, for small images)."""
+    """`arch` is a torchvision classification builder name, or `small_cnn` (ours, for small images).
+
+    `stochastic_depth` > 0 drops residual branches in training (ResNet family; see `stochastic_depth.py`)."""
     if arch == "small_cnn":
         if pretrained:
             raise ConfigError("model.pretrained: small_cnn has no pretrained weights; use pretrained=false.")
@@ -33,6 +39,8 @@ def build_classifier(
         )
     else:
         model = _torchvision_classifier(arch, num_classes, pretrained, dropout)
+    if stochastic_depth != 0 or stochastic_depth_mode not in MODES:  # 0: off, but a bad mode still fails
+        add_stochastic_depth(model, stochastic_depth, stochastic_depth_mode)
     if freeze is not None:
         freeze_up_to(model, freeze)
     return model

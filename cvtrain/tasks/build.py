@@ -16,13 +16,20 @@ from cvtrain.tasks.segmentation import SegmentationTask
 
 
 def _classification(
-    model_cfg: Any, class_names: list[str], predict_cfg: Any, eval_cfg: Any, inputs: ImageInput
+    model_cfg: Any, class_names: list[str], predict_cfg: Any, eval_cfg: Any, aug: Any, inputs: ImageInput
 ) -> Task:
-    return ClassificationTask(class_names=class_names, topk=predict_cfg.topk, inputs=inputs)
+    return ClassificationTask(
+        class_names=class_names,
+        topk=predict_cfg.topk,
+        inputs=inputs,
+        label_smoothing=model_cfg.label_smoothing,
+        mixup=aug.mixup,
+        cutmix=aug.cutmix,
+    )
 
 
 def _detection(
-    model_cfg: Any, class_names: list[str], predict_cfg: Any, eval_cfg: Any, inputs: ImageInput
+    model_cfg: Any, class_names: list[str], predict_cfg: Any, eval_cfg: Any, aug: Any, inputs: ImageInput
 ) -> Task:
     # [0, 1] only: the detectors normalise inside (torchvision's GeneralizedRCNNTransform; our YOLO takes [0, 1])
     return DetectionTask(
@@ -35,7 +42,7 @@ def _detection(
 
 
 def _segmentation(
-    model_cfg: Any, class_names: list[str], predict_cfg: Any, eval_cfg: Any, inputs: ImageInput
+    model_cfg: Any, class_names: list[str], predict_cfg: Any, eval_cfg: Any, aug: Any, inputs: ImageInput
 ) -> Task:
     return SegmentationTask(
         class_names=class_names,
@@ -45,8 +52,9 @@ def _segmentation(
     )
 
 
-# Tasks by `model.task`: (model cfg, class names, predict cfg, eval cfg, the model input the aug group describes).
-BUILDERS: dict[str, Callable[[Any, list[str], Any, Any, ImageInput], Task]] = {
+# Tasks by `model.task`: (model cfg, class names, predict cfg, eval cfg, aug cfg, the model input the aug group
+# describes) -> Task.
+BUILDERS: dict[str, Callable[[Any, list[str], Any, Any, Any, ImageInput], Task]] = {
     "classification": _classification,
     "detection": _detection,
     "instance_segmentation": _detection,  # Mask R-CNN: the detection task with instance masks
@@ -70,4 +78,4 @@ def build_task(
     if mean_image is not None and model_cfg.task != "classification":
         raise ConfigError(f"aug.mean_image=true is for classification; model.task is {model_cfg.task}.")
     inputs = ImageInput.normalized(aug, mean_image=mean_image)
-    return BUILDERS[model_cfg.task](model_cfg, class_names, predict_cfg, eval_cfg, inputs)
+    return BUILDERS[model_cfg.task](model_cfg, class_names, predict_cfg, eval_cfg, aug, inputs)

@@ -1,7 +1,7 @@
-"""Image classification: cross-entropy on logits, softmax probabilities as predictions, top-k metrics.
-
-Batches hold uint8 images; `training_step` and `predict` normalise them on the device the batch is on
-(`cvtrain/tasks/inputs.py`), so training, `cvtrain eval` and `cvtrain predict` see the same inputs."""
+"""Image classification: cross-entropy on logits (label smoothing, MixUp / CutMix soft targets in training),
+softmax probabilities as predictions, top-k metrics. Batches hold uint8 images; `training_step` and `predict`
+normalise them on the device the batch is on (`cvtrain/tasks/inputs.py`), so training, `cvtrain eval` and
+`cvtrain predict` see the same inputs."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from cvtrain.contracts.batch import Batch, split_bad
 from cvtrain.contracts.monitor import MonitorMode
 from cvtrain.contracts.monitor import monitor_mode as mode_of
 from cvtrain.contracts.plots import Panel, Preview
+from cvtrain.errors import ConfigError
 from cvtrain.metrics.accuracy import AccuracyEvaluator
 from cvtrain.tasks.inputs import ImageInput
+from cvtrain.tasks.mixing import batch_mix
 from cvtrain.tasks.previews import PREVIEW_SIDE, preview_canvas
 
 
@@ -31,10 +33,23 @@ class ClassificationTask:
     def monitor_mode(self) -> MonitorMode:
         return mode_of(self.monitor)
 
-    def __init__(self, *, class_names: list[str], topk: int = 5, inputs: ImageInput | None = None):
+    def __init__(
+        self,
+        *,
+        class_names: list[str],
+        topk: int = 5,
+        inputs: ImageInput | None = None,
+        label_smoothing: float = 0.0,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
+    ):
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"model.label_smoothing={label_smoothing} must be in [0, 1); 0.1 is usual.")
         self.class_names = class_names
         self.topk = min(topk, len(class_names))
         self.inputs = inputs or ImageInput()  # without mean / std: floats in [0, 1]
+        self.label_smoothing = float(label_smoothing)
+        self.mix = batch_mix(mixup=mixup, cutmix=cutmix, num_classes=len(class_names))
 
     def collate(self, samples: list[Any]) -> Batch:
         good, bad = split_bad(samples)
@@ -49,7 +64,12 @@ class ClassificationTask:
         return Batch(images=torch.stack(images), targets=torch.tensor(labels), meta=list(meta), bad=bad)
 
     def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"loss": F.cross_entropy(model(self.inputs(batch.images, train=True)), batch.targets)}
+        images, targets = self.inputs(batch.images, train=True), batch.targets
+        if (
+            self.mix is not None
+        ):  # training only, on the floats: collate and predict (evaluation) see the batch as it is
+            images, targets = self.mix(images, targets)  # targets become probabilities [B, classes]
+        return {"loss": F.cross_entropy(model(images), targets, label_smoothing=self.label_smoothing)}
 
     def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return model(self.inputs(batch.images)).float().softmax(dim=1)
