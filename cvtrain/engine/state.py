@@ -56,6 +56,7 @@ class FitRun:
     batches_done: int = 0  # batches of epoch `start_epoch` already trained on (a mid-epoch resume)
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    data_wait_share: float | None = None  # of the last epoch trained: time blocked on the loader / its time
 
 
 def unwrap(model: nn.Module) -> nn.Module:
