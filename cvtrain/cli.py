@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 import hydra
@@ -15,7 +16,7 @@ from omegaconf import DictConfig
 
 from cvtrain.config import register_schemas
 from cvtrain.config.compose import CONF_DIR
-from cvtrain.engine import distributed, sweep
+from cvtrain.engine import sweep
 from cvtrain.engine.reporting import console, write_json
 from cvtrain.errors import CvtrainError
 from cvtrain.overrides import check_overrides, checkpoint_group_choices, print_help, sweeper_overrides
@@ -30,6 +31,8 @@ log = logging.getLogger("cvtrain")
 
 def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
     """One run; in a sweep, returns the monitored metric to the sweeper (None when the job failed)."""
+    from cvtrain.engine import distributed  # here, not at the top: `cvtrain --help` does not load torch
+
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     # What the user typed: not the command, nor the group choices taken from the checkpoint.
@@ -122,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print_help(SUBCOMMANDS)
+        return
+    if argv[0] in ("-V", "--version"):
+        print(f"cvtrain {version('cvtrain')}")
         return
     command, rest = argv[0], argv[1:]
     if command not in SUBCOMMANDS:
