@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "fit": "train, evaluating every trainer.eval_every epochs; keeps checkpoints/best.ckpt and last.ckpt",
     "eval": "re-evaluate a checkpoint (ckpt=PATH), or score a saved predictions file (predictions=FILE)",
     "predict": "run a checkpoint on images (ckpt=PATH inputs=FILE_OR_DIR) and write what it sees",
+    "bench": "time the input pipeline and the training step as fit runs them (bench.steps=N); writes bench.json",
 }
 log = logging.getLogger("cvtrain")
 
@@ -57,10 +58,14 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
             from cvtrain.commands.evaluate import run_eval
 
             run_eval(cfg, run_dir, overrides)
-        else:
+        elif command == "predict":
             from cvtrain.commands.predict import run_predict
 
             run_predict(cfg, run_dir, overrides)
+        else:
+            from cvtrain.commands.bench import run_bench
+
+            run_bench(cfg, run_dir)
     except Exception as e:
         if not multirun and not isinstance(e, CvtrainError):
             raise  # a bug: keep the traceback

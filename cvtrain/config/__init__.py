@@ -38,13 +38,22 @@ class PredictConfig:
 
 
 @dataclass
+class BenchConfig:
+    steps: int = 50  # batches timed in each measurement (the input pipeline, then the training step)
+    # batches run before each timing: workers start (keep it above data.num_workers: their first batches come
+    # together), cuDNN and torch.compile tune
+    warmup: int = 10
+
+
+@dataclass
 class Config:
-    command: str = "fit"  # set by the CLI: fit | eval | predict
+    command: str = "fit"  # set by the CLI: fit | eval | predict | bench
     ckpt: str | None = None  # eval / predict: the checkpoint to load
     inputs: str | None = None  # predict: an image file or a folder of images
     predictions: str | None = None  # eval: score a saved predictions file instead of running a model
     eval: EvalConfig = field(default_factory=EvalConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     data: Any = MISSING
     model: Any = MISSING
     optim: Any = MISSING

@@ -136,8 +136,7 @@ def fit(run: FitRun) -> dict[str, Any]:
     with StopRequest() as stop:
         while epoch < run.epochs and not _done(run):
             skip, run.batches_done = run.batches_done, 0
-            run.train_loader.batch_sampler.set_epoch(epoch, skip=skip)
-            run.train_loader.dataset.set_epoch(epoch, run.epochs)  # e.g. mosaic off for the last epochs
+            start_epoch(run, epoch, skip)
             trained = _train_epoch(run, epoch, skip, ckpt_dir, stop)
             finished = trained >= len(run.train_loader)
             # where a resume continues: the next epoch, or this one after `trained` batches (max_steps)
@@ -151,6 +150,12 @@ def fit(run: FitRun) -> dict[str, Any]:
                 break
     run.progress.stop()
     return final
+
+
+def start_epoch(run: FitRun, epoch: int, skip: int = 0) -> None:
+    """The training loader's next pass: epoch `epoch`'s order, without its first `skip` batches (trained on)."""
+    run.train_loader.batch_sampler.set_epoch(epoch, skip=skip)
+    run.train_loader.dataset.set_epoch(epoch, run.epochs)  # e.g. mosaic off for the last epochs
 
 
 def _train_epoch(run: FitRun, epoch: int, skip: int, ckpt_dir: Path, stop: StopRequest) -> int:
