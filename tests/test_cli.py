@@ -174,6 +174,7 @@ sys.exit(code)
             ],
         ),
         (["fit", "--help"], 0, ["cvtrain is powered by Hydra.", "== Configuration groups =="]),
+        (["fit", "model=resnet50", "--cfg", "job"], 0, ["arch: resnet50"]),
     ],
 )
 def test_help_version_and_a_bad_key_answer_without_importing_torch(
