@@ -135,6 +135,11 @@ def _table(r: dict[str, Any]) -> Table:
 
 def _verdict(r: dict[str, Any]) -> str:
     """Which of the two limits the training step: the pipeline, or the model's own step."""
+    if r["num_workers"] == 0:
+        return (
+            f"data.num_workers=0: batches load in the training process, in series with the step "
+            f"({100 * r['data_wait_share']:.0f}% of it); data workers would load them alongside"
+        )
     if r["data_images_per_s"] < r["compute_images_per_s"]:
         return (
             f"input-bound: the pipeline delivers {r['data_images_per_s']:.0f} img/s, the step alone could train "

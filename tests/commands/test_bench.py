@@ -52,11 +52,12 @@ def test_bench_on_shapes_runs_past_the_end_of_an_epoch(tmp_path: Path) -> None:
     assert result["model"] == "small_cnn" and result["data"] == "shapes" and result["num_workers"] == 0
     assert result["choices"]["aug"] == "light"
     assert "bench: small_cnn on shapes, batch 4, 0 workers, cpu" in out and "bench.json in" in out
+    assert "data.num_workers=0: batches load in the training process" in out
     assert not (tmp_path / "tensorboard").exists()
 
 
 def test_bench_on_synthetic_data_with_a_worker(tmp_path: Path) -> None:
-    result, _ = bench(
+    result, out = bench(
         tmp_path,
         "data=synthetic",
         "data.length=16",
@@ -66,6 +67,7 @@ def test_bench_on_synthetic_data_with_a_worker(tmp_path: Path) -> None:
     )
     check(result, batch_size=2)
     assert result["data"] == "synthetic" and result["num_workers"] == 1
+    assert ("input-bound" in out) != ("compute-bound" in out)  # one verdict, whichever the numbers give
 
 
 def test_bench_needs_at_least_one_step(tmp_path: Path) -> None:
