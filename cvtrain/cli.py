@@ -65,7 +65,9 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
         else:
             from cvtrain.commands.bench import run_bench
 
-            run_bench(cfg, run_dir)
+            results = run_bench(cfg, run_dir)
+            if multirun:  # the sweep summary reads results.json: jobs ranked by training throughput
+                write_json(run_dir / "results.json", {**results, "overrides": overrides})
     except Exception as e:
         if not multirun and not isinstance(e, CvtrainError):
             raise  # a bug: keep the traceback

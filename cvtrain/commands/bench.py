@@ -44,6 +44,9 @@ def run_bench(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     step_s, step_images, waited = _time_steps(run, batches, warmup, steps)
     d = cfg.data
     results = {
+        "status": "ok",
+        "monitor": "step_images_per_s",  # what a sweep of benches ranks by (`cvtrain bench -m ...`)
+        "monitor_mode": "max",
         "model": cfg.model.name,
         "data": d.format,
         "choices": group_choices(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -13,7 +14,7 @@ from cvtrain.errors import ConfigError
 from tests.conftest import FAST, compose_raw, run_cli
 
 KEYS = {
-    "model", "data", "choices", "batch_size", "num_workers", "device", "autocast", "processes", "steps", "warmup",
+    "status", "monitor", "monitor_mode", "model", "data", "choices", "batch_size", "num_workers", "device", "autocast", "processes", "steps", "warmup",
     "data_images_per_s", "step_images_per_s", "compute_images_per_s", "data_wait_share", "data_s", "data_images",
     "step_s", "step_images",
 }  # fmt: skip
@@ -56,18 +57,26 @@ def test_bench_on_shapes_runs_past_the_end_of_an_epoch(tmp_path: Path) -> None:
     assert not (tmp_path / "tensorboard").exists()
 
 
-def test_bench_on_synthetic_data_with_a_worker(tmp_path: Path) -> None:
-    result, out = bench(
-        tmp_path,
-        "data=synthetic",
-        "data.length=16",
-        "data.batch_size=2",
-        "data.image_size=16",
-        "data.num_workers=1",
+def test_a_sweep_of_benches_on_synthetic_data_is_summarised_by_throughput(tmp_path: Path) -> None:
+    args = ["data=synthetic", "data.length=16", "data.batch_size=2", "data.image_size=16"]
+    proc = run_cli(
+        "bench", "-m", *FAST, "bench.steps=3", "bench.warmup=1", *args, "data.num_workers=0,1",
+        f"hydra.sweep.dir={tmp_path}", cwd=tmp_path,
+    )  # fmt: skip
+    for job, workers in ((0, 0), (1, 1)):
+        result = json.loads((tmp_path / str(job) / "bench.json").read_text())
+        check(result, batch_size=2)
+        assert result["data"] == "synthetic" and result["num_workers"] == workers
+    assert "in series with the step" in proc.stdout  # the verdict without workers
+    assert ("input-bound" in proc.stdout) != (
+        "compute-bound" in proc.stdout
+    )  # with one; whichever the numbers give
+    rows = list(csv.DictReader((tmp_path / "sweep_summary.csv").open()))
+    assert sorted(r["overrides"] for r in rows) == ["data.num_workers=0", "data.num_workers=1"]
+    assert all(
+        r["status"] == "ok" and r["metric"] == "step_images_per_s" and float(r["value"]) > 0 for r in rows
     )
-    check(result, batch_size=2)
-    assert result["data"] == "synthetic" and result["num_workers"] == 1
-    assert ("input-bound" in out) != ("compute-bound" in out)  # one verdict, whichever the numbers give
+    assert float(rows[0]["value"]) >= float(rows[1]["value"])  # best first
 
 
 def test_bench_needs_at_least_one_step(tmp_path: Path) -> None:
