@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 import hydra
@@ -15,7 +16,7 @@ from omegaconf import DictConfig
 
 from cvtrain.config import register_schemas
 from cvtrain.config.compose import CONF_DIR
-from cvtrain.engine import distributed, sweep
+from cvtrain.engine import sweep
 from cvtrain.engine.reporting import console, write_json
 from cvtrain.errors import CvtrainError
 from cvtrain.overrides import check_overrides, checkpoint_group_choices, print_help, sweeper_overrides
@@ -26,12 +27,15 @@ SUBCOMMANDS = {
     "predict": "run a checkpoint on images (ckpt=PATH inputs=FILE_OR_DIR) and write what it sees",
     "data check": "read every image and annotation of data=... as fit would, report counts and problems",
     "export": "write a checkpoint's model as ONNX or TorchScript (ckpt=PATH format=onnx|torchscript), parity-checked",
+    "bench": "time the input pipeline and the training step as fit runs them (bench.steps=N); writes bench.json",
 }
 log = logging.getLogger("cvtrain")
 
 
 def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
     """One run; in a sweep, returns the monitored metric to the sweeper (None when the job failed)."""
+    from cvtrain.engine import distributed  # here, not at the top: `cvtrain --help` does not load torch
+
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     # What the user typed: not the command, nor the group choices taken from the checkpoint.
@@ -64,10 +68,16 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
             from cvtrain.commands.data_check import run_data_check
 
             run_data_check(cfg, run_dir)
-        else:
+        elif command == "export":
             from cvtrain.commands.export import run_export
 
             run_export(cfg, run_dir, overrides)
+        else:  # bench
+            from cvtrain.commands.bench import run_bench
+
+            results = run_bench(cfg, run_dir)
+            if multirun:  # the sweep summary reads results.json: jobs ranked by training throughput
+                write_json(run_dir / "results.json", {**results, "overrides": overrides})
     except Exception as e:
         if not multirun and not isinstance(e, CvtrainError):
             raise  # a bug: keep the traceback
@@ -132,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print_help(SUBCOMMANDS)
+        return
+    if argv[0] in ("-V", "--version"):
+        print(f"cvtrain {version('cvtrain')}")
         return
     command, rest = argv[0], argv[1:]
     if argv[:2] == ["data", "check"]:  # the one two-word command; Hydra's name for it is data_check

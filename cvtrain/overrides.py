@@ -186,7 +186,8 @@ def _describe(yaml_file: Path) -> str:
 def print_help(subcommands: dict[str, str]) -> None:
     console.print("[bold]cvtrain[/bold]: train and evaluate image classifiers, segmenters and detectors.\n")
     console.print(
-        f"usage: cvtrain {{{','.join(subcommands)}}} [group=option ...] [key=value ...] [-m] [--cfg job]\n",
+        f"usage: cvtrain {{{','.join(subcommands)}}} [group=option ...] [key=value ...] [-m] [--cfg job]\n"
+        "       cvtrain --version\n",
         markup=False,
     )
     commands = Table(title="commands", show_header=False, box=None)

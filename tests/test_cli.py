@@ -2,6 +2,10 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -147,6 +151,56 @@ def test_help_lists_commands_groups_and_options(tmp_path: Path) -> None:
     out = run_cli("--help", cwd=tmp_path).stdout
     for word in ("fit", "eval", "predict", "optim", "adamw", "resnet50", "imagenet", "cosine"):
         assert word in out
+
+
+# Runs cvtrain.cli.main on its arguments, then says on stderr which of torch / torchvision got imported.
+WITHOUT_TORCH = """
+import sys
+from cvtrain.cli import main
+try:
+    main(sys.argv[1:])
+    code = 0
+except SystemExit as e:
+    code = e.code
+print("imported:", [m for m in ("torch", "torchvision") if m in sys.modules], file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (["--help"], 0, ["usage: cvtrain {fit,eval,predict,bench}", "config groups", "adamw"]),
+        (["--version"], 0, [f"cvtrain {version('cvtrain')}\n"]),
+        (
+            ["fit", "optim.lrr=0.1"],
+            2,
+            [
+                "cvtrain fit: Could not override 'optim.lrr'.\nTo append to your config use +optim.lrr=0.1\n"
+                "  valid keys of optim: name, lr, weight_decay, decay_norm_and_bias, momentum, nesterov\n"
+            ],
+        ),
+        (["fit", "--help"], 0, ["cvtrain is powered by Hydra.", "== Configuration groups =="]),
+        (["fit", "model=resnet50", "--cfg", "job"], 0, ["arch: resnet50"]),
+    ],
+)
+def test_help_version_and_a_bad_key_answer_without_importing_torch(
+    args: list[str], code: int, expected: list[str], tmp_path: Path
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, *args],
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "160"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "imported: []" in proc.stderr, proc.stderr
+    for text in expected:
+        assert text in proc.stdout
+    if args == ["--version"]:
+        assert proc.stdout == expected[0]
 
 
 def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from cvtrain.commands.setup import (
     group_schemas,
     list_annotation_problems,
 )
-from cvtrain.config import to_typed
+from cvtrain.config import Config, to_typed
 from cvtrain.config.training import TrainerConfig
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine import distributed, loaders
@@ -41,73 +41,15 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     cfg = to_typed(raw_cfg)
     setup = build_setup(cfg, need_train=True)
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
-    d, t = cfg.data, cfg.trainer
-    train_ds = setup.data.train
+    d, train_ds = cfg.data, setup.data.train
     assert train_ds is not None
-    train_loader = loaders.train_loader(
-        train_ds,
-        collate=setup.task.collate,
-        batch_size=d.batch_size,
-        num_workers=d.num_workers,
-        pin_memory=d.pin_memory,
-        persistent_workers=d.persistent_workers,
-        seed=t.seed,
-        device=setup.device,
-        batch_sampler_factory=getattr(train_ds, "batch_sampler_factory", None),
-    )
-    if t.accumulate < 1:
-        raise ConfigError(f"trainer.accumulate={t.accumulate} must be at least 1")
-    steps_per_epoch = math.ceil(len(train_loader) / t.accumulate)  # optimizer steps
-    # The schedule spans the configured epochs; trainer.max_steps only stops the run early (a stopped run and
-    # its resumption then follow the same schedule as an uninterrupted one).
-    total_steps = t.epochs * steps_per_epoch
-    model = wrap_model(setup, t)
-    optimizer = build_optimizer(setup.model, cfg.optim)
-    scheduler = build_scheduler(
-        optimizer, cfg.sched, steps_per_epoch=steps_per_epoch, total_steps=total_steps
-    )
-    scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.amp_dtype == torch.float16)
-    evaluator = setup.task.evaluator(setup.data.val)  # first: a detection task's headline follows the data
-    monitor = t.monitor or setup.task.monitor
-    run = FitRun(
-        model=model,
-        task=setup.task,
-        train_loader=train_loader,
-        val_loader=eval_loader(setup, setup.data.val),
-        evaluator=evaluator,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        scaler=scaler,
-        device=setup.device,
-        amp_dtype=setup.amp_dtype,
-        run_dir=run_dir,
-        epochs=t.epochs,
-        max_steps=t.max_steps,
-        eval_every=t.eval_every,
-        grad_clip=t.grad_clip,
-        log_every=t.log_every,
-        monitor=monitor,
-        monitor_mode=monitor_mode(monitor),
-        recorder=MetricsRecorder(run_dir, cfg.logger.tensorboard),
-        progress=TrainProgress(cfg.logger.progress),
-        bad_samples=BadSampleLog(d.on_bad_image.value, run_dir),
-        ema=ModelEMA(setup.model, decay=t.ema_decay) if t.ema else None,
-        checkpoint_every=t.checkpoint_every,
-        accumulate=t.accumulate,
-        channels_last=t.channels_last,
-        checkpoint_extra={
-            "config": config_record(cfg),
-            "class_names": setup.data.class_names,
-            "choices": group_choices(),
-            "schemas": group_schemas(cfg),
-            "mean_image": setup.mean_image,  # aug.mean_image=true: eval and predict need nothing else
-        },
-    )
+    run = build_run(cfg, setup, run_dir)
+    monitor = run.monitor
     if cfg.logger.plots and distributed.is_main():
         run.plots = RunPlots(run_dir, run.recorder, setup.task)
     if distributed.is_main():  # a killed write left its temporary behind; no other process writes here
         remove_stale_temporaries(run_dir / "checkpoints")
-    resume_from = resume_path(t.resume, run_dir)
+    resume_from = resume_path(cfg.trainer.resume, run_dir)
     if resume_from is not None:
         resume(run, resume_from)
     log.info(
@@ -117,7 +59,7 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         len(train_ds),
         len(setup.data.val),
         len(setup.data.class_names),
-        steps_per_epoch,
+        math.ceil(len(run.train_loader) / run.accumulate),  # optimizer steps
         setup.device,
         f", autocast {setup.amp_dtype}" if setup.amp_dtype else "",
     )
@@ -151,6 +93,73 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "(lower optim.lr, set trainer.grad_clip, or use trainer.precision=32)."
         )
     return results
+
+
+def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitRun:
+    """Everything fit trains with, from the config: the training loader, the model as it trains, optimizer,
+    schedule, scaler, evaluation, reporting. `cvtrain bench` times these same objects."""
+    d, t = cfg.data, cfg.trainer
+    train_ds = setup.data.train
+    assert train_ds is not None
+    train_loader = loaders.train_loader(
+        train_ds,
+        collate=setup.task.collate,
+        batch_size=d.batch_size,
+        num_workers=d.num_workers,
+        pin_memory=d.pin_memory,
+        persistent_workers=d.persistent_workers,
+        seed=t.seed,
+        device=setup.device,
+        batch_sampler_factory=getattr(train_ds, "batch_sampler_factory", None),
+    )
+    if t.accumulate < 1:
+        raise ConfigError(f"trainer.accumulate={t.accumulate} must be at least 1")
+    steps_per_epoch = math.ceil(len(train_loader) / t.accumulate)  # optimizer steps
+    # The schedule spans the configured epochs; trainer.max_steps only stops the run early (a stopped run and
+    # its resumption then follow the same schedule as an uninterrupted one).
+    total_steps = t.epochs * steps_per_epoch
+    model = wrap_model(setup, t)
+    optimizer = build_optimizer(setup.model, cfg.optim)
+    scheduler = build_scheduler(
+        optimizer, cfg.sched, steps_per_epoch=steps_per_epoch, total_steps=total_steps
+    )
+    scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.amp_dtype == torch.float16)
+    evaluator = setup.task.evaluator(setup.data.val)  # first: a detection task's headline follows the data
+    monitor = t.monitor or setup.task.monitor
+    return FitRun(
+        model=model,
+        task=setup.task,
+        train_loader=train_loader,
+        val_loader=eval_loader(setup, setup.data.val),
+        evaluator=evaluator,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        device=setup.device,
+        amp_dtype=setup.amp_dtype,
+        run_dir=run_dir,
+        epochs=t.epochs,
+        max_steps=t.max_steps,
+        eval_every=t.eval_every,
+        grad_clip=t.grad_clip,
+        log_every=t.log_every,
+        monitor=monitor,
+        monitor_mode=monitor_mode(monitor),
+        recorder=MetricsRecorder(run_dir, cfg.logger.tensorboard),
+        progress=TrainProgress(cfg.logger.progress),
+        bad_samples=BadSampleLog(d.on_bad_image.value, run_dir),
+        ema=ModelEMA(setup.model, decay=t.ema_decay) if t.ema else None,
+        checkpoint_every=t.checkpoint_every,
+        accumulate=t.accumulate,
+        channels_last=t.channels_last,
+        checkpoint_extra={
+            "config": config_record(cfg),
+            "class_names": setup.data.class_names,
+            "choices": group_choices(),
+            "schemas": group_schemas(cfg),
+            "mean_image": setup.mean_image,  # aug.mean_image=true: eval and predict need nothing else
+        },
+    )
 
 
 def resume_path(resume: str | None, run_dir: Path) -> Path | None:

@@ -54,8 +54,16 @@ class ExportConfig:
 
 
 @dataclass
+class BenchConfig:
+    steps: int = 50  # batches timed in each measurement (the input pipeline, then the training step)
+    # batches run before each timing: workers start (keep it above data.num_workers: their first batches come
+    # together), cuDNN and torch.compile tune
+    warmup: int = 10
+
+
+@dataclass
 class Config:
-    command: str = "fit"  # set by the CLI: fit | eval | predict | data_check | export
+    command: str = "fit"  # set by the CLI: fit | eval | predict | data_check | export | bench
     ckpt: str | None = None  # eval / predict / export: the checkpoint to load
     inputs: str | None = None  # predict: an image file or a folder of images (export: parity-check images)
     format: str = "onnx"  # export: onnx | torchscript
@@ -63,6 +71,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     data: Any = MISSING
     model: Any = MISSING
     optim: Any = MISSING

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from cvtrain.contracts.task import PredictionSink, Task
 from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import save_checkpoint
+from cvtrain.engine.meters import DataWait, LossMeter
 from cvtrain.engine.plotting import PreviewCollector
 from cvtrain.engine.reporting import NO_PROGRESS, TrainProgress, log
 from cvtrain.engine.signals import StopRequest
@@ -115,40 +115,21 @@ def _optimizer_step(run: FitRun) -> None:
     run.step += 1
 
 
-def _to_device(run: FitRun, batch: Batch) -> Batch:
+def train_step(run: FitRun, batch: Batch, step_now: bool = True) -> dict[str, torch.Tensor]:
+    """One micro-batch: to the device, forward, losses, backward, and the optimizer step when `step_now` (every
+    `accumulate` batches). `cvtrain bench` times this same function."""
+    with _out_of_memory_advice(run, len(batch)):
+        losses = _forward_backward(run, to_device(run, batch), sync=step_now)
+        if step_now:
+            _optimizer_step(run)
+    return losses
+
+
+def to_device(run: FitRun, batch: Batch) -> Batch:
     batch = batch.to(run.device)
     if run.channels_last and isinstance(batch.images, torch.Tensor) and batch.images.ndim == 4:
         batch.images = batch.images.contiguous(memory_format=torch.channels_last)
     return batch
-
-
-class _LossMeter:
-    """Sums losses on the device and syncs only every `log_every` steps, so logging costs no GPU stall."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.finite: torch.Tensor | None = None  # all training losses finite so far (checked without a sync)
-        self.steps = 0
-        self.images = 0
-        self.start = time.perf_counter()
-
-    def add(self, losses: dict[str, torch.Tensor], images: int) -> None:
-        for name, value in losses.items():
-            v = value.detach().float()
-            self.sums[name] = self.sums[name] + v if name in self.sums else v
-        ok = torch.isfinite(losses["loss"].detach())
-        self.finite = ok if self.finite is None else self.finite & ok
-        self.steps += 1
-        self.images += images
-
-    def flush(self) -> tuple[dict[str, float], float]:
-        means = {k: distributed.all_reduce_mean(v / self.steps).item() for k, v in self.sums.items()}
-        rate = self.images * distributed.world_size() / max(1e-9, time.perf_counter() - self.start)
-        self.__init__()
-        return means, rate
-
-    def all_finite(self) -> bool:
-        return self.finite is None or bool(self.finite)
 
 
 def fit(run: FitRun) -> dict[str, Any]:
@@ -163,8 +144,7 @@ def fit(run: FitRun) -> dict[str, Any]:
     with StopRequest() as stop:
         while epoch < run.epochs and not _done(run):
             skip, run.batches_done = run.batches_done, 0
-            run.train_loader.batch_sampler.set_epoch(epoch, skip=skip)
-            run.train_loader.dataset.set_epoch(epoch, run.epochs)  # e.g. mosaic off for the last epochs
+            start_epoch(run, epoch, skip)
             trained = _train_epoch(run, epoch, skip, ckpt_dir, stop)
             finished = trained >= len(run.train_loader)
             # where a resume continues: the next epoch, or this one after `trained` batches (max_steps)
@@ -180,23 +160,26 @@ def fit(run: FitRun) -> dict[str, Any]:
     return final
 
 
+def start_epoch(run: FitRun, epoch: int, skip: int = 0) -> None:
+    """The training loader's next pass: epoch `epoch`'s order, without its first `skip` batches (trained on)."""
+    run.train_loader.batch_sampler.set_epoch(epoch, skip=skip)
+    run.train_loader.dataset.set_epoch(epoch, run.epochs)  # e.g. mosaic off for the last epochs
+
+
 def _train_epoch(run: FitRun, epoch: int, skip: int, ckpt_dir: Path, stop: StopRequest) -> int:
     """One epoch from batch `skip` on: an optimizer step every `accumulate` batches (and at the epoch's end).
     Returns how many of the epoch's batches are trained on (all of them unless `max_steps` stopped it)."""
     total = len(run.train_loader)
     run.progress.start_epoch(epoch, run.epochs, total, done=skip)
-    meter = _LossMeter()
+    meter = LossMeter()
+    waits = DataWait(run.train_loader)
     n = skip
-    for n, batch in enumerate(run.train_loader, start=skip + 1):
+    for n, batch in enumerate(waits, start=skip + 1):
         run.bad_samples.check(batch.bad)
         if len(batch) == 0:
             continue
         step_now = n % run.accumulate == 0 or n == total
-        with _out_of_memory_advice(run, len(batch)):
-            losses = _forward_backward(run, _to_device(run, batch), sync=step_now)
-            meter.add(losses, len(batch))
-            if step_now:
-                _optimizer_step(run)
+        meter.add(train_step(run, batch, step_now), len(batch))
         stats = None
         if step_now and run.step % run.log_every == 0:
             stats = _log_losses(run, meter, epoch)
@@ -214,6 +197,14 @@ def _train_epoch(run: FitRun, epoch: int, skip: int, ckpt_dir: Path, stop: StopR
     run.progress.end_epoch()
     if not meter.all_finite():  # also when the epoch ended between two log lines
         raise _diverged(run, epoch, float("nan"))
+    run.data_wait_share = waits.share()
+    run.recorder.scalars("train", {"data_wait_share": run.data_wait_share}, run.step)
+    log.info(
+        "epoch %d trained in %.1f s, %.0f%% of it waiting for data",
+        epoch + 1,
+        waits.elapsed(),
+        100 * run.data_wait_share,
+    )
     return n if _done(run) else total
 
 
@@ -256,7 +247,7 @@ def _done(run: FitRun) -> bool:
     return run.max_steps is not None and run.step >= run.max_steps
 
 
-def _log_losses(run: FitRun, meter: _LossMeter, epoch: int) -> str:
+def _log_losses(run: FitRun, meter: LossMeter, epoch: int) -> str:
     means, rate = meter.flush()
     if not math.isfinite(means["loss"]):
         raise _diverged(run, epoch, means["loss"])
@@ -289,7 +280,7 @@ def _evaluate_and_keep_best(
         )
     row = {"epoch": epoch, "step": run.step, **metrics}
     run.history.append(row)
-    run.recorder.evaluation(row, run.step)
+    run.recorder.evaluation(row, run.step, train={"data_wait_share": run.data_wait_share})
     log.info("epoch %d eval: %s", epoch, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     if run.plots is not None:
         run.plots.write(evaluator, collector, run.step)

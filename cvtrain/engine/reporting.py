@@ -29,8 +29,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from cvtrain.engine import distributed
-
 log = logging.getLogger("cvtrain")
 
 # Off a terminal nothing wraps, so the width only bounds what rich lays out to fit it: tables (which never stretch
@@ -91,6 +89,14 @@ class ConsoleHandler(RichHandler):
         return line
 
 
+def _is_main() -> bool:
+    # Imported on use: `cvtrain --help`, `--version` and the override check print through this module's console
+    # and answer without loading torch (torch.distributed is torch).
+    from cvtrain.engine import distributed
+
+    return distributed.is_main()
+
+
 def format_value(value: float | int | str) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.4f}"
@@ -107,12 +113,12 @@ def metrics_table(metrics: Mapping[str, Any], title: str) -> Table:
 
 
 def show(renderable: Any) -> None:
-    if distributed.is_main() and renderable is not None:
+    if _is_main() and renderable is not None:
         console.print(renderable)
 
 
 def write_json(path: Path, obj: Any) -> None:
-    if distributed.is_main():
+    if _is_main():
         Path(path).write_text(json.dumps(obj, indent=2, default=str) + "\n")
 
 
@@ -121,7 +127,7 @@ class TrainProgress:
     rank 0): one bar at a time in one live display."""
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled and distributed.is_main() and console.is_terminal
+        self.enabled = enabled and _is_main() and console.is_terminal
         self.progress: Progress | None = None
         self.task_id: Any = None
 
@@ -189,24 +195,25 @@ class MetricsRecorder:
         self.csv_path = self.run_dir / "metrics.csv"
         self.train_csv_path = self.run_dir / "train_log.csv"
         self.writer = None
-        if tensorboard and distributed.is_main():
+        if tensorboard and _is_main():
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
 
     def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
         """TensorBoard scalars under `prefix/`; the train ones also go to train_log.csv (for curves.png)."""
-        if prefix == "train" and distributed.is_main():
+        if prefix == "train" and _is_main():
             _append_row(self.train_csv_path, {"step": step, **values})
         if self.writer is not None:
             for name, value in values.items():
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
-    def evaluation(self, row: Mapping[str, Any], step: int) -> None:
-        """Append one evaluation to metrics.csv (header from the first row) and to TensorBoard under val/."""
-        if not distributed.is_main():
+    def evaluation(self, row: Mapping[str, Any], step: int, train: Mapping[str, Any] | None = None) -> None:
+        """Append one evaluation to metrics.csv (header from the first row) and to TensorBoard under val/. `train`:
+        more metrics.csv columns about the epoch before it (TensorBoard has those under train/ every epoch)."""
+        if not _is_main():
             return
-        _append_row(self.csv_path, row)
+        _append_row(self.csv_path, {**row, **(train or {})})
         self.scalars("val", {k: v for k, v in row.items() if isinstance(v, float)}, step)
 
     def image(self, tag: str, image: Any, step: int) -> None:

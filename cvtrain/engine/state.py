@@ -58,6 +58,7 @@ class FitRun:
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     plots: RunPlots | None = None  # rank 0 with logger.plots: the plots/ folder, refreshed at each evaluation
+    data_wait_share: float | None = None  # of the last epoch trained: time blocked on the loader / its time
 
 
 def unwrap(model: nn.Module) -> nn.Module:

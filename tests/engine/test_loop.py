@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,10 @@ def test_fit_learns_and_keeps_last_and_best_checkpoints(tmp_path: Path) -> None:
         last["epoch"] == 3 and last["step"] == 24 and torch.equal(last["model"]["weight"], run.model.weight)
     )
     assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and run.best == pytest.approx(final["mse"])
-    assert (tmp_path / "metrics.csv").read_text().count("\n") == 4  # header + one row per evaluation
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]  # one row per evaluation
+    assert all(0.0 <= float(r["data_wait_share"]) <= 1.0 for r in rows)  # of the epoch before it
+    assert "data_wait_share" not in final  # a figure of training, not of the evaluation
 
 
 def test_a_run_stopped_by_max_steps_resumes_to_the_same_weights(tmp_path: Path) -> None:
