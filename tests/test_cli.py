@@ -74,7 +74,8 @@ def test_eval_of_the_checkpoint_reproduces_the_final_metrics(trained: Path, tmp_
     predictions = json.loads((tmp_path / "predictions.json").read_text())
     assert len(predictions) == 12
     first = predictions[0]
-    assert set(first) == {"path", "label", "top5", "scores"} and len(first["top5"]) == 3  # 3 classes < 5
+    assert set(first) == {"path", "label", "label_name", "top5", "top5_names", "scores"}
+    assert len(first["top5"]) == 3  # 3 classes < 5
     assert first["scores"] == sorted(first["scores"], reverse=True)
 
 
