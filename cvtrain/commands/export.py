@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from rich.markup import escape
 from rich.table import Table
 
-from cvtrain.commands.setup import checkpoint_config, checkpoint_mean_image
+from cvtrain.commands.setup import checkpoint_config, checkpoint_mean_image, task_of
 from cvtrain.config import Config, to_typed
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.inputs import InputImages
@@ -37,7 +37,6 @@ from cvtrain.errors import ConfigError, CvtrainError
 from cvtrain.models.build import build_model
 from cvtrain.models.exportable import Exportable, YOLOCandidates, YOLOv1Candidates, exportable
 from cvtrain.models.yolo.inputs import PAD_VALUE, pad_images
-from cvtrain.tasks.build import build_task
 
 RANDOM_NOTE = (
     "random pixels: neither inputs= images nor the checkpoint's validation data were reachable; outputs on random "
@@ -61,14 +60,7 @@ def run_export(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
         np.save(run_dir / MEAN_IMAGE_FILE, mean_image.float().numpy())
         spec = with_mean_image(spec, list(cfg.aug.std), tuple(mean_image.shape))
     # The task's own conversion of uint8 pixels to the model's input, as in fit / eval / predict.
-    task = build_task(
-        cfg.model,
-        class_names=class_names,
-        predict_cfg=cfg.predict,
-        eval_cfg=cfg.eval,
-        aug=cfg.aug,
-        mean_image=mean_image,
-    )
+    task = task_of(cfg, class_names, mean_image)
     images, source = parity_images(cfg)
     if not images:
         images, source = random_images(cfg, spec), RANDOM_NOTE

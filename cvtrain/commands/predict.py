@@ -10,7 +10,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from cvtrain.commands.setup import amp_dtype_for, checkpoint_config, checkpoint_mean_image, seed_everything
+from cvtrain.commands.setup import (
+    amp_dtype_for,
+    checkpoint_config,
+    checkpoint_mean_image,
+    seed_everything,
+    task_of,
+)
 from cvtrain.config import to_typed
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.transforms import eval_transform
@@ -22,7 +28,6 @@ from cvtrain.engine.reporting import TrainProgress, log, show
 from cvtrain.engine.state import evaluated_weights
 from cvtrain.errors import ConfigError
 from cvtrain.models.build import build_model
-from cvtrain.tasks.build import build_task
 
 
 def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list[dict[str, Any]]:
@@ -33,14 +38,7 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
     class_names = list(state["class_names"])
     seed_everything(cfg.trainer.seed, deterministic=False)
     device = distributed.setup(cfg.trainer.device)
-    task = build_task(
-        cfg.model,
-        class_names=class_names,
-        predict_cfg=cfg.predict,
-        eval_cfg=cfg.eval,
-        aug=cfg.aug,
-        mean_image=checkpoint_mean_image(cfg, state),
-    )
+    task = task_of(cfg, class_names, checkpoint_mean_image(cfg, state))
     model = build_model(cfg.model, num_classes=len(class_names)).to(device)
     model.load_state_dict(evaluated_weights(state))
     images = InputImages(cfg.inputs, transform=eval_transform(cfg.model.task, cfg.aug))

@@ -85,16 +85,21 @@ def build_setup(
         mean_image = training_mean_image(data.train, cfg.aug, num_workers=cfg.data.num_workers)
     elif mean_image is None:
         raise ConfigError(_NO_MEAN_IMAGE)
-    task = build_task(
+    task = task_of(cfg, names, mean_image)
+    model = build_model(cfg.model, num_classes=len(names)).to(device)
+    return Setup(cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, model, mean_image)
+
+
+def task_of(cfg: Config, class_names: list[str], mean_image: torch.Tensor | None) -> Task:
+    """The task of `cfg.model`, with the model input its `aug` group (and mean image) describes."""
+    return build_task(
         cfg.model,
-        class_names=names,
+        class_names=class_names,
         predict_cfg=cfg.predict,
         eval_cfg=cfg.eval,
         aug=cfg.aug,
         mean_image=mean_image,
     )
-    model = build_model(cfg.model, num_classes=len(names)).to(device)
-    return Setup(cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, model, mean_image)
 
 
 _NO_MEAN_IMAGE = (
