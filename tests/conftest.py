@@ -118,6 +118,17 @@ def read_results(run_dir: Path) -> dict:
 # Settings that make a CLI run take seconds: tiny images, a few steps, no worker processes.
 FAST = ("trainer.device=cpu", "data.num_workers=0", "logger.progress=false", "trainer.log_every=1")
 
+# A Faster R-CNN that trains in seconds on 64 px images.
+TINY_FASTER_RCNN = (
+    "model=faster_rcnn",
+    "model.backbone=mobilenet_v3_large_320_fpn",
+    "model.min_size=64",
+    "model.max_size=64",
+    "model.box_batch_size_per_image=16",
+    "model.rpn_post_nms_top_n_test=30",
+    "model.box_score_thresh=0.001",  # an untrained head still returns boxes to score
+)
+
 
 # pycocotools' COCOeval.stats for the COCO API's own fake box and mask results on `coco-eval-parity` (the fixture's
 # README; official_printout.txt prints them to 3 decimals). pycocotools under another numpy, or faster-coco-eval,

@@ -171,7 +171,11 @@ sys.exit(code)
 @pytest.mark.parametrize(
     ("args", "code", "expected"),
     [
-        (["--help"], 0, ["usage: cvtrain {fit,eval,predict,data check,export,bench}", "config groups", "adamw"]),
+        (
+            ["--help"],
+            0,
+            ["usage: cvtrain {fit,eval,predict,data check,export,bench}", "config groups", "adamw"],
+        ),
         (["--version"], 0, [f"cvtrain {version('cvtrain')}\n"]),
         (
             ["fit", "optim.lrr=0.1"],

@@ -11,20 +11,10 @@ import numpy as np
 from PIL import Image
 
 from cvtrain.engine.checkpoint import load_checkpoint
-from tests.conftest import FAST, read_results, run_cli
+from tests.conftest import FAST, TINY_FASTER_RCNN, read_results, run_cli
 
 SIZE = 64
-TINY_DETECTOR = (
-    *FAST,
-    "model=faster_rcnn",
-    "model.backbone=mobilenet_v3_large_320_fpn",
-    "model.min_size=64",
-    "model.max_size=64",
-    "model.box_batch_size_per_image=16",
-    "model.rpn_post_nms_top_n_test=30",
-    "model.box_score_thresh=0.001",
-    "data.batch_size=2",
-)
+TINY_DETECTOR = (*FAST, *TINY_FASTER_RCNN, "data.batch_size=2")
 
 
 def write_image(path: Path) -> None:

@@ -17,6 +17,7 @@ from tests.conftest import (
     FAST,
     OFFICIAL_COCO_STATS,
     PARITY_RESULTS,
+    TINY_FASTER_RCNN,
     fixture_dir,
     read_results,
     run_cli,
@@ -29,13 +30,7 @@ FOUR_LOSSES = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_b
 def tiny(cache: Path) -> tuple[str, ...]:
     return (
         *FAST,
-        "model=faster_rcnn",
-        "model.backbone=mobilenet_v3_large_320_fpn",
-        "model.min_size=64",
-        "model.max_size=64",
-        "model.box_batch_size_per_image=16",
-        "model.rpn_post_nms_top_n_test=30",
-        "model.box_score_thresh=0.001",  # an untrained head still returns boxes to score
+        *TINY_FASTER_RCNN,
         "data=shapes",
         f"data.cache_dir={cache}",
         "data.scene_size=64",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +74,33 @@ def records_ground_truth(
         label_to_cat_id={label: label + 1 for label in range(len(class_names))},
         image_id_map=image_ids,
     )
+
+
+class RecordsGroundTruth:
+    """`DetectionGroundTruth` of a dataset annotated by per-image `VOCRecord`s (VOC, YOLO-txt): VOC AP on the
+    records, COCO AP on their COCO view (built once, on first use). A subclass sets `records` and `class_names`
+    and names `ground_truth_source`, the file or folder the COCO view's messages cite."""
+
+    records: list[VOCRecord]
+    class_names: list[str]
+
+    @property
+    def ground_truth_source(self) -> str:
+        raise NotImplementedError
+
+    @cached_property
+    def coco_image_ids(self) -> dict[str, int]:
+        """The COCO image id (1-based, in record order) of each record's image id."""
+        return {r.image_id: i + 1 for i, r in enumerate(self.records)}
+
+    @cached_property
+    def _coco_view(self) -> COCOGroundTruth:
+        return records_ground_truth(
+            self.records, self.class_names, self.coco_image_ids, self.ground_truth_source
+        )
+
+    def coco_ground_truth(self) -> COCOGroundTruth:
+        return self._coco_view
+
+    def voc_records(self) -> list[VOCRecord]:
+        return self.records

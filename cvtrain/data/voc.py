@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from cvtrain.contracts.batch import BadSample
-from cvtrain.contracts.ground_truth import COCOGroundTruth
 from cvtrain.data.annotation_checks import AnnotationLog
-from cvtrain.data.detection_records import VOCRecord, records_ground_truth, records_to_coco
+from cvtrain.data.detection_records import RecordsGroundTruth, VOCRecord, records_to_coco
 from cvtrain.data.detection_samples import DetectionTransforms, Sample, load_sample
 from cvtrain.data.detection_splits import detection_splits
 from cvtrain.data.splits import DataSplits, require_task
@@ -33,7 +32,7 @@ VOC_CLASSES = (
 VOC_SPLITS = ("train", "val", "trainval", "test")
 
 
-class VOCDetection:
+class VOCDetection(RecordsGroundTruth):
     """Pascal VOC detection; several years concatenate (e.g. `years=[2007, 2012], split="trainval"`).
 
     `difficult` objects stay out of the training targets unless `use_difficult`, but are always in `records`
@@ -98,8 +97,6 @@ class VOCDetection:
                 ),
                 "check data.root, the split files under ImageSets/Main and data.classes",
             )
-        self.coco_image_ids: dict[str, int] = {r.image_id: i + 1 for i, r in enumerate(self.records)}
-        self._coco_view: COCOGroundTruth | None = None
 
     def _read_year(self, year: int, require_images: bool) -> list[VOCRecord]:
         year_dir = self.root / f"VOC{year}"
@@ -165,16 +162,9 @@ class VOCDetection:
         `records_to_coco`)."""
         return records_to_coco(self.records, self.class_names, self.coco_image_ids)
 
-    # `DetectionGroundTruth`: VOC AP on the records, COCO AP on the COCO view (built once).
-    def coco_ground_truth(self) -> COCOGroundTruth:
-        if self._coco_view is None:
-            self._coco_view = records_ground_truth(
-                self.records, self.class_names, self.coco_image_ids, str(self.root)
-            )
-        return self._coco_view
-
-    def voc_records(self) -> list[VOCRecord]:
-        return self.records
+    @property
+    def ground_truth_source(self) -> str:
+        return str(self.root)
 
 
 def voc_split(

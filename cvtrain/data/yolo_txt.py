@@ -17,9 +17,8 @@ import numpy as np
 from PIL import Image
 
 from cvtrain.contracts.batch import BadSample
-from cvtrain.contracts.ground_truth import COCOGroundTruth
 from cvtrain.data.annotation_checks import AnnotationLog
-from cvtrain.data.detection_records import VOCRecord, records_ground_truth
+from cvtrain.data.detection_records import RecordsGroundTruth, VOCRecord
 from cvtrain.data.detection_samples import DetectionTransforms, Sample, load_sample
 from cvtrain.data.detection_splits import detection_splits
 from cvtrain.data.splits import DataSplits, require_task
@@ -35,7 +34,7 @@ from cvtrain.errors import DataError
 log = logging.getLogger(__name__)
 
 
-class YoloTxtDetection:
+class YoloTxtDetection(RecordsGroundTruth):
     """One split ("train" or "val") of a YOLO-txt dataset.
 
     `samples` holds a `VOCRecord` per image (boxes in pixels, clipped to the image) or a `BadSample` for an image
@@ -79,8 +78,6 @@ class YoloTxtDetection:
                 )
             seen[record.image_id] = record.path
         self.checks.report(f"{layout.yaml_file} ({split})", since)
-        self.coco_image_ids = {r.image_id: i + 1 for i, r in enumerate(self.records)}
-        self._coco_view: COCOGroundTruth | None = None
 
     def _read(self, image: Path) -> VOCRecord | BadSample:
         try:
@@ -120,16 +117,9 @@ class YoloTxtDetection:
         """Width / height of every image, from the headers read at construction, for aspect-ratio grouping."""
         return [s.width / s.height if isinstance(s, VOCRecord) else 1.0 for s in self.samples]
 
-    # `DetectionGroundTruth`: VOC AP on the records, COCO AP on their COCO view (built once).
-    def coco_ground_truth(self) -> COCOGroundTruth:
-        if self._coco_view is None:
-            self._coco_view = records_ground_truth(
-                self.records, self.class_names, self.coco_image_ids, str(self.layout.yaml_file)
-            )
-        return self._coco_view
-
-    def voc_records(self) -> list[VOCRecord]:
-        return self.records
+    @property
+    def ground_truth_source(self) -> str:
+        return str(self.layout.yaml_file)
 
 
 def yolo_txt_split(
