@@ -5,25 +5,42 @@
 
 Every timing is evaluate + accumulate + summarize, from the detections in memory (loadRes included), on one CPU
 core (the process is pinned to its first allowed core); the process's CPU time is printed beside the wall time, as
-it holds on a shared, loaded machine. `cvtrain evaluator` is `COCOEvaluator.compute()` after the
-detections went through `update`, i.e. what every evaluation of a `cvtrain fit` pays; `faster-coco-eval` alone
-is the library run on the results list directly. The 12 stats of both are
-printed with their largest difference (see cvtrain/metrics/coco.py for why it is not always exactly 0).
+it holds on a shared, loaded machine. `pycocotools` and `faster-coco-eval` are each library used as its README
+shows (`COCO.loadRes`, `COCOeval(...)`, evaluate, accumulate, summarize), on the results list directly;
+`cvtrain` is `COCOEvaluator.compute()` after the detections went through `update`, i.e. what every evaluation of
+a `cvtrain fit` pays, with each backend. The 12 stats of each are compared with pycocotools' (see
+cvtrain/metrics/coco.py for why the C++ backend's are not always exactly equal).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import time
 from collections import defaultdict
 
 import torch
+from faster_coco_eval import COCO as FasterCOCO
+from faster_coco_eval import COCOeval_faster
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.data.coco import coco_api_from_dict
-from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator, run_cocoeval
+from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator
 from cvtrain.metrics.synthetic_coco import SyntheticCOCO, synthetic_coco
+
+
+def library_alone(evaluator_class: type, coco_gt: COCO, results: list[dict]) -> list[float]:
+    """The 12 stats of `results` by one library's COCOeval, called as its documentation shows."""
+    with contextlib.redirect_stdout(io.StringIO()):  # both print progress
+        evaluation = evaluator_class(coco_gt, coco_gt.loadRes([dict(r) for r in results]), iouType="bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return [float(v) for v in evaluation.stats]
 
 
 def main() -> None:
@@ -73,22 +90,34 @@ def main() -> None:
         return (*min(times), value)
 
     reference_gt = coco_api_from_dict(gt)
-    slow, slow_cpu, reference = best_of(lambda: run_cocoeval(reference_gt, results, backend="pycocotools"))
-    direct, direct_cpu, _ = best_of(lambda: run_cocoeval(reference_gt, results, backend="faster"))
-    fast, fast_cpu, ours = best_of(evaluator.compute)
-    stats = [float(v) for v in reference.stats]
-    diff = max(abs(a - b) for a, b in zip(stats, ours.values(), strict=True))
-    for name, a, b in zip(COCO_METRICS, stats, ours.values(), strict=True):
-        print(f"  {name:<11} pycocotools {a:.16f}  cvtrain {b:.16f}")
-    print(f"largest difference of the 12 stats: {diff:.3g}")
-    print(f"load average {os.getloadavg()[0]:.1f}; wall time (CPU time of the process)")
-    print(f"pycocotools      {slow:7.2f} s ({slow_cpu:.2f} s)")
-    print(
-        f"faster-coco-eval {direct:7.2f} s ({direct_cpu:.2f} s)   the library alone, from the same results list"
+    faster_gt = FasterCOCO(reference_gt.dataset)
+    pycocotools_evaluator = COCOEvaluator(
+        coco_gt=reference_gt, label_to_cat_id=evaluator.label_to_cat_id, backend="pycocotools"
     )
+    pycocotools_evaluator.merge(evaluator)
+    runs = {
+        "pycocotools": lambda: library_alone(COCOeval, reference_gt, results),
+        "faster-coco-eval": lambda: library_alone(COCOeval_faster, faster_gt, results),
+        "cvtrain (faster)": lambda: list(evaluator.compute().values()),
+        "cvtrain (pycocotools)": lambda: list(pycocotools_evaluator.compute().values()),
+    }
+    timed = {name: best_of(run) for name, run in runs.items()}
+    reference = timed["pycocotools"][2]
+    for i, name in enumerate(COCO_METRICS):
+        row = "  ".join(
+            f"{label} {value[2][i]:.16f}" for label, value in timed.items() if label != "pycocotools"
+        )
+        print(f"  {name:<11} pycocotools {reference[i]:.16f}  {row}")
     print(
-        f"cvtrain (faster) {fast:7.2f} s ({fast_cpu:.2f} s)   {slow / fast:.1f}x ({slow_cpu / fast_cpu:.1f}x) faster"
+        f"load average {os.getloadavg()[0]:.1f}; wall time (CPU time of the process), best of {args.repeats}"
     )
+    slow, slow_cpu, _ = timed["pycocotools"]
+    for name, (wall, cpu, stats) in timed.items():
+        diff = max(abs(a - b) for a, b in zip(stats, reference, strict=True))
+        print(
+            f"{name:<22} {wall:7.2f} s ({cpu:6.2f} s)  {slow / wall:5.1f}x ({slow_cpu / cpu:.1f}x)"
+            f"  largest difference to pycocotools {diff:.3g}"
+        )
 
 
 if __name__ == "__main__":

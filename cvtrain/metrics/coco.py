@@ -10,15 +10,21 @@ precision differs in one place only: pycocotools divides by `tp + fp + np.spacin
 For `tp + fp >= 2` the spacing rounds away (half an ulp or less, ties to even); at `tp + fp == 1` pycocotools
 gives 1 - 2**-52 where faster-coco-eval gives 1.0. A stat is a mean of such values, so the two differ by at most
 2.2e-16 (tests/metrics/test_coco_backends.py checks both the arrays and the stats).
+
+Python's cyclic garbage collector is paused while COCOeval runs: a val2017-sized evaluation allocates millions of
+small containers (result dicts, the per image-and-category pair lists), and each of the collections they trigger
+walks every object the process holds, a training run's dataset index included. Nothing it allocates needs the
+collector to be freed; pausing it took a third of the evaluation's time here (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,6 +56,18 @@ def metric_names(iou_type: str) -> tuple[str, ...]:
     return COCO_METRICS if iou_type == "bbox" else tuple(f"{iou_type}_{name}" for name in COCO_METRICS)
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (as it was afterwards); see the module docstring."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def run_cocoeval(
     coco_gt: COCO,
     results: list[dict[str, Any]],
@@ -65,6 +83,18 @@ def run_cocoeval(
     """
     if backend not in COCO_BACKENDS or iou_type not in IOU_TYPES:
         raise ValueError(f"backend {backend!r} / iou_type {iou_type!r}: use {COCO_BACKENDS} / {IOU_TYPES}")
+    with collector_paused():
+        return _run_cocoeval(coco_gt, results, iou_type=iou_type, backend=backend, image_ids=image_ids)
+
+
+def _run_cocoeval(
+    coco_gt: COCO,
+    results: list[dict[str, Any]],
+    *,
+    iou_type: str,
+    backend: str,
+    image_ids: Sequence[int] | None,
+) -> Any:
     copies = [dict(r) for r in results]  # loadRes adds keys (area, id, ...) to each dict
     if backend == "faster":
         # faster-coco-eval needs its own COCO index; this one shares pycocotools' annotation dicts.
@@ -105,7 +135,8 @@ class COCOEvaluator(Evaluator):
 
     Labels map back to the file's category ids through `label_to_cat_id`; `image_id_map` maps the dataset's
     image ids (`meta["image_id"]`) to the ids in `coco_gt` when they differ (VOC stems -> the COCO view's ints).
-    `results()` keeps the dataset's own image ids: it is what predictions.json holds.
+    `results()` gives the dataset's own image ids back: it is what predictions.json holds. The stored results
+    carry the COCO ids, so `compute()`, run every epoch, scores them without another copy.
     """
 
     def __init__(
@@ -139,7 +170,6 @@ class COCOEvaluator(Evaluator):
     def add(self, image_id: Hashable, boxes: Any, scores: Any, labels: Any, masks: Any = None) -> None:
         """Record one image's detections (boxes XYXY in original pixels, contiguous 0-based labels; with
         `masks=True` their [N, H, W] binary masks in original pixels, kept as COCO RLE)."""
-        self._coco_id(image_id)
         if self.masks and masks is None:
             raise ValueError(f"image {image_id!r}: this evaluator scores masks, but the detections have none")
         boxes = _numpy(boxes).astype(np.float64).reshape(-1, 4)
@@ -148,9 +178,10 @@ class COCOEvaluator(Evaluator):
         unknown = sorted({int(v) for v in labels} - set(self.label_to_cat_id))
         if unknown:
             raise ValueError(f"labels {unknown} of image {image_id!r} have no category id in label_to_cat_id")
+        coco_id = self._coco_id(image_id)
         self._results[image_id] = [
             {
-                "image_id": image_id,
+                "image_id": coco_id,
                 "category_id": self.label_to_cat_id[int(label)],
                 "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
                 "score": float(score),
@@ -181,12 +212,14 @@ class COCOEvaluator(Evaluator):
     def results(self) -> list[dict[str, Any]]:
         """COCO results format (`image_id` as in the dataset, file category ids, [x, y, w, h], score)."""
         ordered = sorted(self._results, key=self._coco_id)
-        return [result for image_id in ordered for result in self._results[image_id]]
+        if self.image_id_map is None:  # the dataset's ids are the COCO ids
+            return [result for image_id in ordered for result in self._results[image_id]]
+        return [{**r, "image_id": image_id} for image_id in ordered for r in self._results[image_id]]
 
     def compute(self) -> dict[str, float]:
         coco_ids = {image_id: self._coco_id(image_id) for image_id in self._results}  # once per image
         ordered = sorted(self._results, key=coco_ids.__getitem__)
-        detections = [{**r, "image_id": coco_ids[i]} for i in ordered for r in self._results[i]]
+        detections = [r for image_id in ordered for r in self._results[image_id]]
         image_ids = list(coco_ids.values())
         metrics, self._evaluation = evaluate_coco(
             self.coco_gt, detections, backend=self.backend, image_ids=image_ids

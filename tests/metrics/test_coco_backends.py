@@ -5,6 +5,7 @@ categories without objects, for boxes and masks, directly and through the evalua
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from collections import defaultdict
@@ -13,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from faster_coco_eval import COCOeval_faster
+from pycocotools.cocoeval import COCOeval
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.data.coco import coco_api_from_dict, load_coco_api
@@ -124,3 +127,36 @@ def test_an_unknown_backend_is_refused() -> None:
         COCOEvaluator(coco_gt=coco_api_from_dict(gt), label_to_cat_id={0: 1}, backend="fast")
     with pytest.raises(ValueError, match="segm"):
         run_cocoeval(coco_api_from_dict(gt), results, iou_type="keypoints")
+
+
+@pytest.mark.parametrize("backend", ["faster", "pycocotools"])
+def test_cocoeval_runs_with_the_collector_paused_and_restores_it(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gt, results = random_set(5, masks=False)
+    seen = []
+    evaluate = (COCOeval_faster if backend == "faster" else COCOeval).evaluate
+    monkeypatch.setattr(
+        COCOeval_faster if backend == "faster" else COCOeval,
+        "evaluate",
+        lambda self: (seen.append(gc.isenabled()), evaluate(self)),
+    )
+    evaluator = COCOEvaluator(
+        coco_gt=coco_api_from_dict(gt),
+        label_to_cat_id={i: c["id"] for i, c in enumerate(gt["categories"])},
+        backend=backend,
+    )
+    feed_synthetic(evaluator, gt, results)
+    stored = evaluator.results()
+    keys = {frozenset(r) for r in stored}
+    assert gc.isenabled()
+    first = evaluator.compute()
+    assert seen == [False] and gc.isenabled()
+    # loadRes adds keys to the dicts it is given: the stored results are not those dicts
+    assert {frozenset(r) for r in evaluator.results()} == keys and evaluator.compute() == first
+    gc.disable()  # a caller that paused it itself keeps it paused
+    try:
+        evaluator.compute()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
