@@ -17,7 +17,6 @@ import math
 
 import simplejpeg
 import torch
-from torchvision.transforms.v2 import functional as F
 
 # Box = (top, left, height, width) in the full image's pixels; sizes are (height, width).
 Box = tuple[int, int, int, int]
@@ -51,6 +50,24 @@ def scaled_box(box: Box, size: tuple[int, int], scaled: tuple[int, int]) -> Box:
     return y0, x0, round((top + height) * fy) - y0, round((left + width) * fx) - x0
 
 
+def resize_box(image: torch.Tensor, box: Box, out: tuple[int, int]) -> torch.Tensor:
+    """uint8 [3, out_h, out_w]: `box` of the uint8 [3, H, W] `image` resized to `out`, bilinear and antialiased,
+    equal to torchvision's `resized_crop(image, *box, size=out, antialias=True)` for a box inside the image.
+
+    The box is first copied into a channels-last batch of one: torch's SIMD uint8 kernel works on that layout
+    directly, where a strided view of a larger image is resized through slower paths (0.19 against 0.32 ms for
+    a 300x400 box of a 640x480 photo, 0.82 against 0.96 ms from a channels-first image; scripts/bench_pipeline.py
+    shows the whole pipeline)."""
+    top, left, height, width = box
+    crop = image[None, :, top : top + height, left : left + width].contiguous(
+        memory_format=torch.channels_last
+    )
+    resized = torch.nn.functional.interpolate(
+        crop, size=out, mode="bilinear", antialias=True, align_corners=False
+    )
+    return resized[0]
+
+
 def decode_crop(data: bytes, size: tuple[int, int], box: Box, out: tuple[int, int]) -> torch.Tensor:
     """uint8 [3, out_h, out_w]: `box` of the JPEG `data` (whose size is `size`) resized to `out`, antialiased.
 
@@ -66,4 +83,4 @@ def decode_crop(data: bytes, size: tuple[int, int], box: Box, out: tuple[int, in
     image = torch.from_numpy(array).permute(2, 0, 1)  # a channels-last view: torch's fast uint8 resize layout
     if divisor > 1:
         box = scaled_box(box, size, (array.shape[0], array.shape[1]))
-    return F.resized_crop(image, *box, size=list(out), antialias=True)
+    return resize_box(image, box, out)

@@ -15,11 +15,10 @@ from typing import Any
 
 import torch
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as F
 
 from cvtrain.data.det_transforms import detection_transforms
 from cvtrain.data.images import decode_bytes, read_bytes
-from cvtrain.data.jpeg import Box, decode_crop, jpeg_size
+from cvtrain.data.jpeg import Box, decode_crop, jpeg_size, resize_box
 from cvtrain.data.seg_transforms import segmentation_transforms
 
 
@@ -70,7 +69,7 @@ class ClassificationTransform:
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         box, out = self.geometry(*image.shape[-2:])
-        pixels = F.resized_crop(image.as_subclass(torch.Tensor), *box, size=list(out), antialias=True)
+        pixels = resize_box(image.as_subclass(torch.Tensor), box, out)
         return self.after(pixels)
 
     def read(self, path: str | Path) -> torch.Tensor:

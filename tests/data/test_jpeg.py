@@ -14,7 +14,7 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
 from cvtrain.data.images import read_image
-from cvtrain.data.jpeg import decode_crop, jpeg_size, scale_divisor, scaled_box
+from cvtrain.data.jpeg import decode_crop, jpeg_size, resize_box, scale_divisor, scaled_box
 from tests.conftest import fixture_dir, write_image
 
 
@@ -77,6 +77,22 @@ def test_at_full_scale_the_crop_equals_the_full_decode_and_resize() -> None:
     full = torch.from_numpy(simplejpeg.decode_jpeg(data)).permute(2, 0, 1)
     expected = F.resized_crop(full.contiguous(), *box, size=list(out), antialias=True)
     assert torch.equal(decode_crop(data, (480, 640), box, out), expected)
+
+
+@pytest.mark.parametrize("layout", ["decoded channels-last", "channels-first"])
+def test_resize_box_equals_torchvisions_resized_crop(layout: str) -> None:
+    full = torch.from_numpy(simplejpeg.decode_jpeg(photo().read_bytes())).permute(2, 0, 1)
+    image = full if layout == "decoded channels-last" else full.contiguous()
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        height, width = (int(v) for v in torch.randint(1, 480, (2,), generator=generator))
+        width = min(width + 160, 640)
+        top = int(torch.randint(0, 480 - height + 1, (1,), generator=generator))
+        left = int(torch.randint(0, 640 - width + 1, (1,), generator=generator))
+        out = (int(torch.randint(16, 300, (1,), generator=generator)), 224)  # shrunk and enlarged
+        box = (top, left, height, width)
+        expected = F.resized_crop(image, *box, size=list(out), antialias=True)
+        assert torch.equal(resize_box(image, box, out), expected), (box, out)
 
 
 def test_grayscale_jpeg_decodes_to_the_same_rgb_as_read_image(tmp_path: Path) -> None:
