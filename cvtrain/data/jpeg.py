@@ -80,7 +80,7 @@ def decode_crop(data: bytes, size: tuple[int, int], box: Box, out: tuple[int, in
         min_height=math.ceil(size[0] / divisor),
         min_width=math.ceil(size[1] / divisor),
     )
-    image = torch.from_numpy(array).permute(2, 0, 1)  # a channels-last view: torch's fast uint8 resize layout
+    image = torch.from_numpy(array).permute(2, 0, 1)  # a [3, H, W] view of the HWC buffer, no copy
     if divisor > 1:
         box = scaled_box(box, size, (array.shape[0], array.shape[1]))
     return resize_box(image, box, out)

@@ -84,32 +84,21 @@ def run_cocoeval(
     if backend not in COCO_BACKENDS or iou_type not in IOU_TYPES:
         raise ValueError(f"backend {backend!r} / iou_type {iou_type!r}: use {COCO_BACKENDS} / {IOU_TYPES}")
     with collector_paused():
-        return _run_cocoeval(coco_gt, results, iou_type=iou_type, backend=backend, image_ids=image_ids)
-
-
-def _run_cocoeval(
-    coco_gt: COCO,
-    results: list[dict[str, Any]],
-    *,
-    iou_type: str,
-    backend: str,
-    image_ids: Sequence[int] | None,
-) -> Any:
-    copies = [dict(r) for r in results]  # loadRes adds keys (area, id, ...) to each dict
-    if backend == "faster":
-        # faster-coco-eval needs its own COCO index; this one shares pycocotools' annotation dicts.
-        gt = FasterCOCO(coco_gt.dataset)
-        evaluation = COCOeval_faster(gt, gt.loadRes(copies), iouType=iou_type, print_function=log.debug)
-    else:
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress on stdout
-            evaluation = COCOeval(coco_gt, coco_gt.loadRes(copies), iouType=iou_type)
-    if image_ids is not None:
-        evaluation.params.imgIds = sorted(image_ids)
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return evaluation
+        copies = [dict(r) for r in results]  # loadRes adds keys (area, id, ...) to each dict
+        if backend == "faster":
+            # faster-coco-eval needs its own COCO index; this one shares pycocotools' annotation dicts.
+            gt = FasterCOCO(coco_gt.dataset)
+            evaluation = COCOeval_faster(gt, gt.loadRes(copies), iouType=iou_type, print_function=log.debug)
+        else:
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress on stdout
+                evaluation = COCOeval(coco_gt, coco_gt.loadRes(copies), iouType=iou_type)
+        if image_ids is not None:
+            evaluation.params.imgIds = sorted(image_ids)
+        with contextlib.redirect_stdout(io.StringIO()):
+            evaluation.evaluate()
+            evaluation.accumulate()
+            evaluation.summarize()
+        return evaluation
 
 
 def evaluate_coco(
