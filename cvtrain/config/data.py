@@ -23,6 +23,11 @@ class OnBadAnnotation(StrEnum):
     skip = "skip"  # leave the annotation out, count it, list it in bad_annotations.txt in the run directory
 
 
+class DecodeOn(StrEnum):
+    workers = "workers"  # the data workers decode (libjpeg-turbo, at the smallest DCT scale the crop allows)
+    device = "device"  # JPEGs decoded on the training device (nvJPEG on a GPU), in the training process
+
+
 class ShapesLayout(StrEnum):
     voc = "voc"  # VOC2007 layout: VOC AP (difficult objects ignored) and COCO AP; monitor voc_map
     coco = "coco"  # COCO layout: COCO AP with crowd regions and non-contiguous category ids; monitor map
@@ -59,6 +64,9 @@ class ImageFolderDataConfig(DataConfig):
     train_dir: str = "train"
     val_dir: str = "val"
     synset_mapping: str | None = None  # a file of "<folder> <human readable name>" lines, relative to root
+    decode: DecodeOn = (
+        DecodeOn.workers
+    )  # where JPEGs are decoded: workers, or device (cvtrain/data/device_decode.py)
 
 
 @schema("data", "shapes")

@@ -4,7 +4,7 @@ dataset returns in place of a sample whose image could not be read."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -18,9 +18,26 @@ class BadSample:
     reason: str
 
 
+@runtime_checkable
+class DeferredImages(Protocol):
+    """A batch of images that data workers left for the training device to finish (`data.decode=device`: JPEG
+    bytes decoded there): `to(device)` returns the uint8 batch [B, 3, H, W] on `device`."""
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> torch.Tensor: ...
+
+
+def stack_images(images: list[Any]) -> torch.Tensor | DeferredImages:
+    """One batch of equally sized images: `torch.stack` of uint8 tensors, or, when any sample is left for the
+    device (it has `stack`, e.g. `cvtrain.data.device_decode.JpegCrop`), that sample type's own batch."""
+    deferred = next((image for image in images if not isinstance(image, torch.Tensor)), None)
+    if deferred is None:
+        return torch.stack(images)
+    return type(deferred).stack(images)
+
+
 def move_to(obj: Any, device: torch.device, non_blocking: bool = False) -> Any:
-    """Move every tensor inside nested lists, tuples and dicts to `device`."""
-    if isinstance(obj, torch.Tensor):
+    """Move every tensor inside nested lists, tuples and dicts to `device`; deferred images are finished there."""
+    if isinstance(obj, torch.Tensor | DeferredImages):
         return obj.to(device, non_blocking=non_blocking)
     if isinstance(obj, dict):
         return {k: move_to(v, device, non_blocking) for k, v in obj.items()}
@@ -34,7 +51,8 @@ class Batch:
     """A collated batch.
 
     images:  a uint8 tensor [B, 3, H, W], or a list of [3, H_i, W_i] tensors when sizes differ (detection); the
-             task makes them float on the device (`cvtrain/tasks/inputs.py`).
+             task makes them float on the device (`cvtrain/tasks/inputs.py`). Before `to(device)` they may also
+             be `DeferredImages` (JPEGs that `to` decodes on the device); after it, always tensors.
     targets: whatever the task trains on: class indices [B], a list of box dicts, or label maps [B, H, W].
     meta:    one dict per image (path, image_id, orig_size, ...), never moved to the device.
     bad:     samples whose image could not be read; the engine raises or counts them (`data.on_bad_image`).

@@ -105,12 +105,17 @@ def build_imagefolder(
     names = classes
     if cfg.synset_mapping and (root / cfg.synset_mapping).is_file():
         names = read_synset_mapping(root / cfg.synset_mapping, classes)
+    on_device = cfg.decode == "device"  # JPEGs decoded on the training device (cvtrain/data/device_decode.py)
     train = None
     if need_train:
         train = ImageFolderDataset(
-            split_dir=train_dir, classes=classes, transform=classification_transforms(aug, train=True)
+            split_dir=train_dir,
+            classes=classes,
+            transform=classification_transforms(aug, train=True, defer_decode=on_device),
         )
     val = ImageFolderDataset(
-        split_dir=root / cfg.val_dir, classes=classes, transform=classification_transforms(aug, train=False)
+        split_dir=root / cfg.val_dir,
+        classes=classes,
+        transform=classification_transforms(aug, train=False, defer_decode=on_device),
     )
     return DataSplits(train=train, val=val, class_names=names)

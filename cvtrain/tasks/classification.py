@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from rich.table import Table
 from torch import nn
 
-from cvtrain.contracts.batch import Batch, split_bad
+from cvtrain.contracts.batch import Batch, split_bad, stack_images
 from cvtrain.contracts.monitor import MonitorMode
 from cvtrain.contracts.monitor import monitor_mode as mode_of
 from cvtrain.contracts.plots import Panel, Preview
@@ -61,7 +61,9 @@ class ClassificationTask:
                 bad=bad,
             )
         images, labels, meta = zip(*good, strict=True)
-        return Batch(images=torch.stack(images), targets=torch.tensor(labels), meta=list(meta), bad=bad)
+        return Batch(
+            images=stack_images(list(images)), targets=torch.tensor(labels), meta=list(meta), bad=bad
+        )
 
     def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         images, targets = self.inputs(batch.images, train=True), batch.targets
