@@ -43,9 +43,10 @@ def setup(device_name: str) -> torch.device:
             "trainer.device=cuda but no CUDA device is visible; use trainer.device=cpu or auto."
         )
     device = torch.device(device_name)
-    if device.type == "cuda" and launched:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if device.type == "cuda":
+        # An explicit index: torch.cuda.set_device refuses a bare "cuda" (seen with torch 2.11 on an H200).
+        index = int(os.environ.get("LOCAL_RANK", "0")) if launched else device.index
+        device = torch.device("cuda", torch.cuda.current_device() if index is None else index)
         torch.cuda.set_device(device)
     if launched and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
