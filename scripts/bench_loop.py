@@ -41,7 +41,7 @@ def bare_step_time(model_name: str, image_size: int, batch_size: int, device: st
 
 
 def cvtrain_seconds(
-    model_name: str, image_size: int, batch_size: int, device: str, steps: int, epochs: int
+    model_name: str, image_size: int, batch_size: int, device: str, steps: int, epochs: int, workers: int = 0
 ) -> float:
     overrides = [
         f"model={model_name}",
@@ -52,7 +52,7 @@ def cvtrain_seconds(
         f"trainer.epochs={epochs}",
         "trainer.eval_every=1000",
         f"trainer.device={device}",
-        "data.num_workers=0",
+        f"data.num_workers={workers}",
         "trainer.precision=32",
         "logger.tensorboard=false",
         "logger.progress=false",
@@ -79,17 +79,28 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="cvtrain's data workers (default: 0 on the CPU, where they would take the model's cores; 2 on a GPU, "
+        "where loading and collating in the training process would hold up the asynchronous GPU steps)",
+    )
     args = parser.parse_args()
+    workers = args.num_workers if args.num_workers is not None else (0 if args.device == "cpu" else 2)
     common = (args.model, args.image_size, args.batch_size, args.device)
     bare = bare_step_time(*common, steps=args.steps)
     # Discarded: the first run in a process pays one-off costs (6 s of a 20 s run measured on the CPU) that the
     # 2-epoch run would not, and the difference would then make cvtrain look faster than the bare loop.
-    cvtrain_seconds(*common, steps=args.steps, epochs=1)
-    short = cvtrain_seconds(*common, steps=args.steps, epochs=1)
-    long = cvtrain_seconds(*common, steps=args.steps, epochs=2)
+    cvtrain_seconds(*common, steps=args.steps, epochs=1, workers=workers)
+    short = cvtrain_seconds(*common, steps=args.steps, epochs=1, workers=workers)
+    long = cvtrain_seconds(*common, steps=args.steps, epochs=2, workers=workers)
     # Same set-up and one final evaluation in both: the difference is one epoch of `steps` training steps.
     per_step = (long - short) / args.steps
-    print(f"model={args.model} image={args.image_size}px batch={args.batch_size} device={args.device}")
+    print(
+        f"model={args.model} image={args.image_size}px batch={args.batch_size} device={args.device} "
+        f"cvtrain data.num_workers={workers}"
+    )
     print(f"bare PyTorch step:  {bare * 1e3:8.1f} ms  ({args.batch_size / bare:7.1f} img/s)")
     print(f"cvtrain fit step:   {per_step * 1e3:8.1f} ms  ({args.batch_size / per_step:7.1f} img/s)")
     print(f"overhead: {100 * (per_step / bare - 1):+.1f}%")
