@@ -6,6 +6,12 @@ file is decoded at the smallest of those scales at which the box still has at le
 box is cropped and resized (antialiased) to the output. Only powers of two are used: libjpeg-turbo's 3/8, 5/8, 6/8
 and 7/8 scales have no SIMD kernels and measured slower than a full decode here (scripts/bench_pipeline.py).
 
+When the optional C extension `cvtrain._jpeg_region` was built (setup.py; it needs a compiler and libjpeg's
+headers), only the part of the file that covers the box is decoded, at that scale: rows above the box are
+entropy-decoded only, rows below are not read, and only the columns around the box go through the inverse DCT
+(cvtrain/_jpeg_region.c). Its pixels equal those of the whole decode at the same scale, cut to the box (tested bit
+for bit, 4:4:4, 4:2:2, 4:2:0, grey, progressive). Without the extension the whole file is decoded by simplejpeg.
+
 Only JPEGs that libjpeg-turbo converts to RGB itself (YCbCr, RGB and grayscale) take this path; `jpeg_size` says
 None for anything else (CMYK, PNG bytes behind a .JPEG name, not an image), which goes through
 `cvtrain.data.images.decode_bytes` as before.
@@ -18,10 +24,18 @@ import math
 import simplejpeg
 import torch
 
+try:
+    from cvtrain._jpeg_region import decode_region
+except ImportError:  # built without a compiler or libjpeg's headers: whole decodes through simplejpeg
+    decode_region = None
+
 # Box = (top, left, height, width) in the full image's pixels; sizes are (height, width).
 Box = tuple[int, int, int, int]
 SCALES = (8, 4, 2)  # divisors tried, largest first
 DECODED_COLOURSPACES = frozenset({"YCbCr", "RGB", "Gray"})
+# A JPEG ends with the EOI marker. A region decode stops after the box's last row, so it would not notice a file
+# cut short below the box; files without EOI are decoded whole, by simplejpeg, which refuses truncated data.
+EOI = b"\xff\xd9"
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
@@ -71,16 +85,19 @@ def resize_box(image: torch.Tensor, box: Box, out: tuple[int, int]) -> torch.Ten
 def decode_crop(data: bytes, size: tuple[int, int], box: Box, out: tuple[int, int]) -> torch.Tensor:
     """uint8 [3, out_h, out_w]: `box` of the JPEG `data` (whose size is `size`) resized to `out`, antialiased.
 
-    simplejpeg raises ValueError for data libjpeg-turbo cannot decode cleanly (truncated or corrupt files)."""
+    Raises ValueError for data libjpeg-turbo cannot decode cleanly (truncated or corrupt files; its warnings count
+    as errors, as in simplejpeg's strict mode). A region decode reads the file only down to the box's last row, so
+    corrupt entropy-coded data below the box goes unnoticed there (a missing end of file does not: see `EOI`)."""
     divisor = scale_divisor(box, out)
     # libjpeg-turbo's scaled size is ceil(size / divisor); asking for at least that picks exactly 1 / divisor.
-    array = simplejpeg.decode_jpeg(
-        data,
-        colorspace="RGB",
-        min_height=math.ceil(size[0] / divisor),
-        min_width=math.ceil(size[1] / divisor),
-    )
-    image = torch.from_numpy(array).permute(2, 0, 1)  # a [3, H, W] view of the HWC buffer, no copy
+    scaled = (math.ceil(size[0] / divisor), math.ceil(size[1] / divisor))
     if divisor > 1:
-        box = scaled_box(box, size, (array.shape[0], array.shape[1]))
+        box = scaled_box(box, size, scaled)
+    if decode_region is not None and data.endswith(EOI):
+        _, _, height, width = box
+        pixels = decode_region(data, divisor, *box)  # the box alone, HWC: resize_box copies nothing more
+        image = torch.frombuffer(pixels, dtype=torch.uint8).view(height, width, 3).permute(2, 0, 1)
+        return resize_box(image, (0, 0, height, width), out)
+    array = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=scaled[0], min_width=scaled[1])
+    image = torch.from_numpy(array).permute(2, 0, 1)  # a [3, H, W] view of the HWC buffer, no copy
     return resize_box(image, box, out)
