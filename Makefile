@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# setup.py builds the optional C extension in place (cvtrain/_jpeg_region.c): a changed source rebuilds it.
+$(STAMP): pyproject.toml setup.py cvtrain/_jpeg_region.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
