@@ -2,7 +2,8 @@
 
 Measures the time per optimizer step of (a) a bare PyTorch loop (forward, cross-entropy, backward, SGD step on one
 fixed batch) and (b) `cvtrain fit data=synthetic` (in memory, no decoding) with the same model, batch size and image size. The cvtrain figure
-is differential: a 1-epoch and a 2-epoch run, so set-up and the final evaluation cancel out.
+is differential: a 1-epoch and a 2-epoch run, so set-up and the final evaluation cancel out. Both loops take
+`--repeats` turns and the medians are compared.
 
     .venv/bin/python scripts/bench_loop.py --model resnet18 --image-size 64 --batch-size 32 --device cpu
 """
@@ -10,6 +11,7 @@ is differential: a 1-epoch and a 2-epoch run, so set-up and the final evaluation
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -79,6 +81,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="turns of both loops; medians are reported")
     parser.add_argument(
         "--num-workers",
         type=int,
@@ -89,17 +92,24 @@ def main() -> None:
     args = parser.parse_args()
     workers = args.num_workers if args.num_workers is not None else (0 if args.device == "cpu" else 2)
     common = (args.model, args.image_size, args.batch_size, args.device)
-    bare = bare_step_time(*common, steps=args.steps)
     # Discarded: the first run in a process pays one-off costs (6 s of a 20 s run measured on the CPU) that the
     # 2-epoch run would not, and the difference would then make cvtrain look faster than the bare loop.
     cvtrain_seconds(*common, steps=args.steps, epochs=1, workers=workers)
-    short = cvtrain_seconds(*common, steps=args.steps, epochs=1, workers=workers)
-    long = cvtrain_seconds(*common, steps=args.steps, epochs=2, workers=workers)
-    # Same set-up and one final evaluation in both: the difference is one epoch of `steps` training steps.
-    per_step = (long - short) / args.steps
+    bares, per_steps = [], []
+    for _ in range(args.repeats):  # taking turns, so a change in the machine's load falls on both loops
+        bares.append(bare_step_time(*common, steps=args.steps))
+        short = cvtrain_seconds(*common, steps=args.steps, epochs=1, workers=workers)
+        long = cvtrain_seconds(*common, steps=args.steps, epochs=2, workers=workers)
+        # Same set-up and one final evaluation in both: the difference is one epoch of `steps` training steps.
+        per_steps.append((long - short) / args.steps)
+    bare, per_step = statistics.median(bares), statistics.median(per_steps)
     print(
         f"model={args.model} image={args.image_size}px batch={args.batch_size} device={args.device} "
         f"cvtrain data.num_workers={workers}"
+    )
+    print(
+        "each turn, bare / cvtrain ms:",
+        ", ".join(f"{b * 1e3:.1f} / {c * 1e3:.1f}" for b, c in zip(bares, per_steps, strict=True)),
     )
     print(f"bare PyTorch step:  {bare * 1e3:8.1f} ms  ({args.batch_size / bare:7.1f} img/s)")
     print(f"cvtrain fit step:   {per_step * 1e3:8.1f} ms  ({args.batch_size / per_step:7.1f} img/s)")
