@@ -2,8 +2,9 @@
 
 Measures the time per optimizer step of (a) a bare PyTorch loop (forward, cross-entropy, backward, SGD step on one
 fixed batch) and (b) `cvtrain fit data=synthetic` (in memory, no decoding) with the same model, batch size and image size. The cvtrain figure
-is differential: a 1-epoch and a 2-epoch run, so set-up and the final evaluation cancel out. Both loops take
-`--repeats` turns and the medians are compared.
+is differential: two runs over the same epoch of 2 x `--steps` batches, one stopped after `--steps` steps
+(`trainer.max_steps`), so set-up, the evaluation and the checkpoint write cancel out. Both loops take `--repeats`
+turns and the medians are compared.
 
     .venv/bin/python scripts/bench_loop.py --model resnet18 --image-size 64 --batch-size 32 --device cpu
 """
@@ -43,16 +44,24 @@ def bare_step_time(model_name: str, image_size: int, batch_size: int, device: st
 
 
 def cvtrain_seconds(
-    model_name: str, image_size: int, batch_size: int, device: str, steps: int, epochs: int, workers: int = 0
+    model_name: str,
+    image_size: int,
+    batch_size: int,
+    device: str,
+    steps: int,
+    max_steps: int,
+    workers: int = 0,
 ) -> float:
+    """Seconds of a whole `cvtrain fit` that stops after `max_steps` of an epoch of `steps` batches: one set-up, one
+    evaluation and one checkpoint whatever `max_steps` is, so two runs differ only by their training steps."""
     overrides = [
         f"model={model_name}",
         "data=synthetic",
         f"data.image_size={image_size}",
         f"data.batch_size={batch_size}",
         f"data.length={batch_size * steps}",
-        f"trainer.epochs={epochs}",
-        "trainer.eval_every=1000",
+        "trainer.epochs=1",
+        f"trainer.max_steps={max_steps}",
         f"trainer.device={device}",
         f"data.num_workers={workers}",
         "trainer.precision=32",
@@ -94,13 +103,13 @@ def main() -> None:
     common = (args.model, args.image_size, args.batch_size, args.device)
     # Discarded: the first run in a process pays one-off costs (6 s of a 20 s run measured on the CPU) that the
     # 2-epoch run would not, and the difference would then make cvtrain look faster than the bare loop.
-    cvtrain_seconds(*common, steps=args.steps, epochs=1, workers=workers)
+    cvtrain_seconds(*common, steps=2 * args.steps, max_steps=args.steps, workers=workers)
     bares, per_steps = [], []
     for _ in range(args.repeats):  # taking turns, so a change in the machine's load falls on both loops
         bares.append(bare_step_time(*common, steps=args.steps))
-        short = cvtrain_seconds(*common, steps=args.steps, epochs=1, workers=workers)
-        long = cvtrain_seconds(*common, steps=args.steps, epochs=2, workers=workers)
-        # Same set-up and one final evaluation in both: the difference is one epoch of `steps` training steps.
+        short = cvtrain_seconds(*common, steps=2 * args.steps, max_steps=args.steps, workers=workers)
+        long = cvtrain_seconds(*common, steps=2 * args.steps, max_steps=2 * args.steps, workers=workers)
+        # Same set-up, evaluation and checkpoint in both: the difference is `steps` training steps.
         per_steps.append((long - short) / args.steps)
     bare, per_step = statistics.median(bares), statistics.median(per_steps)
     print(
