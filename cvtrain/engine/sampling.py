@@ -53,22 +53,28 @@ def seed_rngs(seed: int) -> None:
 
 
 @contextmanager
-def seeded_rngs(seed: int) -> Iterator[None]:
-    """Run the block with the CPU generators of torch, `random` and numpy seeded. In the main process (with
-    `data.num_workers=0`, where they also drive the model) their previous states come back afterwards; a data
-    worker's generators serve only its samples, so there they are just seeded."""
+def preserved_rngs() -> Iterator[None]:
+    """In the main process (with `data.num_workers=0`, where the CPU generators of torch, `random` and numpy also
+    drive the model), put their states back after the block; a data worker's generators serve only its samples, so
+    there nothing is saved."""
     if get_worker_info() is not None:
-        seed_rngs(seed)
         yield
         return
     torch_state, py_state, np_state = torch.get_rng_state(), random.getstate(), np.random.get_state()
-    seed_rngs(seed)
     try:
         yield
     finally:
         torch.set_rng_state(torch_state)
         random.setstate(py_state)
         np.random.set_state(np_state)
+
+
+@contextmanager
+def seeded_rngs(seed: int) -> Iterator[None]:
+    """Run the block with the CPU generators seeded (`preserved_rngs` around it)."""
+    with preserved_rngs():
+        seed_rngs(seed)
+        yield
 
 
 class SeededSamples(Dataset):
@@ -85,6 +91,16 @@ class SeededSamples(Dataset):
         epoch, index = key
         with seeded_rngs(sample_seed(self.seed, epoch, index)):
             return self.dataset[index]
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list[Any]:
+        """A whole batch, as the DataLoader fetches it when this exists: each sample seeded as in `__getitem__`, the
+        generators' states saved and restored once per batch (0.09 ms a sample in the main process otherwise)."""
+        samples = []
+        with preserved_rngs():
+            for epoch, index in keys:
+                seed_rngs(sample_seed(self.seed, epoch, index))
+                samples.append(self.dataset[index])
+        return samples
 
     def set_epoch(self, epoch: int, epochs: int) -> None:
         """Forwarded to datasets that change with the epoch (e.g. mosaic off for the last epochs)."""
