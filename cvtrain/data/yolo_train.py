@@ -152,6 +152,8 @@ class YoloTrainTransform:
         self, boxes: torch.Tensor, x_span: Span | None, y_span: Span | None, hflip: bool, vflip: bool
     ) -> tv_tensors.BoundingBoxes:
         size = self.size
+        if isinstance(boxes, tv_tensors.BoundingBoxes) and boxes.format != tv_tensors.BoundingBoxFormat.XYXY:
+            raise ValueError(f"aug=yolo expects XYXY boxes from the dataset, got {boxes.format}")
         coords = boxes.as_subclass(torch.Tensor).float().reshape(-1, 4)
         if x_span is None or y_span is None:
             coords = coords.new_zeros(coords.shape)  # nothing in view: every box degenerate, dropped
