@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
-from torchvision.transforms.v2 import functional as F
 
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.detection_samples import DetectionTransforms
+from cvtrain.data.jpeg import resize_box
 from cvtrain.data.yolo_transforms import PAD_VALUE
 from cvtrain.errors import ConfigError
 
@@ -32,20 +32,23 @@ def mosaic(samples: list[Sample], *, size: int, centre: tuple[int, int]) -> Samp
     `centre` (x, y). Returns the canvas, the kept boxes and labels, and the first sample's meta."""
     if len(samples) != 4:
         raise ValueError(f"mosaic needs 4 samples, got {len(samples)}")
-    canvas = torch.full((3, 2 * size, 2 * size), PAD_VALUE, dtype=torch.uint8)
+    # Height x width x channel, as the decoder's buffer and the training transform's resize want it: the images
+    # are copied in row by row, and the image returned is a [3, 2S, 2S] (channels-last) view of it.
+    canvas = torch.full((2 * size, 2 * size, 3), PAD_VALUE, dtype=torch.uint8)
     xc, yc = centre
     all_boxes, all_labels = [], []
     for quadrant, (image, target, _) in enumerate(samples):
         h, w = image.shape[-2:]
         ratio = size / max(h, w)
         nh, nw = max(1, round(h * ratio)), max(1, round(w * ratio))
-        resized = F.resize(image.as_subclass(torch.Tensor), [nh, nw], antialias=True)
+        pixels = image.as_subclass(torch.Tensor)
+        resized = pixels if (nh, nw) == (h, w) else resize_box(pixels, (0, 0, h, w), (nh, nw))
         # Where the image's corner touching the centre lands; the rest is cut at the canvas edge.
         x0 = xc - nw if quadrant in (0, 2) else xc
         y0 = yc - nh if quadrant in (0, 1) else yc
         cx0, cy0 = max(x0, 0), max(y0, 0)
         cx1, cy1 = min(x0 + nw, 2 * size), min(y0 + nh, 2 * size)
-        canvas[:, cy0:cy1, cx0:cx1] = resized[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+        canvas[cy0:cy1, cx0:cx1] = resized[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0].permute(1, 2, 0)
         boxes = target["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4)
         boxes = boxes * boxes.new_tensor([nw / w, nh / h, nw / w, nh / h]) + boxes.new_tensor(
             [x0, y0, x0, y0]
@@ -61,7 +64,7 @@ def mosaic(samples: list[Sample], *, size: int, centre: tuple[int, int]) -> Samp
         ),
         "labels": torch.cat(all_labels),
     }
-    return tv_tensors.Image(canvas), out_target, samples[0][2]
+    return tv_tensors.Image(canvas.permute(2, 0, 1)), out_target, samples[0][2]
 
 
 class MosaicDataset(Dataset):

@@ -4,7 +4,8 @@ Training: letterbox (resize the longer side to `aug.image_size`, a multiple of 3
 then pad to a centred square in grey 114), HSV jitter (`aug.hsv` = hue, saturation, value gains, as
 `ColorJitter`), random affine (`aug.scale_range`, `aug.translate`), horizontal / vertical flips and
 `SanitizeBoundingBoxes` (degenerate or pushed-out boxes dropped with their labels). Mosaic is a dataset wrapper
-(`cvtrain/data/mosaic.py`) applied before this pipeline.
+(`cvtrain/data/mosaic.py`) applied before this pipeline. Training runs all of it in one pass with one resize
+(`cvtrain/data/yolo_train.py`); `yolo_reference_transforms` is the same as a chain of torchvision transforms.
 
 Evaluation: the same letterbox resize but no padding here: the YOLO models pad at the bottom/right to a multiple
 of 32 themselves and return boxes in the unpadded input's pixels, so the detection task's own mapping
@@ -20,9 +21,10 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from cvtrain.data.aug_fields import scale_range
+from cvtrain.data.yolo_train import PAD_VALUE, YoloTrainTransform
 from cvtrain.errors import ConfigError
 
-PAD_VALUE = 114  # the grey YOLO pads with: mid-range, so padding is neither black nor white to the network
+__all__ = ["PAD_VALUE", "LetterBox", "letterbox_size", "yolo_reference_transforms", "yolo_transforms"]
 
 
 class LetterBox(v2.Transform):
@@ -90,15 +92,36 @@ def _affine(aug: Any) -> v2.RandomAffine | None:
     )
 
 
-def yolo_transforms(aug: Any, *, train: bool) -> v2.Compose:
-    """The `aug=yolo` pipeline (see the module docstring) for `transforms(image, target)`."""
+def _jitter(aug: Any) -> v2.ColorJitter | None:
+    hsv = _hsv(aug)
+    if hsv is None or not any(hsv):
+        return None
+    return v2.ColorJitter(brightness=hsv[2], saturation=hsv[1], hue=hsv[0])
+
+
+def yolo_transforms(aug: Any, *, train: bool) -> v2.Compose | YoloTrainTransform:
+    """The `aug=yolo` pipeline (see the module docstring) for `transforms(image, target)`: training runs it in
+    one pass (`YoloTrainTransform`, what `yolo_reference_transforms` does, faster)."""
     size = letterbox_size(aug)
     if not train:
         return v2.Compose([LetterBox(size=size, pad=False)])
-    steps: list[Any] = [LetterBox(size=size, pad=True)]
-    hsv = _hsv(aug)
-    if hsv is not None and any(hsv):
-        steps.append(v2.ColorJitter(brightness=hsv[2], saturation=hsv[1], hue=hsv[0]))
+    return YoloTrainTransform(
+        size=size,
+        jitter=_jitter(aug),
+        affine=_affine(aug),
+        hflip=float(aug.hflip),
+        vflip=float(getattr(aug, "vflip", 0.0)),
+        fallback=yolo_reference_transforms(aug),
+    )
+
+
+def yolo_reference_transforms(aug: Any) -> v2.Compose:
+    """The training pipeline as a chain of torchvision transforms (each one interpolating or converting on its
+    own): the reference `YoloTrainTransform` is tested against."""
+    steps: list[Any] = [LetterBox(size=letterbox_size(aug), pad=True)]
+    jitter = _jitter(aug)
+    if jitter is not None:
+        steps.append(jitter)
     affine = _affine(aug)
     if affine is not None:
         steps.append(affine)
