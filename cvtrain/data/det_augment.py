@@ -4,9 +4,9 @@
 and channel permutation) whose uint8 RGB image path runs on PIL's C kernels instead of float tensors:
 brightness and contrast are per-channel lookup tables (`Image.point`; the contrast mean comes from the image's
 histogram), saturation is PIL's blend with the grey image (`ImageEnhance.Color`), hue is a cyclic shift of the
-hue channel of PIL's 8-bit HSV. Results agree with torchvision's tensor kernels to a level or two (hue: a few
-levels where PIL's 8-bit HSV rounds), see tests/data/test_det_augment.py. Other inputs (float images, videos)
-take torchvision's path.
+hue channel of PIL's 8-bit HSV. Results agree with torchvision's tensor kernels to a level or two (hue: mean
+under one level, up to ~10 on saturated noise, where PIL's 8-bit HSV and the shift's 1/255 turn step round);
+see tests/data/test_det_augment.py. Other inputs (float images, videos) take torchvision's path.
 
 `RandomScale` is `v2.RandomAffine(degrees=0, scale=...)` (the same draws) whose pure-scale path resizes the image
 (antialiased bilinear on uint8) to round(size * scale) and centres it on the same canvas, cropping (zoom in) or
@@ -59,10 +59,11 @@ def adjust_saturation(image: Image.Image, factor: float) -> Image.Image:
 
 
 def adjust_hue(image: Image.Image, factor: float) -> Image.Image:
-    """Rotate the hue by `factor` turns (in [-0.5, 0.5]): PIL's HSV has 256 hue steps a turn."""
+    """Rotate the hue by `factor` turns (in [-0.5, 0.5]): PIL's 8-bit HSV has 255 hue steps a turn, so the shift
+    is rounded to a step (1.4 degrees; torchvision's range of +-0.05 turn is +-13 steps)."""
     hue, saturation, value = image.convert("HSV").split()
-    shift = round(factor * 256)
-    hue = hue.point([(h + shift) % 256 for h in range(256)])
+    shift = round(factor * 255)
+    hue = hue.point([(h + shift) % 255 for h in range(256)])
     return Image.merge("HSV", (hue, saturation, value)).convert("RGB")
 
 
