@@ -5,6 +5,9 @@ The first run writes the scenes into `--cache` (not timed: a warm-up pass reads 
 checkouts to compare them on a loaded machine, and note `uptime`:
 
     PYTHONPATH=. CVTRAIN_FIXTURES=../shared/fixtures .venv/bin/python scripts/bench_det_pipeline.py --repeat 3
+
+`--threads 2` (the default torch threads of a 2-core machine) shows what oversubscription costs on a loaded machine:
+torchvision's float kernels spread over the busy cores (main: ~470 ms/sample at load 2.3, against ~30-45 with one).
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--samples", type=int, default=64, help="samples timed per repeat")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (DataLoader workers use 1)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     dataset = train_split(args.cache, args.images)
     for index in range(len(dataset)):  # warm-up: generate/cache the scenes, page cache
         dataset[index]
@@ -50,7 +54,7 @@ def main() -> None:
         per_sample.append(1000 * (time.perf_counter() - start) / args.samples)
     load = os.getloadavg()[0]
     print(f"ms/sample: median {statistics.median(per_sample):.1f} runs {[round(v, 1) for v in per_sample]} "
-          f"(load {load:.2f}, {type(dataset).__name__})")  # fmt: skip
+          f"(load {load:.2f}, {args.threads} threads, {type(dataset).__name__})")  # fmt: skip
 
 
 if __name__ == "__main__":
