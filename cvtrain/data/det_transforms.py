@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from cvtrain.data.aug_fields import mean_fill, scaling
+from cvtrain.data.det_augment import PhotometricDistort, RandomScale
 
 
 def detection_transforms(aug: Any, *, train: bool) -> v2.Compose:
@@ -29,18 +29,11 @@ def detection_transforms(aug: Any, *, train: bool) -> v2.Compose:
         return v2.Compose([v2.Identity()])  # the detector resizes and normalises itself
     steps: list[Any] = []
     if getattr(aug, "photometric", False):
-        steps.append(v2.RandomPhotometricDistort(p=0.5))
+        steps.append(PhotometricDistort(p=0.5))  # torchvision's draws, PIL's uint8 kernels
     scale = scaling(aug)
     if scale is not None:
         fill = mean_fill(aug)  # zoomed-out borders in the mean colour, not black
-        steps.append(
-            v2.RandomAffine(
-                degrees=0.0,
-                scale=scale,
-                interpolation=v2.InterpolationMode.BILINEAR,
-                fill={tv_tensors.Image: fill, "others": 0},
-            )
-        )
+        steps.append(RandomScale(scale, fill))  # RandomAffine's draws, a resize and a centred crop or pad
     if aug.hflip > 0:
         steps.append(v2.RandomHorizontalFlip(p=aug.hflip))
     steps.append(v2.SanitizeBoundingBoxes())
