@@ -61,3 +61,4 @@ def test_bench_times_the_device_decoding(tmp_path: Path) -> None:
     )
     bench = json.loads((tmp_path / "bench" / "bench.json").read_text())
     assert bench["data_images_per_s"] > 0 and bench["step_images_per_s"] > 0
+    assert bench["options"]["decode"] == "device"

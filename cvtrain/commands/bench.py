@@ -54,6 +54,14 @@ def run_bench(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "num_workers": d.num_workers,
         "device": str(setup.device),
         "autocast": str(setup.amp_dtype) if setup.amp_dtype else None,
+        # what else changes the figures, so that two benches can be told apart from their bench.json alone
+        "options": {
+            "image_size": cfg.aug.image_size,
+            "precision": cfg.trainer.precision,
+            "channels_last": cfg.trainer.channels_last,
+            "compile": cfg.trainer.compile,
+            "decode": str(getattr(d, "decode", "workers")),
+        },
         "processes": distributed.world_size(),
         "steps": steps,
         "warmup": warmup,

@@ -14,7 +14,7 @@ from cvtrain.errors import ConfigError
 from tests.conftest import FAST, compose_raw, run_cli
 
 KEYS = {
-    "status", "monitor", "monitor_mode", "model", "data", "choices", "batch_size", "num_workers", "device", "autocast", "processes", "steps", "warmup",
+    "status", "monitor", "monitor_mode", "model", "data", "choices", "batch_size", "num_workers", "device", "autocast", "options", "processes", "steps", "warmup",
     "data_images_per_s", "step_images_per_s", "compute_images_per_s", "data_wait_share", "data_s", "data_images",
     "step_s", "step_images",
 }  # fmt: skip
@@ -52,6 +52,9 @@ def test_bench_on_shapes_runs_past_the_end_of_an_epoch(tmp_path: Path) -> None:
     check(result, batch_size=4)
     assert result["model"] == "small_cnn" and result["data"] == "shapes" and result["num_workers"] == 0
     assert result["choices"]["aug"] == "light"
+    assert result["options"] == {
+        "image_size": 32, "precision": "auto", "channels_last": False, "compile": False, "decode": "workers"
+    }  # fmt: skip
     assert "bench: small_cnn on shapes, batch 4, 0 workers, cpu" in out and "bench.json in" in out
     assert "data.num_workers=0: batches load in the training process" in out
     assert not (tmp_path / "tensorboard").exists()
