@@ -64,9 +64,8 @@ class ImageFolderDataConfig(DataConfig):
     train_dir: str = "train"
     val_dir: str = "val"
     synset_mapping: str | None = None  # a file of "<folder> <human readable name>" lines, relative to root
-    decode: DecodeOn = (
-        DecodeOn.workers
-    )  # where JPEGs are decoded: workers, or device (cvtrain/data/device_decode.py)
+    # where JPEGs are decoded: workers, or device (cvtrain/data/device_decode.py)
+    decode: DecodeOn = DecodeOn.workers
 
 
 @schema("data", "shapes")

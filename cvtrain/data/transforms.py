@@ -53,6 +53,7 @@ class ClassificationTransform:
         self.size = int(aug.image_size)
         self.defer_decode = defer_decode
         self.random_crop: v2.RandomResizedCrop | None = None
+        self.crop_after_resize: v2.RandomCrop | None = None  # training without the random resized crop
         self.resize = eval_resize_size(aug)  # used without the random resized crop
         if train and aug.random_resized_crop:
             self.random_crop = v2.RandomResizedCrop(self.size, scale=tuple(aug.crop_scale), antialias=True)
@@ -61,9 +62,8 @@ class ClassificationTransform:
                 f"aug.resize_size={self.resize} is smaller than aug.image_size={self.size}: the crop after the "
                 "resize would not fit. Set aug.resize_size >= aug.image_size (or null: image_size / 0.875)."
             )
-        self.crop_after_resize: v2.RandomCrop | None = (
-            v2.RandomCrop(self.size) if train and self.random_crop is None else None
-        )
+        elif train:
+            self.crop_after_resize = v2.RandomCrop(self.size)
         self.hflip = float(aug.hflip) if train else 0.0
 
     def geometry(self, height: int, width: int) -> tuple[Box, tuple[int, int]]:
