@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import DictConfig
 from PIL import Image
 
@@ -156,3 +160,23 @@ def same_coco_stats(ours: list[float], reference: list[float]) -> bool:
     return len(ours) == len(reference) and all(
         abs(a - b) <= 1e-12 for a, b in zip(ours, reference, strict=True)
     )
+
+
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+
+
+@contextlib.contextmanager
+def gpu_waits() -> Iterator[list[str]]:
+    """Counts the operations inside that make the host wait for the GPU (torch's CUDA sync debug mode, which
+    flags copies to the host, `.item()`, `nonzero` and host-to-device copies from pageable memory that are not
+    `non_blocking`). The list is filled when the block ends."""
+    waits: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            yield waits
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    waits.extend(str(w.message) for w in caught if "synchronizing CUDA operation" in str(w.message))

@@ -66,23 +66,27 @@ class ImageInput:
             floats = floats + self._lighting_noise(floats)
         if self.mean is None:
             return floats
-        if self.mean_image is None:
-            return F.normalize(floats, self.mean, self.std, inplace=True)
-        mean_image, std = self._constants(floats.device)[1:]
-        if floats.shape[-3:] != mean_image.shape:
+        mean, std = self._constants(floats.device)[1:]
+        if self.mean_image is not None and floats.shape[-3:] != mean.shape:
             raise ConfigError(
-                f"the mean image is {tuple(mean_image.shape)} but the model input is {tuple(floats.shape[-3:])}: "
+                f"the mean image is {tuple(mean.shape)} but the model input is {tuple(floats.shape[-3:])}: "
                 "aug.image_size must be the size the mean image was computed at"
             )
-        return floats.sub_(mean_image).div_(std)
+        # What `F.normalize(floats, mean, std, inplace=True)` does, with the constants already on the device:
+        # it would copy the two lists there at every call, and that copy waits for the GPU to finish the queue.
+        return floats.sub_(mean).div_(std)
 
     def _constants(self, device: torch.device) -> tuple[torch.Tensor, ...]:
-        """(eigenvectors scaled by their eigenvalues, mean image, std as [3, 1, 1]) on `device`, copied once."""
+        """(eigenvectors scaled by their eigenvalues, the mean (per channel [3, 1, 1], or the mean image), the std
+        [3, 1, 1]) on `device`, copied once."""
         if device not in self._on_device:
             eig = torch.tensor(IMAGENET_EIGVEC) * torch.tensor(IMAGENET_EIGVAL)  # column j times eigenvalue j
-            mean_image = self.mean_image if self.mean_image is not None else torch.zeros(0)
+            if self.mean_image is not None:
+                mean = self.mean_image
+            else:
+                mean = torch.tensor(self.mean or [0.0, 0.0, 0.0]).view(3, 1, 1)
             std = torch.tensor(self.std or [1.0, 1.0, 1.0]).view(3, 1, 1)
-            self._on_device[device] = tuple(t.to(device, torch.float32) for t in (eig, mean_image, std))
+            self._on_device[device] = tuple(t.to(device, torch.float32) for t in (eig, mean, std))
         return self._on_device[device]
 
     def _lighting_noise(self, floats: torch.Tensor) -> torch.Tensor:

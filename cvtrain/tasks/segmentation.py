@@ -104,7 +104,10 @@ class SegmentationTask:
     def _cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean over the non-void pixels (weighted by class when `class_weights` is set), as
         `F.cross_entropy(..., ignore_index=255)`, but 0 rather than NaN for a batch that is all void."""
-        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+        if self.class_weights is not None and self.class_weights.device != logits.device:
+            # moved once: a copy from the host at every step would wait for the GPU to finish its queue
+            self.class_weights = self.class_weights.to(logits.device)
+        weight = self.class_weights
         total = F.cross_entropy(
             logits.float(), target, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum"
         )

@@ -17,11 +17,13 @@ from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.engine import loaders
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
-from cvtrain.engine.loop import evaluate, fit
+from cvtrain.engine.loop import evaluate, fit, start_epoch, train_step
+from cvtrain.engine.meters import LossMeter
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress
 from cvtrain.engine.state import FitRun, resume
 from cvtrain.errors import CvtrainError, DataError
+from tests.conftest import gpu_waits, needs_gpu
 
 WEIGHTS = torch.tensor([[2.0], [-1.0]])
 
@@ -91,15 +93,21 @@ class Optim:
 
 
 def make_run(
-    tmp_path: Path, *, epochs: int = 3, max_steps: int | None = None, batch_size: int = 8, accumulate: int = 1
+    tmp_path: Path,
+    *,
+    epochs: int = 3,
+    max_steps: int | None = None,
+    batch_size: int = 8,
+    accumulate: int = 1,
+    device: str = "cpu",
 ) -> FitRun:
     tmp_path.mkdir(parents=True, exist_ok=True)  # the run directory Hydra makes
     torch.manual_seed(0)
-    model = nn.Linear(2, 1, bias=False)
+    device = torch.device(device)
+    model = nn.Linear(2, 1, bias=False).to(device)
     task = RegressionTask()
-    device = torch.device("cpu")
     common = dict(
-        collate=task.collate, num_workers=0, pin_memory=False, persistent_workers=False, device=device
+        collate=task.collate, num_workers=0, pin_memory=True, persistent_workers=False, device=device
     )
     train = loaders.train_loader(regression_data(), batch_size=batch_size, seed=0, **common)
     optimizer = build_optimizer(model, Optim)
@@ -113,7 +121,7 @@ def make_run(
         scheduler=build_scheduler(
             optimizer, Sched, steps_per_epoch=len(train), total_steps=epochs * len(train)
         ),
-        scaler=torch.amp.GradScaler("cpu", enabled=False),
+        scaler=torch.amp.GradScaler(device.type, enabled=False),
         device=device,
         amp_dtype=None,
         run_dir=tmp_path,
@@ -220,3 +228,18 @@ def test_out_of_memory_names_the_batch_and_what_to_try(tmp_path: Path) -> None:
         CvtrainError, match=r"out of memory at step 1 with a batch of 8 images.*data.batch_size"
     ):
         fit(run)
+
+
+@needs_gpu
+def test_a_training_step_on_the_gpu_never_waits_for_it(tmp_path: Path) -> None:
+    """So the host queues the next steps while the GPU runs this one: the transfer, forward, backward, optimizer
+    and scheduler steps and the loss meter wait for nothing (the loss is read only every `log_every` steps)."""
+    run = make_run(tmp_path, device="cuda")
+    start_epoch(run, 0)
+    batches, meter = iter(run.train_loader), LossMeter()
+    meter.add(train_step(run, next(batches)), 8)  # the first step creates the optimizer's state
+    batch = next(batches)
+    assert batch.images.is_pinned()  # as `fit` loads them for a GPU: the copy can overlap the GPU's work
+    with gpu_waits() as waits:
+        meter.add(train_step(run, batch), len(batch))
+    assert waits == [] and run.step == 2

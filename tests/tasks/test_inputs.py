@@ -8,6 +8,7 @@ from torchvision.transforms import v2
 
 from cvtrain.errors import ConfigError
 from cvtrain.tasks.inputs import IMAGENET_EIGVAL, IMAGENET_EIGVEC, ImageInput
+from tests.conftest import gpu_waits, needs_gpu
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -69,3 +70,17 @@ def test_lighting_adds_one_pca_colour_offset_per_image_in_training_only() -> Non
     assert abs(torch.corrcoef(alpha.T)[0, 1]) < 0.06  # independent weights
     with pytest.raises(ConfigError, match="aug.lighting"):
         ImageInput(lighting=-0.1)
+
+
+@needs_gpu
+def test_converting_a_batch_on_the_gpu_never_waits_for_it() -> None:
+    """The training step runs this at every batch: a wait would stop the host queueing the next step's work."""
+    batch = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8, device="cuda")
+    for inputs in (
+        ImageInput(mean=MEAN, std=STD, lighting=0.1),
+        ImageInput(mean=MEAN, std=STD, mean_image=torch.rand(3, 8, 8)),
+    ):
+        first = inputs(batch, train=True)  # copies the constants to the GPU, once
+        with gpu_waits() as waits:
+            again = inputs(batch, train=True)
+        assert waits == [] and again.device == first.device

@@ -18,6 +18,7 @@ from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
 from cvtrain.tasks.segmentation import SegmentationTask
 from cvtrain.tasks.segmentation_outputs import overlay, painted
+from tests.conftest import gpu_waits, needs_gpu
 
 CLASSES = ["background", "cat", "dog"]
 
@@ -100,6 +101,18 @@ def test_class_weights_weight_the_loss_and_must_match_the_classes():
     assert torch.allclose(task.training_step(model, batch)["loss"], expected)
     with pytest.raises(ConfigError, match="model.class_weights has 2 values but the dataset has 3 classes"):
         SegmentationTask(class_names=CLASSES, class_weights=[1.0, 2.0])
+
+
+@needs_gpu
+def test_a_weighted_training_step_on_the_gpu_never_waits_for_it():
+    task = SegmentationTask(class_names=CLASSES, class_weights=[0.2, 1.0, 3.0], aux_weight=0.4)
+    model = PixelClassifier(aux=True).cuda()
+    batch = task.collate([sample(6, 7), sample(6, 7, seed=1)]).to(torch.device("cuda"))
+    first = task.training_step(model, batch)["loss"]  # moves the class weights to the GPU, once
+    with gpu_waits() as waits:
+        again = task.training_step(model, batch)["loss"]
+        again.backward()
+    assert waits == [] and torch.equal(first, again)
 
 
 def test_a_batch_of_only_void_pixels_gives_zero_loss_not_nan():

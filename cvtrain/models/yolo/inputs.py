@@ -56,23 +56,34 @@ def pad_targets(
     """
     if len(targets) != len(image_sizes):
         raise ValueError(f"got {len(image_sizes)} images but {len(targets)} targets")
-    count = max((len(t["labels"]) for t in targets), default=0)
-    labels = torch.zeros(len(targets), count, dtype=torch.long, device=device)
-    boxes = torch.zeros(len(targets), count, 4, dtype=torch.float32, device=device)
-    mask = torch.zeros(len(targets), count, dtype=torch.bool, device=device)
-    for i, (target, (height, width)) in enumerate(zip(targets, image_sizes, strict=True)):
-        n = len(target["labels"])
-        if n == 0:
-            continue
-        image_labels = target["labels"].to(device=device, dtype=torch.long)
-        if image_labels.min() < 0 or image_labels.max() >= num_classes:
+    counts = [len(target["labels"]) for target in targets]
+    labels = torch.zeros(len(targets), max(counts, default=0), dtype=torch.long, device=device)
+    boxes = torch.zeros(*labels.shape, 4, dtype=torch.float32, device=device)
+    mask = torch.zeros(labels.shape, dtype=torch.bool, device=device)
+    if labels.numel() == 0:
+        return labels, boxes, mask
+    # All images at once: one range check is the only wait for the GPU (per image it was two, and a copy of
+    # each image's size limits from the host). Slots, sizes and counts are known on the host; their copies are
+    # queued without waiting.
+    all_labels = torch.cat([target["labels"].reshape(-1) for target in targets]).to(device, torch.long)
+    if ((all_labels < 0) | (all_labels >= num_classes)).any():
+        _raise_label_range(targets, num_classes)
+    all_boxes = torch.cat([target["boxes"].reshape(-1, 4) for target in targets]).to(device, torch.float32)
+    slots = [(i, j) for i, n in enumerate(counts) for j in range(n)]
+    rows, cols = torch.tensor(slots).to(device, non_blocking=True).unbind(dim=1)
+    limits = [(w, h, w, h) for (h, w), n in zip(image_sizes, counts, strict=True) for _ in range(n)]
+    limits = torch.tensor(limits, dtype=torch.float32).to(device, non_blocking=True)
+    labels[rows, cols] = all_labels
+    boxes[rows, cols] = torch.minimum(all_boxes.clamp(min=0), limits)
+    mask[rows, cols] = True
+    return labels, boxes, mask
+
+
+def _raise_label_range(targets: Sequence[dict[str, torch.Tensor]], num_classes: int) -> None:
+    for i, target in enumerate(targets):
+        image_labels = target["labels"]
+        if len(image_labels) and (image_labels.min() < 0 or image_labels.max() >= num_classes):
             raise ConfigError(
                 f"target labels of image {i} span {int(image_labels.min())}..{int(image_labels.max())}, outside "
                 f"0..{num_classes - 1}: set model.num_classes to the dataset's number of classes."
             )
-        image_boxes = target["boxes"].to(device=device, dtype=torch.float32).reshape(n, 4)
-        limits = torch.tensor([width, height, width, height], dtype=torch.float32, device=device)
-        labels[i, :n] = image_labels
-        boxes[i, :n] = torch.minimum(image_boxes.clamp(min=0), limits)
-        mask[i, :n] = True
-    return labels, boxes, mask
