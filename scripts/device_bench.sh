@@ -5,7 +5,8 @@
 # On the device, from the repo root, with .devbench carried along:  bash scripts/device_bench.sh
 #   $OUT       where every log, bench.json and the summary go (required)
 #   BUDGET     seconds the whole script may take (default 420): a benchmark that would not fit is skipped, and
-#              each one's `timeout` is cut to what is left; torch.compile runs last, only if 120 s are left
+#              each one's `timeout` is cut to what is left; torch.compile runs only if 120 s are left
+#   SKIP       names of steps to leave out (see "What is run first" below)
 #   PY         the interpreter (default python3)
 # Smoke test on a CPU machine (tiny sizes, 2 steps, trainer.device=cpu, no wheel install):
 #   SMOKE=1 PY=.venv/bin/python OUT=$(mktemp -d) bash scripts/device_bench.sh
@@ -44,7 +45,7 @@ if [ "$SMOKE" = 1 ]; then
     DET_EXTRA=(model.min_size=128 model.max_size=128)
     YOLO_BATCH=4; YOLO_WORKERS=2; YOLO_WARM=1; YOLO_STEPS=2
     SEG_SIZE=128; SEG_TRAIN=24; SEG_VAL=4; SEG_BATCH=2; SEG_WORKERS=2; SEG_WARM=1; SEG_STEPS=2
-    LOOP_ARGS=(--model resnet18 --image-size 32 --batch-size 4 --device cpu --steps 2)
+    LOOP_ARGS=(--model resnet18 --image-size 32 --batch-size 4 --device cpu --steps 2 --warmup 1 --repeats 1)
     T_RN=240; T_JPEG=240; T_DET=300; T_YOLO=240; T_SEG=240; T_LOOP=240; T_COMPILE=600; T_CHECK=240
 else
     DEVICE=cuda; PREC=bf16; HALF=16; FP16_LEN=4096
@@ -63,7 +64,7 @@ else
     YOLO_BATCH=32; YOLO_WORKERS=14; YOLO_WARM=15; YOLO_STEPS=28
     SEG_SIZE=520; SEG_TRAIN=768; SEG_VAL=8; SEG_BATCH=8; SEG_WORKERS=14; SEG_WARM=15; SEG_STEPS=30
     # fp32 in both loops (the script's choice), ResNet-50 at 224 px, batch 128
-    LOOP_ARGS=(--model resnet50 --image-size 224 --batch-size 128 --device cuda --steps 100)
+    LOOP_ARGS=(--model resnet50 --image-size 224 --batch-size 128 --device cuda --steps 60 --repeats 5)
     T_RN=150; T_JPEG=150; T_DET=180; T_YOLO=150; T_SEG=150; T_LOOP=150; T_COMPILE=300; T_CHECK=90
 fi
 SHAPES=$WORK/shapes
@@ -75,6 +76,11 @@ record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:-}" >> "$OUT/r
 # run NAME LIMIT_S CMD...: one step, under `timeout`, cut to the budget left; its output goes to logs/NAME.log
 run() {
     local name=$1 limit=$2; shift 2
+    if [[ " ${SKIP:-} " == *" $name "* ]]; then
+        say "SKIP $name: named in SKIP"
+        record "$name" skipped "$(elapsed)" 0 "SKIP"
+        return 0
+    fi
     local left=$(( BUDGET - $(elapsed) - 10 ))
     if [ "$left" -lt 30 ]; then
         say "SKIP $name: ${left}s of the ${BUDGET}s budget left"
@@ -221,30 +227,29 @@ make_jpeg_tree() {
 make_jpeg_tree
 say "ImageFolder tree: $(find "$JPEG/train" -type f | wc -l) training files in $JPEG_CLASSES classes, $(du -sh "$JPEG" | cut -f1) on disk"
 
-# ---------------------------------------------------------------------------------------------- 2. ResNet-50, synthetic
+# What is run first is what no GPU run has measured yet (FCN-ResNet50, torch.compile, the loop with
+# bench_loop.py's per-step clock, the faster detection pipelines); SKIP="name ..." leaves steps out, e.g. the
+# ResNet-50 figures of 2026-12-04: SKIP="rn50_synthetic rn50_jpeg_workers rn50_jpeg_device".
 RN50=(model=resnet50 data.image_size=$RN_SIZE data.batch_size=$RN_BATCH trainer.channels_last=true)
-bench rn50_synthetic "$T_RN" "${RN50[@]}" data=synthetic data.num_classes=1000 \
-    "data.length=$(( RN_BATCH * 64 ))" bench.warmup=$RN_WARM bench.steps=$RN_STEPS
+SHAPES_DET=(data=shapes "data.cache_dir=$SHAPES" data.seed=0 data.scene_size=$DET_SIZE
+    data.train_images=$DET_TRAIN data.val_images=$DET_VAL)
 
-# ---------------------------------------------------------------------------------------------- 7. the loop's overhead
-# (here, while the scenes are being written on two other cores: it uses the training process only)
-# cuDNN's autotuner on for both loops: cvtrain turns it on in its set-up, after the bare loop would have run.
-LOOP_PY='
-import runpy, sys, torch
-torch.backends.cudnn.benchmark = True
-sys.argv = ["scripts/bench_loop.py", *sys.argv[1:]]
-runpy.run_path("scripts/bench_loop.py", run_name="__main__")
-'
+# ---------------------------------------------------------------------------------------------- 2. the loop's overhead and the CUDA checks
+# (here, while the scenes are being written on two other cores: it uses the training process and 2 workers)
 if [ "$CHECK_CONFIGS" != 1 ]; then
-    run bench_loop "$T_LOOP" "$PY" -c "$LOOP_PY" "${LOOP_ARGS[@]}"
+    run bench_loop "$T_LOOP" "$PY" scripts/bench_loop.py "${LOOP_ARGS[@]}"
     # What only a GPU shows, as checks: the CUDA tests (nvJPEG against the CPU decode, the metric on the device),
     # fp16 training through the GradScaler with `cvtrain eval` of its checkpoint, and a fit + evaluation of real
     # photos decoded by nvJPEG (data.decode=device). Run directories in $WORK (checkpoints stay there).
     FX=$WORK/fixtures
     mkdir -p "$FX/coco-sample" && ln -sfn "$REPO/.devbench/photos/coco" "$FX/coco-sample/images"
     ln -sfn "$REPO/.devbench/photos/imagenet-mini" "$FX/imagenet-mini"
+    # (the files of every test that needs a GPU: nvJPEG, the metric on the device, and the training steps that
+    # must not wait for the GPU; their CPU tests take seconds)
     run cuda_tests "$T_CHECK" env CVTRAIN_FIXTURES="$FX" "$PY" -m pytest -q -p no:cacheprovider -rs \
-        tests/data/test_device_decode.py tests/metrics/test_segmentation_metrics.py
+        tests/data/test_device_decode.py tests/metrics/test_segmentation_metrics.py \
+        tests/engine/test_loop.py tests/tasks/test_inputs.py tests/tasks/test_segmentation_task.py \
+        tests/models/yolo/test_yolo_inputs.py
     CHECKS=$WORK/checks
     run fit_fp16 "$T_CHECK" "$PY" -m cvtrain.cli fit model=resnet18 data=synthetic data.image_size=64 \
         data.batch_size=64 data.length=$FP16_LEN trainer.epochs=2 trainer.device=$DEVICE trainer.precision=$HALF \
@@ -263,7 +268,37 @@ if [ "$CHECK_CONFIGS" != 1 ]; then
     say "scenes written"
 fi
 
-# ---------------------------------------------------------------------------------------------- 3. ResNet-50, real JPEGs
+# ---------------------------------------------------------------------------------------------- 3. FCN-ResNet50, 520 px
+bench fcn_r50 "$T_SEG" model=fcn model.backbone=resnet50 data=shapes "data.cache_dir=$SHAPES" data.seed=0 \
+    data.scene_size=$SEG_SIZE data.train_images=$SEG_TRAIN data.val_images=$SEG_VAL aug=segmentation \
+    data.batch_size=$SEG_BATCH data.num_workers=$SEG_WORKERS bench.warmup=$SEG_WARM bench.steps=$SEG_STEPS
+
+# ---------------------------------------------------------------------------------------------- 4. ResNet-50, synthetic, + torch.compile
+if [ "$COMPILE" = 1 ] && [ $(( BUDGET - $(elapsed) )) -ge 120 ]; then
+    bench rn50_synthetic_compile "$T_COMPILE" "${RN50[@]}" data=synthetic data.num_classes=1000 \
+        "data.length=$(( RN_BATCH * 64 ))" trainer.compile=true bench.warmup=$RN_WARM bench.steps=$RN_STEPS
+else
+    say "SKIP rn50_synthetic_compile: COMPILE=$COMPILE, $(( BUDGET - $(elapsed) ))s of the budget left (it needs 120)"
+    record rn50_synthetic_compile skipped "$(elapsed)" 0 "budget or COMPILE=0"
+fi
+
+# ---------------------------------------------------------------------------------------------- 5. YOLO-s, 640 px
+# aug=yolo with mosaic throughout: close_mosaic=0 and many epochs (bench keeps counting epochs past
+# trainer.epochs, and mosaic is off in the last close_mosaic of them); the README's recipe: AdamW + EMA.
+bench yolo_s "$T_YOLO" model=yolo model.size=s "${SHAPES_DET[@]}" aug=yolo aug.close_mosaic=0 trainer.epochs=300 \
+    optim=adamw trainer.ema=true data.batch_size=$YOLO_BATCH data.num_workers=$YOLO_WORKERS \
+    bench.warmup=$YOLO_WARM bench.steps=$YOLO_STEPS
+
+# ---------------------------------------------------------------------------------------------- 6. Faster R-CNN R50-FPN
+bench faster_rcnn "$T_DET" model=faster_rcnn model.backbone=resnet50_fpn "${SHAPES_DET[@]}" aug=detection \
+    data.batch_size=$DET_BATCH data.num_workers=$DET_WORKERS bench.warmup=$DET_WARM bench.steps=$DET_STEPS \
+    "${DET_EXTRA[@]}"
+
+# ---------------------------------------------------------------------------------------------- 7. ResNet-50, synthetic
+bench rn50_synthetic "$T_RN" "${RN50[@]}" data=synthetic data.num_classes=1000 \
+    "data.length=$(( RN_BATCH * 64 ))" bench.warmup=$RN_WARM bench.steps=$RN_STEPS
+
+# ---------------------------------------------------------------------------------------------- 8. ResNet-50, real JPEGs
 JPEG_ARGS=(model=resnet50 data=imagefolder "data.root=$JPEG" aug=imagenet data.image_size=$RN_SIZE
     data.batch_size=$JPEG_BATCH data.num_workers=$JPEG_WORKERS trainer.channels_last=true
     bench.warmup=$JPEG_WARM bench.steps=$JPEG_STEPS)
@@ -275,34 +310,6 @@ else
     say "this checkout has no data.decode option ($(grep -m1 -iE 'error|could not|valid' "$OUT/logs/decode_option.log" | cut -c1-200)): decoding in the workers only"
     bench rn50_jpeg_workers "$T_JPEG" "${JPEG_ARGS[@]}"
     record rn50_jpeg_device skipped "$(elapsed)" 0 "no data.decode option in this checkout"
-fi
-
-# ---------------------------------------------------------------------------------------------- 4. Faster R-CNN R50-FPN
-SHAPES_DET=(data=shapes "data.cache_dir=$SHAPES" data.seed=0 data.scene_size=$DET_SIZE
-    data.train_images=$DET_TRAIN data.val_images=$DET_VAL)
-bench faster_rcnn "$T_DET" model=faster_rcnn model.backbone=resnet50_fpn "${SHAPES_DET[@]}" aug=detection \
-    data.batch_size=$DET_BATCH data.num_workers=$DET_WORKERS bench.warmup=$DET_WARM bench.steps=$DET_STEPS \
-    "${DET_EXTRA[@]}"
-
-# ---------------------------------------------------------------------------------------------- 5. YOLO-s, 640 px
-# aug=yolo with mosaic throughout: close_mosaic=0 and many epochs (bench keeps counting epochs past
-# trainer.epochs, and mosaic is off in the last close_mosaic of them); the README's recipe: AdamW + EMA.
-bench yolo_s "$T_YOLO" model=yolo model.size=s "${SHAPES_DET[@]}" aug=yolo aug.close_mosaic=0 trainer.epochs=300 \
-    optim=adamw trainer.ema=true data.batch_size=$YOLO_BATCH data.num_workers=$YOLO_WORKERS \
-    bench.warmup=$YOLO_WARM bench.steps=$YOLO_STEPS
-
-# ---------------------------------------------------------------------------------------------- 6. FCN-ResNet50, 520 px
-bench fcn_r50 "$T_SEG" model=fcn model.backbone=resnet50 data=shapes "data.cache_dir=$SHAPES" data.seed=0 \
-    data.scene_size=$SEG_SIZE data.train_images=$SEG_TRAIN data.val_images=$SEG_VAL aug=segmentation \
-    data.batch_size=$SEG_BATCH data.num_workers=$SEG_WORKERS bench.warmup=$SEG_WARM bench.steps=$SEG_STEPS
-
-# ---------------------------------------------------------------------------------------------- 2b. + torch.compile, last
-if [ "$COMPILE" = 1 ] && [ $(( BUDGET - $(elapsed) )) -ge 120 ]; then
-    bench rn50_synthetic_compile "$T_COMPILE" "${RN50[@]}" data=synthetic data.num_classes=1000 \
-        "data.length=$(( RN_BATCH * 64 ))" trainer.compile=true bench.warmup=$RN_WARM bench.steps=$RN_STEPS
-else
-    say "SKIP rn50_synthetic_compile: COMPILE=$COMPILE, $(( BUDGET - $(elapsed) ))s of the budget left (it needs 120)"
-    record rn50_synthetic_compile skipped "$(elapsed)" 0 "budget or COMPILE=0"
 fi
 
 # ---------------------------------------------------------------------------------------------- summary
