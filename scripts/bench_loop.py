@@ -1,13 +1,16 @@
 """How much does cvtrain's training loop cost next to the model itself?
 
-Times an optimizer step of (a) a bare PyTorch loop (forward, cross-entropy, backward, SGD step on one fixed batch
-already on the device) and (b) `cvtrain fit data=synthetic` (in memory, no decoding) with the same model, batch size,
-image size and optimizer settings. Both are timed the same way, inside the loop: a clock reading at the start of
-every step, and the time from the start of step `--warmup` to the start of the last step, divided by the steps in
-between. That span holds everything the loop does per step (fetching and collating the batch, the transfer, the
-loss meter, the scheduler, logging) and nothing it does once: set-up comes before it, and the cvtrain run is stopped
-at the last reading, before its evaluation and checkpoint. On a GPU the device is synchronised at those two
-readings only. Both loops take `--repeats` turns, alternating; the overhead is the median of the turns' ratios.
+Compares the time of an optimizer step in (a) a bare PyTorch loop (forward, cross-entropy, backward, SGD step on one
+fixed batch already on the device) and (b) `cvtrain fit data=synthetic` (in memory, no decoding), with the same
+model, batch size, image size and optimizer settings, in one process. The two take turns inside the cvtrain run:
+after every `--segment` cvtrain steps the loop is paused and the bare loop runs as many steps. A cvtrain segment is
+timed from the start of its first step to the start of the step after its last, so it holds everything the loop does
+per step (fetching and collating the batch, the transfer, the loss meter, the scheduler, logging). Set-up comes
+before the first segment, and the run is stopped after the last one, before its evaluation and checkpoint.
+
+Each segment's ratio compares two stretches of time a few seconds apart, so a machine whose speed drifts (a shared
+or virtual CPU: step times there wander by 10-20 % over a minute) moves both sides of it; the overhead is the median
+ratio. On a GPU the device is synchronised at the ends of each segment only.
 
     .venv/bin/python scripts/bench_loop.py --model resnet18 --image-size 64 --batch-size 32 --device cpu
 """
@@ -18,7 +21,6 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -30,58 +32,75 @@ from cvtrain.config.compose import compose_config, config_composer
 from cvtrain.engine import loop
 
 
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+class BareLoop:
+    """Forward, cross-entropy, backward and an SGD step on one fixed batch already on the device."""
+
+    def __init__(self, model_name: str, image_size: int, batch_size: int, device: str):
+        self.device = device
+        self.model = torchvision.models.get_model(model_name, num_classes=10).to(device)
+        # the same optimizer settings as the cvtrain run's
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.x = torch.randn(batch_size, 3, image_size, image_size, device=device)
+        self.y = torch.randint(10, (batch_size,), device=device)
+
+    def seconds(self, steps: int) -> float:
+        synchronize(self.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.opt.zero_grad(set_to_none=True)
+            F.cross_entropy(self.model(self.x), self.y).backward()
+            self.opt.step()
+        synchronize(self.device)
+        return time.perf_counter() - start
+
+
 class TimedEnough(Exception):
-    """Ends a `cvtrain fit` once the clock has its readings: its evaluation and checkpoint are not timed."""
+    """Ends the cvtrain run after its last segment: its evaluation and checkpoint are not timed."""
 
 
-class StepClock:
-    """Clock readings at the start of each step; the device is synchronised before the two that bound the span."""
+class TakingTurns:
+    """Called at the start of each cvtrain step: after `warmup` steps, closes a cvtrain segment every `segment`
+    steps and runs a bare one; `pairs` holds (bare, cvtrain) seconds per step of each segment."""
 
-    def __init__(self, device: str, warmup: int, steps: int):
-        self.cuda = device.startswith("cuda")
-        self.bounds = (warmup, steps - 1)
-        self.readings: list[float] = []
-
-    def tick(self) -> None:
-        if self.cuda and len(self.readings) in self.bounds:
-            torch.cuda.synchronize()
-        self.readings.append(time.perf_counter())
+    def __init__(self, bare: BareLoop, *, warmup: int, segment: int, segments: int):
+        self.bare, self.warmup, self.segment, self.segments = bare, warmup, segment, segments
+        self.pairs: list[tuple[float, float]] = []
+        self.steps = 0
+        self.started = 0.0
 
     @property
-    def done(self) -> bool:
-        return len(self.readings) > self.bounds[1]
+    def steps_needed(self) -> int:  # the last one is stopped at its start
+        return self.warmup + self.segment * self.segments + 1
 
-    def seconds_per_step(self) -> float:
-        first, last = self.bounds
-        if len(self.readings) <= last:
-            raise RuntimeError(f"the loop ran {len(self.readings)} steps, {last + 1} expected")
-        return (self.readings[last] - self.readings[first]) / (last - first)
-
-
-def bare_step_time(clock: StepClock, model_name: str, image_size: int, batch_size: int, device: str) -> float:
-    torch.backends.cudnn.benchmark = True  # as cvtrain's set-up does
-    model = torchvision.models.get_model(model_name, num_classes=10).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)  # the same optimizer settings as below
-    x = torch.randn(batch_size, 3, image_size, image_size, device=device)
-    y = torch.randint(10, (batch_size,), device=device)
-    for _ in range(clock.bounds[1] + 1):
-        clock.tick()
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    return clock.seconds_per_step()
+    def before_step(self) -> None:
+        n, self.steps = self.steps - self.warmup, self.steps + 1
+        if n < 0 or n % self.segment:
+            return
+        synchronize(self.bare.device)
+        if n == 0:
+            self.bare.seconds(self.warmup)  # the bare loop's warm-up, outside every segment
+        else:
+            ours = (time.perf_counter() - self.started) / self.segment
+            self.pairs.append((self.bare.seconds(self.segment) / self.segment, ours))
+            if len(self.pairs) == self.segments:
+                raise TimedEnough
+        self.started = time.perf_counter()
 
 
-def cvtrain_step_time(
-    clock: StepClock, model_name: str, image_size: int, batch_size: int, device: str, workers: int
-) -> float:
-    steps = clock.bounds[1] + 1
+def take_turns(
+    turns: TakingTurns, model_name: str, image_size: int, batch_size: int, device: str, workers: int
+) -> None:
     overrides = [
         f"model={model_name}",
         "data=synthetic",
         f"data.image_size={image_size}",
         f"data.batch_size={batch_size}",
-        f"data.length={batch_size * steps}",
+        f"data.length={batch_size * turns.steps_needed}",
         "trainer.epochs=1",
         f"trainer.device={device}",
         f"data.num_workers={workers}",
@@ -98,9 +117,7 @@ def cvtrain_step_time(
     train_step = loop.train_step
 
     def timed_train_step(*args, **kwargs):  # the loop looks `train_step` up in its module at every step
-        clock.tick()
-        if clock.done:
-            raise TimedEnough
+        turns.before_step()
         return train_step(*args, **kwargs)
 
     loop.train_step = timed_train_step
@@ -108,19 +125,10 @@ def cvtrain_step_time(
         with tempfile.TemporaryDirectory() as run_dir:
             run_fit(cfg, Path(run_dir))
     except TimedEnough:
-        pass
+        return
     finally:
         loop.train_step = train_step
-    return clock.seconds_per_step()
-
-
-def take_turns(measures: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
-    """`repeats` readings of each, taking turns, so a change in the machine's load falls on all of them."""
-    readings: dict[str, list[float]] = {name: [] for name in measures}
-    for _ in range(repeats):
-        for name, measure in measures.items():
-            readings[name].append(measure())
-    return readings
+    raise RuntimeError(f"the cvtrain run ended after {turns.steps} steps, {turns.steps_needed} expected")
 
 
 def main() -> None:
@@ -131,10 +139,14 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per turn, after the warm-up")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps at the start of each turn")
     parser.add_argument(
-        "--repeats", type=int, default=7, help="turns of both loops; the median turn is reported"
+        "--warmup", type=int, default=5, help="untimed steps of each loop before the first segment"
+    )
+    parser.add_argument(
+        "--segment", type=int, default=5, help="steps of one loop before the other takes its turn"
+    )
+    parser.add_argument(
+        "--segments", type=int, default=20, help="turns of each loop; the median ratio is reported"
     )
     parser.add_argument(
         "--num-workers",
@@ -145,33 +157,30 @@ def main() -> None:
     )
     args = parser.parse_args()
     workers = args.num_workers if args.num_workers is not None else (0 if args.device == "cpu" else 2)
+    torch.backends.cudnn.benchmark = True  # as cvtrain's set-up does
     shape = (args.model, args.image_size, args.batch_size, args.device)
+    turns = TakingTurns(BareLoop(*shape), warmup=args.warmup, segment=args.segment, segments=args.segments)
+    take_turns(turns, *shape, workers)
 
-    def clock() -> StepClock:
-        # steps + 1 readings: the last one starts the step after the timed span
-        return StepClock(args.device, args.warmup, args.warmup + args.steps + 1)
-
-    readings = take_turns(
-        {
-            "bare": lambda: bare_step_time(clock(), *shape),
-            "cvtrain": lambda: cvtrain_step_time(clock(), *shape, workers),
-        },
-        args.repeats,
-    )
-    bare, ours = statistics.median(readings["bare"]), statistics.median(readings["cvtrain"])
-    turns = list(zip(readings["bare"], readings["cvtrain"], strict=True))
-    # Each turn's ratio compares two runs taken back to back, so a machine that slows down over the whole
-    # benchmark (seen on the shared CPU) moves both sides of it.
-    overheads = [c / b - 1 for b, c in turns]
+    bare = statistics.median(b for b, _ in turns.pairs)
+    ours = statistics.median(c for _, c in turns.pairs)
+    ratios = sorted(c / b - 1 for b, c in turns.pairs)
+    quartiles = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
     print(
         f"model={args.model} image={args.image_size}px batch={args.batch_size} device={args.device} "
-        f"cvtrain data.num_workers={workers} steps={args.steps} after {args.warmup} warm-up"
+        f"cvtrain data.num_workers={workers}; {args.segments} segments of {args.segment} steps each"
     )
-    print("each turn, bare / cvtrain ms:", ", ".join(f"{b * 1e3:.1f} / {c * 1e3:.1f}" for b, c in turns))
-    print("each turn's overhead:", ", ".join(f"{100 * o:+.1f}%" for o in overheads))
+    print(
+        "each segment, bare / cvtrain ms:",
+        ", ".join(f"{b * 1e3:.1f} / {c * 1e3:.1f}" for b, c in turns.pairs),
+    )
     print(f"bare PyTorch step:  {bare * 1e3:8.1f} ms  ({args.batch_size / bare:7.1f} img/s), median")
     print(f"cvtrain fit step:   {ours * 1e3:8.1f} ms  ({args.batch_size / ours:7.1f} img/s), median")
-    print(f"overhead: {100 * statistics.median(overheads):+.1f}% (median of the turns)")
+    print(
+        f"overhead: {100 * statistics.median(ratios):+.1f}% (median segment; half of them between "
+        f"{100 * quartiles[0]:+.1f}% and {100 * quartiles[2]:+.1f}%, all between {100 * ratios[0]:+.1f}% and "
+        f"{100 * ratios[-1]:+.1f}%)"
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ if [ "$SMOKE" = 1 ]; then
     DET_EXTRA=(model.min_size=128 model.max_size=128)
     YOLO_BATCH=4; YOLO_WORKERS=2; YOLO_WARM=1; YOLO_STEPS=2
     SEG_SIZE=128; SEG_TRAIN=24; SEG_VAL=4; SEG_BATCH=2; SEG_WORKERS=2; SEG_WARM=1; SEG_STEPS=2
-    LOOP_ARGS=(--model resnet18 --image-size 32 --batch-size 4 --device cpu --steps 2 --warmup 1 --repeats 1)
+    LOOP_ARGS=(--model resnet18 --image-size 32 --batch-size 4 --device cpu --warmup 1 --segment 1 --segments 2)
     T_RN=240; T_JPEG=240; T_DET=300; T_YOLO=240; T_SEG=240; T_LOOP=240; T_COMPILE=600; T_CHECK=240
 else
     DEVICE=cuda; PREC=bf16; HALF=16; FP16_LEN=4096
@@ -63,8 +63,8 @@ else
     # refill wait at each epoch start)
     YOLO_BATCH=32; YOLO_WORKERS=14; YOLO_WARM=15; YOLO_STEPS=28
     SEG_SIZE=520; SEG_TRAIN=768; SEG_VAL=8; SEG_BATCH=8; SEG_WORKERS=14; SEG_WARM=15; SEG_STEPS=30
-    # fp32 in both loops (the script's choice), ResNet-50 at 224 px, batch 128
-    LOOP_ARGS=(--model resnet50 --image-size 224 --batch-size 128 --device cuda --steps 60 --repeats 5)
+    # fp32 in both loops (the script's choice), ResNet-50 at 224 px, batch 128: 10 turns of 20 steps each (~30 s)
+    LOOP_ARGS=(--model resnet50 --image-size 224 --batch-size 128 --device cuda --segment 20 --segments 10)
     T_RN=150; T_JPEG=150; T_DET=180; T_YOLO=150; T_SEG=150; T_LOOP=150; T_COMPILE=300; T_CHECK=90
 fi
 SHAPES=$WORK/shapes
