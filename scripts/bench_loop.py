@@ -146,7 +146,7 @@ def main() -> None:
         "--segment", type=int, default=5, help="steps of one loop before the other takes its turn"
     )
     parser.add_argument(
-        "--segments", type=int, default=20, help="turns of each loop; the median ratio is reported"
+        "--segments", type=int, default=40, help="turns of each loop; the median ratio is reported"
     )
     parser.add_argument(
         "--num-workers",

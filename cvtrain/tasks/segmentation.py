@@ -56,6 +56,7 @@ class SegmentationTask:
         self.inputs = inputs or ImageInput()  # without mean / std: floats in [0, 1]
         self.aux_weight = float(aux_weight)
         self.class_weights: torch.Tensor | None = None
+        self._weights_on_device: dict[torch.device, torch.Tensor] = {}
         if class_weights is not None:
             weights = [float(w) for w in class_weights]
             if len(weights) != len(self.class_names) or min(weights) < 0 or sum(weights) == 0:
@@ -101,13 +102,19 @@ class SegmentationTask:
         aux_loss = self._cross_entropy(aux, target)
         return {"loss": main + self.aux_weight * aux_loss, "ce": main.detach(), "aux_ce": aux_loss.detach()}
 
+    def _class_weights_on(self, device: torch.device) -> torch.Tensor | None:
+        """`class_weights` on `device`, copied there once: a copy from the host at every step would wait for the
+        GPU to finish its queue."""
+        if self.class_weights is None:
+            return None
+        if device not in self._weights_on_device:
+            self._weights_on_device[device] = self.class_weights.to(device)
+        return self._weights_on_device[device]
+
     def _cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean over the non-void pixels (weighted by class when `class_weights` is set), as
         `F.cross_entropy(..., ignore_index=255)`, but 0 rather than NaN for a batch that is all void."""
-        if self.class_weights is not None and self.class_weights.device != logits.device:
-            # moved once: a copy from the host at every step would wait for the GPU to finish its queue
-            self.class_weights = self.class_weights.to(logits.device)
-        weight = self.class_weights
+        weight = self._class_weights_on(logits.device)
         total = F.cross_entropy(
             logits.float(), target, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum"
         )
