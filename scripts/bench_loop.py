@@ -5,12 +5,15 @@ fixed batch already on the device) and (b) `cvtrain fit data=synthetic` (in memo
 model, batch size, image size and optimizer settings, in one process. The two take turns inside the cvtrain run:
 after every `--segment` cvtrain steps the loop is paused and the bare loop runs as many steps. A cvtrain segment is
 timed from the start of its first step to the start of the step after its last, so it holds everything the loop does
-per step (fetching and collating the batch, the transfer, the loss meter, the scheduler, logging). Set-up comes
-before the first segment, and the run is stopped after the last one, before its evaluation and checkpoint.
+per step (fetching and collating the batch, the transfer, the loss meter, the scheduler) and one log line
+(`trainer.log_every` is set to the segment, more often than the default). Set-up comes before the first segment, and
+the run is stopped after the last one, before its evaluation and checkpoint.
 
-Each segment's ratio compares two stretches of time a few seconds apart, so a machine whose speed drifts (a shared
-or virtual CPU: step times there wander by 10-20 % over a minute) moves both sides of it; the overhead is the median
-ratio. On a GPU the device is synchronised at the ends of each segment only.
+Each cvtrain segment is compared with the mean of the bare segments just before and after it, seconds apart, so a
+machine whose speed drifts (a shared or virtual CPU: step times there wander by 10-20 % over a minute) moves both
+sides; the overhead is the median ratio. On a GPU the device is synchronised at the ends of each segment only, and
+data workers keep loading while the bare loop runs, so a cvtrain segment may start with batches loaded off the
+clock: that matters only where loading, not the GPU, is the bottleneck.
 
     .venv/bin/python scripts/bench_loop.py --model resnet18 --image-size 64 --batch-size 32 --device cpu
 """
@@ -18,6 +21,7 @@ ratio. On a GPU the device is synchronised at the ends of each segment only.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -64,18 +68,26 @@ class TimedEnough(Exception):
 
 
 class TakingTurns:
-    """Called at the start of each cvtrain step: after `warmup` steps, closes a cvtrain segment every `segment`
-    steps and runs a bare one; `pairs` holds (bare, cvtrain) seconds per step of each segment."""
+    """Called at the start of each cvtrain step. After `warmup` steps it runs a bare segment, then closes a cvtrain
+    segment every `segment` steps and runs a bare one after it. Each cvtrain segment is compared with the mean of the
+    bare segments on either side of it, so a steady drift of the machine's speed cancels out."""
 
     def __init__(self, bare: BareLoop, *, warmup: int, segment: int, segments: int):
         self.bare, self.warmup, self.segment, self.segments = bare, warmup, segment, segments
-        self.pairs: list[tuple[float, float]] = []
+        self.bare_seconds: list[float] = []  # per step, segments + 1 of them
+        self.ours_seconds: list[float] = []  # per step, `segments` of them
         self.steps = 0
         self.started = 0.0
 
     @property
     def steps_needed(self) -> int:  # the last one is stopped at its start
         return self.warmup + self.segment * self.segments + 1
+
+    @property
+    def pairs(self) -> list[tuple[float, float]]:
+        """(bare, cvtrain) seconds per step: each cvtrain segment with the bare segments before and after it."""
+        around = [(a + b) / 2 for a, b in itertools.pairwise(self.bare_seconds)]
+        return list(zip(around, self.ours_seconds, strict=True))
 
     def before_step(self) -> None:
         n, self.steps = self.steps - self.warmup, self.steps + 1
@@ -85,10 +97,10 @@ class TakingTurns:
         if n == 0:
             self.bare.seconds(self.warmup)  # the bare loop's warm-up, outside every segment
         else:
-            ours = (time.perf_counter() - self.started) / self.segment
-            self.pairs.append((self.bare.seconds(self.segment) / self.segment, ours))
-            if len(self.pairs) == self.segments:
-                raise TimedEnough
+            self.ours_seconds.append((time.perf_counter() - self.started) / self.segment)
+        self.bare_seconds.append(self.bare.seconds(self.segment) / self.segment)
+        if len(self.ours_seconds) == self.segments:
+            raise TimedEnough
         self.started = time.perf_counter()
 
 
@@ -107,6 +119,8 @@ def take_turns(
         "trainer.precision=32",
         "logger.tensorboard=false",
         "logger.progress=false",
+        # one log line (a read of the losses: a GPU sync) in every segment, more often than the default 20 steps
+        f"trainer.log_every={turns.segment}",
         "sched=constant",
         "sched.warmup_epochs=0",
         "optim.lr=0.01",
@@ -162,9 +176,10 @@ def main() -> None:
     turns = TakingTurns(BareLoop(*shape), warmup=args.warmup, segment=args.segment, segments=args.segments)
     take_turns(turns, *shape, workers)
 
-    bare = statistics.median(b for b, _ in turns.pairs)
-    ours = statistics.median(c for _, c in turns.pairs)
-    ratios = sorted(c / b - 1 for b, c in turns.pairs)
+    pairs = turns.pairs
+    bare = statistics.median(b for b, _ in pairs)
+    ours = statistics.median(c for _, c in pairs)
+    ratios = sorted(c / b - 1 for b, c in pairs)
     quartiles = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
     print(
         f"model={args.model} image={args.image_size}px batch={args.batch_size} device={args.device} "
@@ -172,7 +187,7 @@ def main() -> None:
     )
     print(
         "each segment, bare / cvtrain ms:",
-        ", ".join(f"{b * 1e3:.1f} / {c * 1e3:.1f}" for b, c in turns.pairs),
+        ", ".join(f"{b * 1e3:.1f} / {c * 1e3:.1f}" for b, c in pairs),
     )
     print(f"bare PyTorch step:  {bare * 1e3:8.1f} ms  ({args.batch_size / bare:7.1f} img/s), median")
     print(f"cvtrain fit step:   {ours * 1e3:8.1f} ms  ({args.batch_size / ours:7.1f} img/s), median")

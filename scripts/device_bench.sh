@@ -4,7 +4,7 @@
 #
 # On the device, from the repo root, with .devbench carried along:  bash scripts/device_bench.sh
 #   $OUT       where every log, bench.json and the summary go (required)
-#   BUDGET     seconds the whole script may take (default 420): a benchmark that would not fit is skipped, and
+#   BUDGET     seconds the whole script may take (default 470): a benchmark that would not fit is skipped, and
 #              each one's `timeout` is cut to what is left; torch.compile runs only if 120 s are left
 #   SKIP       names of steps to leave out (see "What is run first" below)
 #   PY         the interpreter (default python3)
@@ -227,9 +227,10 @@ make_jpeg_tree() {
 make_jpeg_tree
 say "ImageFolder tree: $(find "$JPEG/train" -type f | wc -l) training files in $JPEG_CLASSES classes, $(du -sh "$JPEG" | cut -f1) on disk"
 
-# What is run first is what no GPU run has measured yet (FCN-ResNet50, torch.compile, the loop with
-# bench_loop.py's per-step clock, the faster detection pipelines); SKIP="name ..." leaves steps out, e.g. the
-# ResNet-50 figures of 2026-12-04: SKIP="rn50_synthetic rn50_jpeg_workers rn50_jpeg_device".
+# What is run first is what no GPU run has measured yet: the loop by bench_loop.py's segments and the CUDA checks,
+# FCN-ResNet50, the faster detection pipelines, then torch.compile (it may take the rest of the budget).
+# SKIP="name ..." leaves steps out, e.g. the ResNet-50 figures of 2026-12-04:
+# SKIP="rn50_synthetic rn50_jpeg_workers rn50_jpeg_device".
 RN50=(model=resnet50 data.image_size=$RN_SIZE data.batch_size=$RN_BATCH trainer.channels_last=true)
 SHAPES_DET=(data=shapes "data.cache_dir=$SHAPES" data.seed=0 data.scene_size=$DET_SIZE
     data.train_images=$DET_TRAIN data.val_images=$DET_VAL)
@@ -273,7 +274,19 @@ bench fcn_r50 "$T_SEG" model=fcn model.backbone=resnet50 data=shapes "data.cache
     data.scene_size=$SEG_SIZE data.train_images=$SEG_TRAIN data.val_images=$SEG_VAL aug=segmentation \
     data.batch_size=$SEG_BATCH data.num_workers=$SEG_WORKERS bench.warmup=$SEG_WARM bench.steps=$SEG_STEPS
 
-# ---------------------------------------------------------------------------------------------- 4. ResNet-50, synthetic, + torch.compile
+# ---------------------------------------------------------------------------------------------- 4. YOLO-s, 640 px
+# aug=yolo with mosaic throughout: close_mosaic=0 and many epochs (bench keeps counting epochs past
+# trainer.epochs, and mosaic is off in the last close_mosaic of them); the README's recipe: AdamW + EMA.
+bench yolo_s "$T_YOLO" model=yolo model.size=s "${SHAPES_DET[@]}" aug=yolo aug.close_mosaic=0 trainer.epochs=300 \
+    optim=adamw trainer.ema=true data.batch_size=$YOLO_BATCH data.num_workers=$YOLO_WORKERS \
+    bench.warmup=$YOLO_WARM bench.steps=$YOLO_STEPS
+
+# ---------------------------------------------------------------------------------------------- 5. Faster R-CNN R50-FPN
+bench faster_rcnn "$T_DET" model=faster_rcnn model.backbone=resnet50_fpn "${SHAPES_DET[@]}" aug=detection \
+    data.batch_size=$DET_BATCH data.num_workers=$DET_WORKERS bench.warmup=$DET_WARM bench.steps=$DET_STEPS \
+    "${DET_EXTRA[@]}"
+
+# ---------------------------------------------------------------------------------------------- 6. ResNet-50, synthetic, + torch.compile
 if [ "$COMPILE" = 1 ] && [ $(( BUDGET - $(elapsed) )) -ge 120 ]; then
     bench rn50_synthetic_compile "$T_COMPILE" "${RN50[@]}" data=synthetic data.num_classes=1000 \
         "data.length=$(( RN_BATCH * 64 ))" trainer.compile=true bench.warmup=$RN_WARM bench.steps=$RN_STEPS
@@ -281,18 +294,6 @@ else
     say "SKIP rn50_synthetic_compile: COMPILE=$COMPILE, $(( BUDGET - $(elapsed) ))s of the budget left (it needs 120)"
     record rn50_synthetic_compile skipped "$(elapsed)" 0 "budget or COMPILE=0"
 fi
-
-# ---------------------------------------------------------------------------------------------- 5. YOLO-s, 640 px
-# aug=yolo with mosaic throughout: close_mosaic=0 and many epochs (bench keeps counting epochs past
-# trainer.epochs, and mosaic is off in the last close_mosaic of them); the README's recipe: AdamW + EMA.
-bench yolo_s "$T_YOLO" model=yolo model.size=s "${SHAPES_DET[@]}" aug=yolo aug.close_mosaic=0 trainer.epochs=300 \
-    optim=adamw trainer.ema=true data.batch_size=$YOLO_BATCH data.num_workers=$YOLO_WORKERS \
-    bench.warmup=$YOLO_WARM bench.steps=$YOLO_STEPS
-
-# ---------------------------------------------------------------------------------------------- 6. Faster R-CNN R50-FPN
-bench faster_rcnn "$T_DET" model=faster_rcnn model.backbone=resnet50_fpn "${SHAPES_DET[@]}" aug=detection \
-    data.batch_size=$DET_BATCH data.num_workers=$DET_WORKERS bench.warmup=$DET_WARM bench.steps=$DET_STEPS \
-    "${DET_EXTRA[@]}"
 
 # ---------------------------------------------------------------------------------------------- 7. ResNet-50, synthetic
 bench rn50_synthetic "$T_RN" "${RN50[@]}" data=synthetic data.num_classes=1000 \

@@ -167,9 +167,10 @@ needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GP
 
 @contextlib.contextmanager
 def gpu_waits() -> Iterator[list[str]]:
-    """Counts the operations inside that make the host wait for the GPU (torch's CUDA sync debug mode, which
-    flags copies to the host, `.item()`, `nonzero` and host-to-device copies from pageable memory that are not
-    `non_blocking`). The list is filled when the block ends."""
+    """Counts the operations inside that make the host wait for the GPU, as torch's CUDA sync debug mode sees them:
+    `.item()`, `nonzero`, copies to the host, and every copy to the device that is not `non_blocking`. (It does
+    not see a `non_blocking` copy from pageable memory, which the driver may still stage synchronously: the code
+    copies from pinned memory.) The list is filled when the block ends."""
     waits: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -25,9 +25,10 @@ IMAGENET_EIGVEC = (
 
 class ImageInput:
     """uint8 images (a batch [B, 3, H, W], one [3, H, W], or a list of them) -> float32 in [0, 1] (`F.to_dtype`
-    with scale, as `v2.ToDtype(torch.float32, scale=True)`); in training plus the lighting noise; then
-    `F.normalize` by `mean` and `std` when given (classifiers, segmenters: `aug.mean`, `aug.std`), or minus
-    `mean_image` ([3, S, S] in [0, 1]) and divided by `std`. Detectors normalise inside and take [0, 1]."""
+    with scale, as `v2.ToDtype(torch.float32, scale=True)`); in training plus the lighting noise; then minus
+    `mean` and divided by `std` per channel, as `v2.Normalize`, when given (classifiers, segmenters: `aug.mean`,
+    `aug.std`), or minus `mean_image` ([3, S, S] in [0, 1]) and divided by `std`. Detectors normalise inside and
+    take [0, 1]."""
 
     def __init__(
         self,
@@ -41,6 +42,15 @@ class ImageInput:
             raise ValueError("give both mean and std, or neither")
         if lighting < 0:
             raise ConfigError(f"aug.lighting={lighting} must be >= 0 (AlexNet used 0.1)")
+        for key, values in (("aug.mean", mean), ("aug.std", std)):
+            if values is not None and len(values) not in (1, 3):
+                raise ConfigError(
+                    f"{key}={list(values)}: give one value per RGB channel (3), or one for all."
+                )
+        if std is not None and not all(std):
+            raise ConfigError(
+                f"aug.std={list(std)}: every value must be non-zero (the inputs are divided by it)."
+            )
         self.mean = None if mean is None else [float(m) for m in mean]
         self.std = None if std is None else [float(s) for s in std]
         self.mean_image = mean_image
@@ -84,10 +94,14 @@ class ImageInput:
             if self.mean_image is not None:
                 mean = self.mean_image
             else:
-                mean = torch.tensor(self.mean or [0.0, 0.0, 0.0]).view(3, 1, 1)
-            std = torch.tensor(self.std or [1.0, 1.0, 1.0]).view(3, 1, 1)
+                mean = torch.tensor(self.mean or [0.0]).view(-1, 1, 1)
+            std = torch.tensor(self.std or [1.0]).view(-1, 1, 1)
             self._on_device[device] = tuple(t.to(device, torch.float32) for t in (eig, mean, std))
         return self._on_device[device]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers get the task (its collate) pickled under spawn / forkserver: not the device copies
+        return {**self.__dict__, "_on_device": {}}
 
     def _lighting_noise(self, floats: torch.Tensor) -> torch.Tensor:
         """One RGB offset per image: the eigenvectors weighted by eigenvalue x N(0, lighting), as AlexNet."""

@@ -102,6 +102,10 @@ class SegmentationTask:
         aux_loss = self._cross_entropy(aux, target)
         return {"loss": main + self.aux_weight * aux_loss, "ce": main.detach(), "aux_ce": aux_loss.detach()}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers get the task (its collate) pickled under spawn / forkserver: not the device copies
+        return {**self.__dict__, "_weights_on_device": {}}
+
     def _class_weights_on(self, device: torch.device) -> torch.Tensor | None:
         """`class_weights` on `device`, copied there once: a copy from the host at every step would wait for the
         GPU to finish its queue."""

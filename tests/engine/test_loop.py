@@ -237,7 +237,9 @@ def test_a_training_step_on_the_gpu_never_waits_for_it(tmp_path: Path) -> None:
     run = make_run(tmp_path, device="cuda")
     start_epoch(run, 0)
     batches, meter = iter(run.train_loader), LossMeter()
-    meter.add(train_step(run, next(batches)), 8)  # the first step creates the optimizer's state
+    meter.add(
+        train_step(run, next(batches)), 8
+    )  # the first step: CUDA's lazy initialisation, outside the count
     batch = next(batches)
     assert batch.images.is_pinned()  # as `fit` loads them for a GPU: the copy can overlap the GPU's work
     with gpu_waits() as waits:

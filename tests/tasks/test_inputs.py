@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
 from torchvision.transforms import v2
@@ -40,6 +42,27 @@ def test_float_inputs_are_refused_rather_than_normalised_twice() -> None:
         ImageInput(mean=MEAN, std=STD)(torch.rand(1, 3, 4, 4))
     with pytest.raises(ValueError, match="both mean and std"):
         ImageInput(mean=MEAN)
+
+
+def test_a_zero_std_or_a_mean_per_two_channels_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"aug.std=\[0.229, 0.0, 0.225\]: every value must be non-zero"):
+        ImageInput(mean=MEAN, std=[0.229, 0.0, 0.225])
+    with pytest.raises(ConfigError, match="aug.mean=.*one value per RGB channel"):
+        ImageInput(mean=[0.5, 0.5], std=STD)
+    batch = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8)
+    one_for_all = v2.Normalize([0.5], [0.25])(v2.ToDtype(torch.float32, scale=True)(batch))
+    assert torch.equal(ImageInput(mean=[0.5], std=[0.25])(batch), one_for_all)
+
+
+def test_a_pickled_copy_leaves_the_device_copies_behind() -> None:
+    """Data workers started by spawn or forkserver receive the task pickled: its constants are copied again where
+    it is used."""
+    inputs = ImageInput(mean=MEAN, std=STD, lighting=0.1)
+    batch = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    expected = inputs(batch)
+    copy = pickle.loads(pickle.dumps(inputs))
+    assert inputs._on_device and not copy._on_device
+    assert torch.equal(copy(batch), expected)
 
 
 def test_mean_image_is_subtracted_per_pixel_then_std_divides() -> None:

@@ -1,6 +1,7 @@
 """SegmentationTask: batching at full resolution, the loss, size-grouped prediction and the prediction files."""
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,16 @@ def test_class_weights_weight_the_loss_and_must_match_the_classes():
     assert torch.allclose(task.training_step(model, batch)["loss"], expected)
     with pytest.raises(ConfigError, match="model.class_weights has 2 values but the dataset has 3 classes"):
         SegmentationTask(class_names=CLASSES, class_weights=[1.0, 2.0])
+
+
+def test_a_pickled_task_leaves_its_device_copies_of_the_class_weights_behind():
+    task = SegmentationTask(class_names=CLASSES, class_weights=[0.2, 1.0, 3.0])
+    model = PixelClassifier()
+    batch = task.collate([sample(6, 7)])
+    loss = task.training_step(model, batch)["loss"]
+    copy = pickle.loads(pickle.dumps(task))
+    assert task._weights_on_device and not copy._weights_on_device
+    assert torch.equal(copy.training_step(model, batch)["loss"], loss)
 
 
 @needs_gpu

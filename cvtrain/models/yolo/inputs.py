@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NoReturn
 
 import torch
 import torch.nn.functional as F
@@ -62,24 +63,32 @@ def pad_targets(
     mask = torch.zeros(labels.shape, dtype=torch.bool, device=device)
     if labels.numel() == 0:
         return labels, boxes, mask
-    # All images at once: one range check is the only wait for the GPU (per image it was two, and a copy of
-    # each image's size limits from the host). Slots, sizes and counts are known on the host; their copies are
-    # queued without waiting.
+    # All images at once: the range check is the only wait for the GPU (per image it was two, plus a blocking copy of
+    # each image's size limits). Slots and limits are built on the host and copied without waiting.
     all_labels = torch.cat([target["labels"].reshape(-1) for target in targets]).to(device, torch.long)
     if ((all_labels < 0) | (all_labels >= num_classes)).any():
         _raise_label_range(targets, num_classes)
     all_boxes = torch.cat([target["boxes"].reshape(-1, 4) for target in targets]).to(device, torch.float32)
-    slots = [(i, j) for i, n in enumerate(counts) for j in range(n)]
-    rows, cols = torch.tensor(slots).to(device, non_blocking=True).unbind(dim=1)
-    limits = [(w, h, w, h) for (h, w), n in zip(image_sizes, counts, strict=True) for _ in range(n)]
-    limits = torch.tensor(limits, dtype=torch.float32).to(device, non_blocking=True)
+    per_image = torch.tensor(counts)
+    rows = torch.arange(len(targets)).repeat_interleave(per_image)
+    cols = torch.arange(len(rows)) - (per_image.cumsum(0) - per_image).repeat_interleave(per_image)
+    sizes = torch.tensor([(w, h, w, h) for h, w in image_sizes], dtype=torch.float32)
+    rows, cols = _to_device_async(torch.stack([rows, cols]), device)
+    limits = _to_device_async(sizes.repeat_interleave(per_image, dim=0), device)
     labels[rows, cols] = all_labels
     boxes[rows, cols] = torch.minimum(all_boxes.clamp(min=0), limits)
     mask[rows, cols] = True
     return labels, boxes, mask
 
 
-def _raise_label_range(targets: Sequence[dict[str, torch.Tensor]], num_classes: int) -> None:
+def _to_device_async(host: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A copy that does not wait for the GPU: from pinned memory, whose block torch reuses only once the copy is done."""
+    if device.type != "cuda":
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
+
+
+def _raise_label_range(targets: Sequence[dict[str, torch.Tensor]], num_classes: int) -> NoReturn:
     for i, target in enumerate(targets):
         image_labels = target["labels"]
         if len(image_labels) and (image_labels.min() < 0 or image_labels.max() >= num_classes):
@@ -87,3 +96,6 @@ def _raise_label_range(targets: Sequence[dict[str, torch.Tensor]], num_classes: 
                 f"target labels of image {i} span {int(image_labels.min())}..{int(image_labels.max())}, outside "
                 f"0..{num_classes - 1}: set model.num_classes to the dataset's number of classes."
             )
+    raise ConfigError(
+        f"target labels outside 0..{num_classes - 1}: set model.num_classes to the dataset's classes."
+    )
