@@ -89,9 +89,8 @@ class YoloTrainTransform:
         self.affine = affine
         self.hflip = hflip
         self.vflip = vflip
-        self.fallback = (
-            fallback  # the reference chain: targets with masks (none of aug=yolo's datasets) go there
-        )
+        # the reference chain: targets with masks (none of aug=yolo's datasets) go there
+        self.fallback = fallback
         self.sanitize = v2.SanitizeBoundingBoxes()
 
     def __call__(
