@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import warnings
@@ -163,6 +164,9 @@ def same_coco_stats(ours: list[float], reference: list[float]) -> bool:
 
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+needs_glibc = pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="malloc's knobs are glibc's"
+)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from cvtrain.data.annotation_checks import write_listing
 from cvtrain.data.mean_image import training_mean_image
 from cvtrain.data.splits import DataSplits, build_data
 from cvtrain.engine import distributed, loaders
+from cvtrain.engine.host_memory import keep_freed_memory
 from cvtrain.engine.reporting import log, metrics_table, show, write_json
 from cvtrain.errors import ConfigError
 from cvtrain.models.build import build_model
@@ -72,6 +73,7 @@ def build_setup(
     """`class_names` and `mean_image` come from a checkpoint when evaluating one."""
     seed_everything(cfg.trainer.seed + distributed.rank(), cfg.trainer.deterministic)
     device = distributed.setup(cfg.trainer.device)
+    keep_freed_memory(device)  # a CPU step then stops faulting its buffers in anew
     data = build_data(cfg.data, aug=cfg.aug, task=cfg.model.task, need_train=need_train)
     if class_names is not None and len(class_names) != len(data.class_names):
         raise ConfigError(
