@@ -12,6 +12,7 @@ epoch). The epoch lives in a shared-memory tensor so persistent DataLoader worke
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -25,6 +26,8 @@ from cvtrain.data.yolo_transforms import PAD_VALUE
 from cvtrain.errors import ConfigError
 
 Sample = tuple[tv_tensors.Image, dict[str, Any], dict[str, Any]]
+
+log = logging.getLogger(__name__)
 
 
 def mosaic(samples: list[Sample], *, size: int, centre: tuple[int, int]) -> Sample:
@@ -101,6 +104,15 @@ class MosaicDataset(Dataset):
 
     def set_epoch(self, epoch: int, epochs: int) -> None:
         """Mosaic on for epochs 0 .. epochs - close_mosaic - 1 (0-based `epoch` of `epochs` in all)."""
+        if epoch == 0 and self.p > 0 and self.close_mosaic >= epochs:  # aug=yolo's 10 against a short run
+            log.warning(
+                "aug.close_mosaic=%d closes mosaic for the last %d epochs, and this run has %d "
+                "(trainer.epochs): no image is mosaicked. Set aug.close_mosaic below trainer.epochs to train with "
+                "mosaic, or aug.mosaic=0 to say so.",
+                self.close_mosaic,
+                self.close_mosaic,
+                epochs,
+            )
         self._mosaic_on[0] = epoch < epochs - self.close_mosaic
 
     @property

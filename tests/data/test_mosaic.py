@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torchvision import tv_tensors
 
@@ -105,6 +107,25 @@ def test_wrapper_mosaics_until_the_last_close_mosaic_epochs() -> None:
     data.set_epoch(3, 5)
     image, target, _ = data[1]
     assert image.shape == (3, *SIZES[1]) and target["labels"].tolist() == [2, 3]
+
+
+def test_a_run_too_short_for_any_mosaic_says_so_once(caplog) -> None:
+    data = MosaicDataset(dataset=FourImages(), transforms=identity, size=SIZE, p=1.0, close_mosaic=10)
+    with caplog.at_level(logging.WARNING, logger="cvtrain.data.mosaic"):
+        for epoch in range(5):
+            data.set_epoch(epoch, 5)
+    assert not data.mosaic_on
+    assert [r.getMessage() for r in caplog.records] == [
+        "aug.close_mosaic=10 closes mosaic for the last 10 epochs, and this run has 5 (trainer.epochs): no image is "
+        "mosaicked. Set aug.close_mosaic below trainer.epochs to train with mosaic, or aug.mosaic=0 to say so."
+    ]
+    caplog.clear()
+    for p, epochs in ((1.0, 11), (0.0, 5)):  # mosaic in epoch 0; mosaic not asked for
+        with caplog.at_level(logging.WARNING, logger="cvtrain.data.mosaic"):
+            MosaicDataset(
+                dataset=FourImages(), transforms=identity, size=SIZE, p=p, close_mosaic=10
+            ).set_epoch(0, epochs)
+    assert not caplog.records
 
 
 def test_a_bad_image_is_returned_as_is_and_never_enters_a_mosaic() -> None:
