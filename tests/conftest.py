@@ -103,6 +103,13 @@ def run_cli(
     return proc
 
 
+def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python scripts/NAME ARGS` from the repository root, as its docstring tells a user to."""
+    return subprocess.run(
+        [sys.executable, f"scripts/{name}", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def compose_config(*overrides: str) -> Config:
     """The typed config `cvtrain fit OVERRIDES` would run with, without running anything (Hydra's global state is
     set up and cleared around the call, so tests stay independent)."""

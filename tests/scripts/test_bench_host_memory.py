@@ -4,22 +4,15 @@ kept, each with its step time and page faults."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
-from tests.conftest import REPO, needs_glibc
+from tests.conftest import needs_glibc, run_script
+
+TINY = ("--image-size", "32", "--batch-size", "2", "--steps", "5")
 
 
 @needs_glibc
 def test_the_host_memory_benchmark_compares_fresh_processes_in_pairs() -> None:
-    args = ["--image-size", "32", "--batch-size", "2", "--steps", "5", "--pairs", "2"]
-    out = subprocess.run(
-        [sys.executable, "scripts/bench_host_memory.py", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_script("bench_host_memory.py", *TINY, "--pairs", "2")
     assert out.returncode == 0, out.stderr[-2000:]
     rows = re.findall(
         r"^  pair (\d), (default malloc|freed memory kept) +[\d.]+ ms/step +(\d+) page faults/step +peak +\d+ MiB$",
@@ -34,20 +27,5 @@ def test_the_host_memory_benchmark_compares_fresh_processes_in_pairs() -> None:
 
 def test_it_refuses_to_compare_when_the_setting_cannot_apply(monkeypatch) -> None:
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "scripts/bench_host_memory.py",
-            "--image-size",
-            "32",
-            "--batch-size",
-            "2",
-            "--pairs",
-            "1",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_script("bench_host_memory.py", *TINY, "--pairs", "1")
     assert out.returncode != 0 and "keep_freed_memory does nothing here" in out.stderr

@@ -4,22 +4,14 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
-from tests.conftest import REPO
+from tests.conftest import run_script
 
 
 def test_the_loop_benchmark_times_both_loops_in_turns() -> None:
     args = ["--model", "resnet18", "--image-size", "32", "--batch-size", "4", "--device", "cpu"]
     args += ["--warmup", "1", "--segment", "1", "--segments", "3"]
-    out = subprocess.run(
-        [sys.executable, "scripts/bench_loop.py", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_script("bench_loop.py", *args)
     assert out.returncode == 0, out.stderr[-2000:]
     segments = re.search(r"^each segment, bare / cvtrain ms: (.*)$", out.stdout, re.M)
     assert segments and len(segments.group(1).split(", ")) == 3
