@@ -1,6 +1,6 @@
 """Joint image + mask transforms for semantic segmentation, with torchvision.transforms.v2.
 
-A sample is `(tv_tensors.Image uint8 [3, H, W], tv_tensors.Mask int64 [H, W])`, transformed as
+A sample is `(tv_tensors.Image uint8 [3, H, W], tv_tensors.Mask uint8 [H, W])`, transformed as
 `transforms(image, mask)`: v2 applies every geometric step to both, and always resizes a `Mask` with nearest
 neighbour, so class indices are never blended into values that are not classes.
 

@@ -85,7 +85,7 @@ def load_segmentation_sample(
         return BadSample(path=mask_source, reason=str(error))
     meta = {"image_id": image_id, "path": str(image_path), "orig_size": (int(height), int(width))}
     image_tv = tv_tensors.Image(image)
-    mask_tv = tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
+    mask_tv = tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8)))  # as collated
     if transforms is not None:
         image_tv, mask_tv = transforms(image_tv, mask_tv)
     return image_tv, mask_tv, meta

@@ -104,7 +104,7 @@ def car_mask() -> np.ndarray:
 
 def expected_label_map(labels: dict[str, int]) -> np.ndarray:
     """Painted by hand in file order; crowds of kept classes last, as 255."""
-    out = np.zeros((H, W), dtype=np.int64)
+    out = np.zeros((H, W), dtype=np.uint8)
     out[PERSON] = labels["person"]
     out[DOG] = labels["dog"]
     if "truck" in labels:
@@ -136,7 +136,7 @@ def test_voc_classes_overlap_order_and_crowd(tmp_path):
     image, mask, meta = dataset[0]
     voc = {"person": 15, "dog": 12, "car": 7}
     assert torch.equal(mask, torch.from_numpy(expected_label_map(voc)))
-    assert mask.dtype == torch.int64 and image.shape == (3, H, W)
+    assert mask.dtype == torch.uint8 and image.shape == (3, H, W)
     assert meta == {"image_id": "a", "path": str(images_dir / "a.jpg"), "orig_size": (H, W)}
     # A crowd of a dropped class is no crowd at all: what lies under it keeps its label.
     assert mask[CROWD_TRUCK & ~car_mask()].eq(0).all() and mask[CROWD_TRUCK & car_mask()].eq(7).all()
@@ -225,7 +225,7 @@ def test_real_coco_sample(tmp_path):
     _, mask, meta = voc[by_file["000000343934.jpg"]]
     (motorcycle,) = coco.loadAnns(coco.getAnnIds(imgIds=343934))
     assert meta["orig_size"] == (480, 640)
-    assert torch.equal(mask, torch.from_numpy(coco.annToMask(motorcycle).astype(np.int64) * 14))
+    assert torch.equal(mask, torch.from_numpy(coco.annToMask(motorcycle) * 14))
     # Bottles (COCO 44 → VOC 5) with a crowd RLE of bottles → 255.
     _, mask, _ = voc[by_file["000000464689.jpg"]]
     assert set(mask.unique().tolist()) == {0, 5, 255}

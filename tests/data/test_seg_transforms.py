@@ -25,12 +25,12 @@ def aug(**fields) -> SimpleNamespace:
 def blocks_mask(height: int = 40, width: int = 56, block: int = 6) -> torch.Tensor:
     """Classes in blocks (not symmetric, so a flip of the mask alone would be caught)."""
     ys, xs = torch.meshgrid(torch.arange(height) // block, torch.arange(width) // block, indexing="ij")
-    return (ys * 3 + xs * 2 + (xs > 2).long()) % 4
+    return ((ys * 3 + xs * 2 + (xs > 2).long()) % 4).to(torch.uint8)  # as datasets give masks
 
 
 def image_of(mask: torch.Tensor) -> tv_tensors.Image:
     """An image that is a function of the mask: each class painted in its own colour."""
-    return tv_tensors.Image(COLOURS[mask].permute(2, 0, 1).contiguous())
+    return tv_tensors.Image(COLOURS[mask.long()].permute(2, 0, 1).contiguous())
 
 
 def decode(image: torch.Tensor) -> torch.Tensor:
@@ -54,7 +54,7 @@ def test_mask_stays_aligned_with_the_image_through_the_training_transforms(seed)
     transforms = segmentation_transforms(aug(image_size=32), train=True)
     image, out_mask = transforms(image_of(mask), tv_tensors.Mask(mask))
     assert image.shape == (3, 32, 32) and image.dtype == torch.uint8  # normalised on the device by the task
-    assert out_mask.shape == (32, 32) and out_mask.dtype == torch.int64
+    assert out_mask.shape == (32, 32) and out_mask.dtype == torch.uint8
     assert set(out_mask.unique().tolist()) <= {0, 1, 2, 3, IGNORE_INDEX}  # nearest: no blended labels
     padding = out_mask == IGNORE_INDEX
     mean_colour = torch.tensor([round(255 * m) for m in MEAN], dtype=torch.uint8)[:, None]
@@ -110,7 +110,7 @@ def test_evaluation_keeps_full_resolution_and_the_pixels():
 
 
 def test_image_smaller_than_the_crop_is_padded_with_mean_and_void():
-    mask = torch.ones(5, 7, dtype=torch.int64)
+    mask = torch.ones(5, 7, dtype=torch.uint8)
     out_image, out_mask = segmentation_transforms(
         aug(image_size=16, hflip=0.0, scale_range=None), train=True
     )(image_of(mask), tv_tensors.Mask(mask))

@@ -62,9 +62,9 @@ def test_sample_types_values_and_meta(tmp_path):
     assert dataset.num_classes == 21 and dataset.class_names == list(VOC_SEG_CLASSES)
     image, mask, meta = dataset[1]
     assert isinstance(image, tv_tensors.Image) and image.dtype == torch.uint8 and image.shape == (3, 6, 8)
-    assert isinstance(mask, tv_tensors.Mask) and mask.dtype == torch.int64 and mask.shape == (6, 8)
+    assert isinstance(mask, tv_tensors.Mask) and mask.dtype == torch.uint8 and mask.shape == (6, 8)
     assert torch.equal(image.permute(1, 2, 0), torch.from_numpy(_image(6, 8, seed=1)))
-    assert torch.equal(mask, torch.from_numpy(_mask(6, 8, label=2).astype(np.int64)))
+    assert torch.equal(mask, torch.from_numpy(_mask(6, 8, label=2)))
     assert set(mask.unique().tolist()) == {0, 2, 255}
     voc = devkit / "VOC2012"
     assert meta == {
