@@ -18,6 +18,10 @@ import subprocess
 import sys
 import time
 
+from cvtrain.engine.host_memory import has_glibc_malloc, user_malloc_settings
+
+WARM_STEPS = 3
+
 
 def child(model_name: str, image_size: int, batch_size: int, steps: int, keep: bool) -> dict[str, float]:
     import torch
@@ -27,9 +31,7 @@ def child(model_name: str, image_size: int, batch_size: int, steps: int, keep: b
     from cvtrain.engine.host_memory import keep_freed_memory
 
     if keep and not keep_freed_memory(torch.device("cpu")):
-        raise SystemExit(
-            "keep_freed_memory does nothing here (not glibc, or malloc is set in the environment)"
-        )
+        raise SystemExit("keep_freed_memory refused: see its module's log")
     torch.manual_seed(0)
     model = torchvision.models.get_model(model_name, num_classes=10)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -43,7 +45,7 @@ def child(model_name: str, image_size: int, batch_size: int, steps: int, keep: b
         opt.step()
         seconds.append(time.perf_counter() - start)
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
-    warm = slice(3, None)  # the first steps allocate for the first time either way
+    warm = slice(WARM_STEPS, None)  # the first steps allocate for the first time either way
     return {
         "step_s": statistics.median(seconds[warm]),
         "faults_per_step": statistics.median(faults[warm]),
@@ -64,7 +66,15 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=4, help="pairs of processes, default malloc then kept")
     parser.add_argument("--child", choices=("default", "kept"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.steps <= WARM_STEPS:
+        parser.error(f"--steps must be more than the {WARM_STEPS} steps that are not counted")
     shape = (args.model, args.image_size, args.batch_size, args.steps)
+    if not args.child and not has_glibc_malloc():
+        raise SystemExit("keep_freed_memory does nothing here: malloc is not glibc's")
+    if not args.child and (setting := user_malloc_settings()) is not None:
+        raise SystemExit(
+            f"keep_freed_memory does nothing here: {setting} sets malloc up; unset it to compare"
+        )
     if args.child:
         print(json.dumps(child(*shape, keep=args.child == "kept")))
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import warnings
@@ -18,9 +17,11 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from cvtrain.commands import predict, setup
 from cvtrain.config import Config, to_typed
 from cvtrain.config.compose import compose_config as compose_config_raw
 from cvtrain.config.compose import config_composer
+from cvtrain.engine.host_memory import has_glibc_malloc
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared fixtures beside the checkout; CVTRAIN_FIXTURES points elsewhere (a git worktree of the checkout).
@@ -171,9 +172,15 @@ def same_coco_stats(ours: list[float], reference: list[float]) -> bool:
 
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-needs_glibc = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="malloc's knobs are glibc's"
-)
+needs_glibc = pytest.mark.skipif(not has_glibc_malloc(), reason="malloc's knobs are glibc's")
+
+
+@pytest.fixture(autouse=True)
+def _no_malloc_settings_in_the_test_process(monkeypatch):
+    """`fit`, `eval` and `bench` run in-process here set malloc up for a run (`cvtrain.engine.host_memory`); the
+    test process keeps glibc's defaults, whatever ran before. Commands run through `run_cli` do set it."""
+    monkeypatch.setattr(setup, "keep_freed_memory", lambda device: False)
+    monkeypatch.setattr(predict, "keep_freed_memory", lambda device: False)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from cvtrain.data.transforms import eval_transform
 from cvtrain.engine import distributed, loaders
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
+from cvtrain.engine.host_memory import keep_freed_memory
 from cvtrain.engine.loop import evaluate
 from cvtrain.engine.reporting import TrainProgress, log, show
 from cvtrain.engine.state import evaluated_weights
@@ -38,6 +39,7 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
     class_names = list(state["class_names"])
     seed_everything(cfg.trainer.seed, deterministic=False)
     device = distributed.setup(cfg.trainer.device)
+    keep_freed_memory(device)
     task = task_of(cfg, class_names, checkpoint_mean_image(cfg, state))
     model = build_model(cfg.model, num_classes=len(class_names)).to(device)
     model.load_state_dict(evaluated_weights(state))

@@ -14,46 +14,59 @@ from cvtrain.commands import setup
 from cvtrain.engine import host_memory
 from tests.conftest import FAST, compose_config, needs_glibc
 
-# In a fresh process (the setting cannot be undone): where a 64 MiB buffer lives before and after keep_freed_memory,
-# and whether the heap shrinks when it is freed.
-WHERE_A_LARGE_BUFFER_LIVES = textwrap.dedent(
+# In a fresh process (the setting cannot be undone): where buffers live before and after keep_freed_memory, and
+# whether the heap shrinks when two 24 MiB buffers at its top are freed.
+WHERE_BUFFERS_LIVE = textwrap.dedent(
     """
-    import json, torch
+    import ctypes, json, torch
     from cvtrain.engine.host_memory import keep_freed_memory
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, (ctypes.c_void_p,)
 
     def heap():  # the (start, end) of the brk heap
         line = next(line for line in open("/proc/self/maps") if line.rstrip().endswith("[heap]"))
         return tuple(int(a, 16) for a in line.split()[0].split("-"))
 
-    def in_heap(buffer):
+    def in_heap(address):
         start, end = heap()
-        return start <= buffer.data_ptr() < end
+        return start <= address < end
 
-    buffer = torch.empty(16 * 2**20).fill_(1.0)
-    default_in_heap = in_heap(buffer)
-    del buffer
+    def allocate(mib):  # touched, as a tensor's buffer is
+        address = libc.malloc(mib * 2**20)
+        ctypes.memset(address, 1, mib * 2**20)
+        return address
+
+    # Freeing this mapped block raises glibc's own thresholds to 16 MiB (mmap) and 32 MiB (trim): the buffers
+    # after the call are above both.
+    first = allocate(16)
+    before = in_heap(first)
+    libc.free(first)
     kept = keep_freed_memory(torch.device("cpu"))
-    buffer = torch.empty(16 * 2**20).fill_(1.0)
-    kept_in_heap, heap_with_buffer = in_heap(buffer), heap()
-    del buffer
-    print(json.dumps({"default_in_heap": default_in_heap, "kept": kept, "kept_in_heap": kept_in_heap,
-                      "heap_shrank": heap() != heap_with_buffer}))
+    a, b = allocate(24), allocate(24)
+    after, heap_with_buffers = in_heap(a) and in_heap(b), heap()
+    libc.free(b)
+    libc.free(a)
+    huge = allocate(64)
+    print(json.dumps({"16 MiB before": before, "kept": kept, "24 MiB after": after,
+                      "heap shrank": heap() != heap_with_buffers, "64 MiB after": in_heap(huge)}))
     """
 )
 
 
 @needs_glibc
-def test_large_buffers_come_from_the_heap_and_stay_there_when_freed(monkeypatch):
-    for name in ("GLIBC_TUNABLES", *host_memory._USER_SETTINGS):
+def test_buffers_up_to_32_mib_come_from_the_heap_and_stay_there_when_freed(monkeypatch):
+    for name in ("GLIBC_TUNABLES", "LD_PRELOAD", *host_memory._USER_SETTINGS):
         monkeypatch.delenv(name, raising=False)
     out = subprocess.run(
-        [sys.executable, "-c", WHERE_A_LARGE_BUFFER_LIVES], capture_output=True, text=True, check=True
+        [sys.executable, "-c", WHERE_BUFFERS_LIVE], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == {
-        "default_in_heap": False,  # glibc maps a fresh region for it, and unmaps it when freed
+        "16 MiB before": False,  # glibc maps a fresh region for it, and unmaps it when freed
         "kept": True,
-        "kept_in_heap": True,  # from the heap, for reuse
-        "heap_shrank": False,  # and kept there when freed
+        "24 MiB after": True,  # from the heap, for reuse
+        "heap shrank": False,  # and kept there when freed
+        "64 MiB after": False,  # above 32 MiB: its own mapping still, handed back when freed
     }
 
 
@@ -63,6 +76,7 @@ def test_large_buffers_come_from_the_heap_and_stay_there_when_freed(monkeypatch)
         ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576"),
         ("GLIBC_TUNABLES", "glibc.pthread.rseq=0:glibc.malloc.mmap_max=8"),
         ("MALLOC_MMAP_THRESHOLD_", "1048576"),
+        ("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"),
     ],
 )
 def test_a_users_own_malloc_settings_are_left_alone(monkeypatch, name, value):
@@ -76,7 +90,7 @@ def test_a_gpu_run_keeps_mallocs_defaults(monkeypatch):
     assert host_memory.keep_freed_memory(torch.device("cuda", 0)) is False
 
 
-def test_every_subcommands_setup_applies_it_to_its_device(monkeypatch):
+def test_build_setup_applies_it_to_the_run_device(monkeypatch):
     devices = []
     monkeypatch.setattr(setup, "keep_freed_memory", devices.append)
     cfg = compose_config("data=synthetic", "data.length=8", "model=small_cnn", *FAST)
