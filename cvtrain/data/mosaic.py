@@ -106,10 +106,8 @@ class MosaicDataset(Dataset):
         """Mosaic on for epochs 0 .. epochs - close_mosaic - 1 (0-based `epoch` of `epochs` in all)."""
         if epoch == 0 and self.p > 0 and self.close_mosaic >= epochs:  # aug=yolo's 10 against a short run
             log.warning(
-                "aug.close_mosaic=%d closes mosaic for the last %d epochs, and this run has %d "
-                "(trainer.epochs): no image is mosaicked. Set aug.close_mosaic below trainer.epochs to train with "
-                "mosaic, or aug.mosaic=0 to say so.",
-                self.close_mosaic,
+                "aug.close_mosaic=%d is not below trainer.epochs=%d: no image is mosaicked in this run. Set "
+                "aug.close_mosaic below trainer.epochs to train with mosaic, or aug.mosaic=0 to say so.",
                 self.close_mosaic,
                 epochs,
             )

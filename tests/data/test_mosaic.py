@@ -116,8 +116,8 @@ def test_a_run_too_short_for_any_mosaic_says_so_once(caplog) -> None:
             data.set_epoch(epoch, 5)
     assert not data.mosaic_on
     assert [r.getMessage() for r in caplog.records] == [
-        "aug.close_mosaic=10 closes mosaic for the last 10 epochs, and this run has 5 (trainer.epochs): no image is "
-        "mosaicked. Set aug.close_mosaic below trainer.epochs to train with mosaic, or aug.mosaic=0 to say so."
+        "aug.close_mosaic=10 is not below trainer.epochs=5: no image is mosaicked in this run. Set "
+        "aug.close_mosaic below trainer.epochs to train with mosaic, or aug.mosaic=0 to say so."
     ]
     caplog.clear()
     for p, epochs in ((1.0, 11), (0.0, 5)):  # mosaic in epoch 0; mosaic not asked for
