@@ -136,30 +136,40 @@ def describe(root: Path) -> str:
     return f"{len(sizes)} JPEGs, median {w:.0f}x{h:.0f} px, median {statistics.median(kib):.0f} KiB"
 
 
-def bench(root: Path, *, train: bool, batch_size: int, images: int, repeats: int) -> None:
-    """Reference and cvtrain timed in turns (so a change of load hits both alike); medians over the turns."""
-    kw = dict(train=train, batch_size=batch_size, images=images)
-    rate(reference_batches(root, **kw))  # warm-up: page cache, lazy imports
-    rate(cvtrain_batches(root, **kw)[0])
-    refs, ours, norms = [], [], []
+def compare(
+    title: str, reference: Callable[[], Iterable], ours: Callable[[], tuple[Iterable, Callable]], repeats: int
+):
+    """Reference and cvtrain timed in turns (so a change of load hits both alike), after one untimed pass of each
+    (page cache, lazy imports); prints the medians over the turns. `ours` also returns the task's conversion."""
+    rate(reference())
+    rate(ours()[0])
+    refs, mine_, norms = [], [], []
     for _ in range(repeats):
-        refs.append(rate(reference_batches(root, **kw))[0])
-        mine, norm = rate(*cvtrain_batches(root, **kw))
-        ours.append(mine)
+        refs.append(rate(reference())[0])
+        mine, norm = rate(*ours())
+        mine_.append(mine)
         norms.append(norm)
-    ref, mine, norm = statistics.median(refs), statistics.median(ours), statistics.median(norms)
+    ref, mine, norm = statistics.median(refs), statistics.median(mine_), statistics.median(norms)
     both = 1 / (1 / mine + 1 / norm)
-    print(
-        f"{root.name} ({describe(root)}), {'train' if train else 'eval'}, batch {batch_size}, {repeats} turns"
-    )
+    print(title)
     print(
         f"  torchvision reference preset   {ref:7.1f} img/s  (turns: {', '.join(f'{r:.0f}' for r in refs)})"
     )
     print(
-        f"  cvtrain pipeline (uint8)        {mine:7.1f} img/s  (turns: {', '.join(f'{r:.0f}' for r in ours)})"
+        f"  cvtrain pipeline (uint8)        {mine:7.1f} img/s  (turns: {', '.join(f'{r:.0f}' for r in mine_)})"
     )
     print(f"    per-core speed-up             {mine / ref:7.2f}x")
     print(f"  + normalising on this CPU       {both:7.1f} img/s  {both / ref:.2f}x (on a GPU it runs there)")
+
+
+def bench(root: Path, *, train: bool, batch_size: int, images: int, repeats: int) -> None:
+    kw = dict(train=train, batch_size=batch_size, images=images)
+    compare(
+        f"{root.name} ({describe(root)}), {'train' if train else 'eval'}, batch {batch_size}, {repeats} turns",
+        lambda: reference_batches(root, **kw),
+        lambda: cvtrain_batches(root, **kw),
+        repeats,
+    )
 
 
 def main() -> None:

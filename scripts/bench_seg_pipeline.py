@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
+from bench_pipeline import MEAN, STD, compare  # scripts/, the first entry of sys.path
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
@@ -43,7 +42,6 @@ from cvtrain.config import to_typed
 from cvtrain.config.compose import compose_config, config_composer
 from cvtrain.engine import loaders
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BASE, CROP = 520, 480
 PHOTO = "2007_000063"  # the fixture's one photo with a segmentation mask
 
@@ -132,20 +130,6 @@ def cvtrain_batches(tree: Path, batch_size: int) -> tuple[Iterable, Callable]:
     return loader, setup.task.inputs
 
 
-def rate(batches: Iterable, convert: Callable | None = None) -> tuple[float, float | None]:
-    """Images per CPU second of iterating the batches, and of the conversion alone (None without one)."""
-    count, start, convert_s = 0, time.process_time(), 0.0
-    for batch in batches:
-        images = batch[0] if isinstance(batch, list) else batch.images
-        if convert is not None:
-            t = time.process_time()
-            convert(images)
-            convert_s += time.process_time() - t
-        count += len(images)
-    loading_s = time.process_time() - start - convert_s
-    return count / loading_s, (count / convert_s if convert is not None else None)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -158,27 +142,12 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         tree = voc_tree(args.voc, Path(tmp) / "VOCdevkit", args.images)
-        rate(reference_batches(tree, args.batch_size))  # warm-up: page cache, lazy imports
-        rate(cvtrain_batches(tree, args.batch_size)[0])
-        refs, ours, norms = [], [], []
-        for _ in range(args.repeats):
-            refs.append(rate(reference_batches(tree, args.batch_size))[0])
-            mine, norm = rate(*cvtrain_batches(tree, args.batch_size))
-            ours.append(mine)
-            norms.append(norm)
-    ref, mine, norm = statistics.median(refs), statistics.median(ours), statistics.median(norms)
-    both = 1 / (1 / mine + 1 / norm)
-    print(
-        f"VOC {PHOTO} (500x375) x {args.images}, crop {CROP}, batch {args.batch_size}, {args.repeats} turns"
-    )
-    print(
-        f"  torchvision reference preset   {ref:7.1f} img/s  (turns: {', '.join(f'{r:.0f}' for r in refs)})"
-    )
-    print(
-        f"  cvtrain pipeline (uint8)        {mine:7.1f} img/s  (turns: {', '.join(f'{r:.0f}' for r in ours)})"
-    )
-    print(f"    per-core speed-up             {mine / ref:7.2f}x")
-    print(f"  + normalising on this CPU       {both:7.1f} img/s  {both / ref:.2f}x (on a GPU it runs there)")
+        compare(
+            f"VOC {PHOTO} (500x375) x {args.images}, crop {CROP}, batch {args.batch_size}, {args.repeats} turns",
+            lambda: reference_batches(tree, args.batch_size),
+            lambda: cvtrain_batches(tree, args.batch_size),
+            args.repeats,
+        )
 
 
 if __name__ == "__main__":
