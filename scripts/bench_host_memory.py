@@ -1,6 +1,6 @@
 """What keeping freed memory in the process (`cvtrain.engine.host_memory`) gains a training step on the CPU.
 
-Runs a bare PyTorch training loop (forward, cross-entropy, backward, SGD with momentum on one fixed batch) in fresh
+Runs `bench_loop.py`'s bare PyTorch loop (forward, cross-entropy, backward, SGD with momentum on one fixed batch) in fresh
 child processes, in turns: one with glibc's malloc as it comes, one after `keep_freed_memory`, as cvtrain sets it up
 for `trainer.device=cpu`. A fresh process for each, because the setting cannot be undone in a process. Prints each
 process's median step time, page faults per step and peak resident memory, and the median of the pairs' ratios.
@@ -16,34 +16,24 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 
-from cvtrain.engine.host_memory import has_glibc_malloc, user_malloc_settings
+import torch
+from bench_loop import BareLoop  # scripts/, the first entry of sys.path
+
+from cvtrain.engine.host_memory import has_glibc_malloc, keep_freed_memory, user_malloc_settings
 
 WARM_STEPS = 3
 
 
 def child(model_name: str, image_size: int, batch_size: int, steps: int, keep: bool) -> dict[str, float]:
-    import torch
-    import torch.nn.functional as F
-    import torchvision
-
-    from cvtrain.engine.host_memory import keep_freed_memory
-
     if keep and not keep_freed_memory(torch.device("cpu")):
         raise SystemExit("keep_freed_memory refused: see its module's log")
     torch.manual_seed(0)
-    model = torchvision.models.get_model(model_name, num_classes=10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch_size, 3, image_size, image_size)
-    y = torch.randint(10, (batch_size,))
+    bare = BareLoop(model_name, image_size, batch_size, "cpu")
     seconds, faults = [], []
     for _ in range(steps):
-        faults_before, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-        seconds.append(time.perf_counter() - start)
+        faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        seconds.append(bare.seconds(1))
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
     warm = slice(WARM_STEPS, None)  # the first steps allocate for the first time either way
     return {

@@ -37,7 +37,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
 
-from cvtrain.commands.setup import build_setup
+from cvtrain.commands.setup import Setup, build_setup
 from cvtrain.config import to_typed
 from cvtrain.config.compose import compose_config, config_composer
 from cvtrain.engine import loaders
@@ -96,8 +96,8 @@ def reference_batches(tree: Path, batch_size: int) -> Iterable:
     return DataLoader(ReferenceVOC(tree / "VOC2012", ids), batch_size=batch_size, shuffle=True, num_workers=0)
 
 
-def cvtrain_batches(tree: Path, batch_size: int) -> tuple[Iterable, Callable]:
-    """The batches `cvtrain fit` trains on, and the task's device-side input conversion."""
+def cvtrain_setup(tree: Path, batch_size: int) -> Setup:
+    """What `cvtrain fit` builds for this data, once: each turn then only builds a new loader."""
     with Image.open(tree / "VOC2012" / "JPEGImages" / f"{PHOTO}_0000.jpg") as im:
         shorter = min(im.size)
     scale = [BASE // 2 / shorter, 2 * BASE / shorter]  # the reference's factors for this photo
@@ -115,7 +115,11 @@ def cvtrain_batches(tree: Path, batch_size: int) -> tuple[Iterable, Callable]:
                 "trainer.device=cpu",
             ]
         )
-    setup = build_setup(to_typed(raw), need_train=True)
+    return build_setup(to_typed(raw), need_train=True)
+
+
+def cvtrain_batches(setup: Setup, batch_size: int) -> tuple[Iterable, Callable]:
+    """The batches `cvtrain fit` trains on, and the task's device-side input conversion."""
     loader = loaders.train_loader(
         setup.data.train,
         collate=setup.task.collate,
@@ -142,10 +146,11 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         tree = voc_tree(args.voc, Path(tmp) / "VOCdevkit", args.images)
+        setup = cvtrain_setup(tree, args.batch_size)
         compare(
             f"VOC {PHOTO} (500x375) x {args.images}, crop {CROP}, batch {args.batch_size}, {args.repeats} turns",
             lambda: reference_batches(tree, args.batch_size),
-            lambda: cvtrain_batches(tree, args.batch_size),
+            lambda: cvtrain_batches(setup, args.batch_size),
             args.repeats,
         )
 
