@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL.TiffImagePlugin import IMAGELENGTH, IMAGEWIDTH
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2.functional import to_dtype
 
@@ -118,6 +119,7 @@ def displayed_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of the image as displayed (its EXIF orientation applied), from its header only; raises
     PIL's errors (OSError, ...) for an unreadable file."""
     with Image.open(path) as im:
-        width, height = im.size
         orientation = im.getexif().get(EXIF_ORIENTATION, 1)
-    return (height, width) if orientation in TRANSPOSING else (width, height)
+        # The stored size: recent Pillows report a TIFF's size as displayed already (and turn it when loading).
+        stored = (im.tag_v2[IMAGEWIDTH], im.tag_v2[IMAGELENGTH]) if im.format == "TIFF" else im.size
+    return (stored[1], stored[0]) if orientation in TRANSPOSING else stored
