@@ -15,6 +15,7 @@ its 8-bit export. (Pillow's own `convert` of 16-bit grayscale clips at 255 inste
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -80,9 +81,10 @@ def decode_bytes(data: bytes, path: str | Path) -> torch.Tensor:
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            ImageOps.exif_transpose(im, in_place=True)
+            if _orientation(im) != 1:  # a corrupt EXIF block counts as none, as torchvision takes it
+                ImageOps.exif_transpose(im, in_place=True)
             pixels = _rgb_array(im, path)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as e:  # struct: bad EXIF
         raise BadImageError(path, f"not a decodable image ({e})") from e
     return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
@@ -110,8 +112,8 @@ def exif_orientation(data: bytes) -> int:
     """The EXIF orientation of an image file's bytes (1 when it has none or it cannot be read), from the header."""
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return int(im.getexif().get(EXIF_ORIENTATION, 1))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError):
+            return _orientation(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return 1
 
 
@@ -119,7 +121,16 @@ def displayed_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of the image as displayed (its EXIF orientation applied), from its header only; raises
     PIL's errors (OSError, ...) for an unreadable file."""
     with Image.open(path) as im:
-        orientation = im.getexif().get(EXIF_ORIENTATION, 1)
+        orientation = _orientation(im)
         # The stored size: recent Pillows report a TIFF's size as displayed already (and turn it when loading).
         stored = (im.tag_v2[IMAGEWIDTH], im.tag_v2[IMAGELENGTH]) if im.format == "TIFF" else im.size
     return (stored[1], stored[0]) if orientation in TRANSPOSING else stored
+
+
+def _orientation(im: Image.Image) -> int:
+    """The orientation tag of an opened image; 1 when it has none or its EXIF block is corrupt."""
+    try:
+        value = im.getexif().get(EXIF_ORIENTATION, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except (SyntaxError, ValueError, TypeError, OSError, struct.error):
+        return 1

@@ -163,3 +163,15 @@ def test_every_8bit_mode_is_read_as_pils_rgb(tmp_path: Path, mode: str, fmt: str
     with Image.open(path) as im:
         expected = np.asarray(im.convert("RGB")).astype(int)
     assert np.abs(as_hwc(read_image(path)).astype(int) - expected).max() <= 2  # libjpeg versions may differ
+
+
+def test_a_corrupt_exif_block_in_a_file_pil_decodes_is_read_as_no_orientation(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    corrupt = bytearray(exif.tobytes())
+    corrupt[6] = 0  # the TIFF header inside the EXIF block ("MM"): unreadable
+    shown = block_picture(16, 8)
+    path = tmp_path / "corrupt.webp"
+    Image.fromarray(shown).save(path, format="WEBP", exif=bytes(corrupt), lossless=True)
+    assert np.array_equal(as_hwc(read_image(path)), shown)  # not an unreadable image
+    assert displayed_size(path) == (16, 8)
