@@ -8,12 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cvtrain.commands.data_check import run_data_check
 from cvtrain.data.palette import write_index_png
 from cvtrain.errors import DataError
 from tests.conftest import FAST, compose_raw, make_imagefolder, run_cli
-from tests.data.test_voc_detection import write_voc
+from tests.data.test_coco_detection import phone_coco
+from tests.data.test_images import SAMPLES_16
+from tests.data.test_voc_detection import PHONE_SHOWN, PHONE_STORED, phone_voc, write_voc
 from tests.data.test_voc_seg import make_voc as make_voc_seg
 from tests.data.test_yolo_txt import clean, write_yolo
 
@@ -136,3 +139,63 @@ def test_the_cli_exits_1_naming_every_bad_file(tmp_path: Path) -> None:
         str(root / "labels" / "train" / "a.txt") in output
         and str(root / "images" / "val" / "broken.jpg") in output
     )
+
+
+def test_a_phone_photo_annotated_as_displayed_passes_and_one_annotated_unrotated_is_listed(
+    tmp_path: Path,
+) -> None:
+    good = phone_voc(tmp_path / "good", PHONE_SHOWN, ("dog", 5, 35, 28, 46, 0))
+    report = check(tmp_path, "data=voc", f"data.root={good}", "data.years=[2007]", "data.classes=[dog]")
+    assert report["status"] == "ok" and report["problems"] == []
+    assert report["splits"]["train"]["objects"] == 1
+    stored = phone_voc(tmp_path / "stored", PHONE_STORED, ("dog", 5, 5, 28, 30, 0))
+    with pytest.raises(DataError, match="2 problem"):
+        check(tmp_path, "data=voc", f"data.root={stored}", "data.years=[2007]", "data.classes=[dog]")
+    rows = json.loads((tmp_path / "run" / "data_check.json").read_text())["problems"]
+    assert [(r["where"], r["fit"]) for r in rows] == [
+        ("train split", "stops the run"),
+        ("val split", "stops the run"),
+    ]
+    assert rows[0]["file"] == str(stored / "VOC2007" / "JPEGImages" / "phone.jpg")
+    assert rows[0]["what"].startswith(
+        "the image is 48x32 (height x width, as displayed after its EXIF orientation 6) but its annotation says 32x48"
+    )
+
+
+def test_a_coco_phone_photo_is_checked_against_its_images_entry(tmp_path: Path) -> None:
+    for name, size, bbox in (("good", (32, 48), [4, 34, 24, 12]), ("stored", (48, 32), [4, 4, 24, 12])):
+        ann, images = phone_coco(tmp_path / name, size, bbox)
+        paths = (
+            f"data.train_ann={ann}",
+            f"data.val_ann={ann}",
+            f"data.train_images={images}",
+            f"data.val_images={images}",
+        )
+        if name == "good":
+            report = check(tmp_path, "data=coco", *paths)
+            assert (
+                report["status"] == "ok"
+                and report["problems"] == []
+                and report["splits"]["val"]["objects"] == 1
+            )
+            continue
+        with pytest.raises(DataError, match="2 problem") as info:
+            check(tmp_path, "data=coco", *paths, "data.on_bad_image=skip")
+        rows = info.value.report["problems"]
+        assert {(Path(r["file"]).name, r["fit"]) for r in rows} == {("phone.jpg", "skipped")}
+        assert "annotation says 32x48, the size of the stored, unrotated pixels" in rows[0]["what"]
+
+
+def test_a_16bit_png_is_read_and_pixels_without_an_8bit_scale_are_listed(tmp_path: Path) -> None:
+    root = make_imagefolder(tmp_path / "tree", per_class=2)
+    Image.fromarray(SAMPLES_16).save(root / "train" / "n01" / "deep.png")  # mode I;16
+    Image.fromarray(SAMPLES_16.astype(np.float32)).save(root / "train" / "n02" / "float.tif")
+    with pytest.raises(DataError, match="1 problem") as info:
+        check(
+            tmp_path, "data=imagefolder", f"data.root={root}", "data.on_bad_image=skip", "data.num_workers=1"
+        )
+    report = info.value.report
+    assert report["splits"]["train"]["images"] == 8 and report["splits"]["train"]["unreadable"] == 1
+    [row] = report["problems"]
+    assert row["file"] == str(root / "train" / "n02" / "float.tif") and row["fit"] == "skipped"
+    assert row["what"] == "floating-point pixels (mode F) have no 8-bit scale: save it as 8 or 16 bits"
