@@ -33,16 +33,18 @@ from cvtrain.data.splits import build_data
 from cvtrain.engine.reporting import console, log, show, write_json
 from cvtrain.errors import DataError
 
-# The task each built-in format provides; data=shapes (and a format of your own) take the model's task.
+# The tasks each built-in format provides: the model's task when it is one of them (data=coco model=mask_rcnn
+# checks the masks too), else the first; data=shapes (and a format of your own) take the model's task.
 FORMAT_TASKS = {
-    "imagefolder": "classification",
-    "imagenet": "classification",
-    "voc": "detection",
-    "coco": "detection",
-    "yolo_txt": "detection",
-    "voc_seg": "segmentation",
-    "coco_seg": "segmentation",
+    "imagefolder": ("classification",),
+    "imagenet": ("classification",),
+    "voc": ("detection",),
+    "coco": ("detection", "instance_segmentation"),
+    "yolo_txt": ("detection",),
+    "voc_seg": ("segmentation",),
+    "coco_seg": ("segmentation",),
 }
+OBJECT_TASKS = ("detection", "instance_segmentation")  # counted per object as well as per image
 BATCH = 16  # samples summarised per worker call
 FIT_ACTIONS = {"error": "stops the run", "skip": "skipped"}  # by data.on_bad_annotation / data.on_bad_image
 
@@ -121,7 +123,8 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if d.format == "synthetic":
         log.info("data=synthetic: random tensors made in memory, no file to check")
         return {"status": "ok", "data": d.format}
-    task = FORMAT_TASKS.get(d.format, cfg.model.task)
+    tasks = FORMAT_TASKS.get(d.format, (cfg.model.task,))
+    task = cfg.model.task if cfg.model.task in tasks else tasks[0]
     # Read under the skip policy so that every annotation problem is collected instead of stopping at the first;
     # the report says what fit does with each under the configured policy.
     collecting = dataclasses.replace(d, on_bad_annotation=OnBadAnnotation.skip)
@@ -194,7 +197,7 @@ def split_record(counts: SplitCounts, class_names: list[str], task: str) -> dict
     per_class = {
         name: {
             "images": counts.images_with[i],
-            **({"objects": counts.objects[i]} if task == "detection" else {}),
+            **({"objects": counts.objects[i]} if task in OBJECT_TASKS else {}),
         }
         for i, name in enumerate(class_names)
     }
@@ -203,7 +206,7 @@ def split_record(counts: SplitCounts, class_names: list[str], task: str) -> dict
         "unreadable": len(counts.unreadable),
         **(
             {"objects": sum(counts.objects.values()), "backgrounds": counts.backgrounds}
-            if task == "detection"
+            if task in OBJECT_TASKS
             else {}
         ),
         "per_class": per_class,
@@ -213,11 +216,11 @@ def split_record(counts: SplitCounts, class_names: list[str], task: str) -> dict
 def counts_table(cfg: Config, task: str, counts: dict[str, SplitCounts]) -> Table:
     where = getattr(cfg.data, "root", None)
     table = Table(title=f"data check: data={cfg.data.format} ({task})" + (f" at {where}" if where else ""))
-    columns = ["split", "images", "unreadable", *(["objects", "backgrounds"] if task == "detection" else [])]
+    columns = ["split", "images", "unreadable", *(["objects", "backgrounds"] if task in OBJECT_TASKS else [])]
     for column in columns:
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, c in counts.items():
-        detection = [str(sum(c.objects.values())), str(c.backgrounds)] if task == "detection" else []
+        detection = [str(sum(c.objects.values())), str(c.backgrounds)] if task in OBJECT_TASKS else []
         table.add_row(name, str(c.images), str(len(c.unreadable)), *detection)
     return table
 
@@ -226,10 +229,10 @@ def classes_table(class_names: list[str], task: str, counts: dict[str, SplitCoun
     table = Table(title="per class")
     table.add_column("class")
     for name in counts:
-        table.add_column(f"{name} images" + (" (objects)" if task == "detection" else ""), justify="right")
+        table.add_column(f"{name} images" + (" (objects)" if task in OBJECT_TASKS else ""), justify="right")
     for i, class_name in enumerate(class_names):
         cells = [
-            f"{c.images_with[i]} ({c.objects[i]})" if task == "detection" else str(c.images_with[i])
+            f"{c.images_with[i]} ({c.objects[i]})" if task in OBJECT_TASKS else str(c.images_with[i])
             for c in counts.values()
         ]
         table.add_row(class_name, *cells)

@@ -13,6 +13,7 @@ from cvtrain.commands.data_check import run_data_check
 from cvtrain.data.palette import write_index_png
 from cvtrain.errors import DataError
 from tests.conftest import FAST, compose_raw, make_imagefolder, run_cli
+from tests.data.test_coco_checks import write as write_coco
 from tests.data.test_voc_detection import write_voc
 from tests.data.test_voc_seg import make_voc as make_voc_seg
 from tests.data.test_yolo_txt import clean, write_yolo
@@ -136,3 +137,25 @@ def test_the_cli_exits_1_naming_every_bad_file(tmp_path: Path) -> None:
         str(root / "labels" / "train" / "a.txt") in output
         and str(root / "images" / "val" / "broken.jpg") in output
     )
+
+
+def test_coco_masks_are_checked_for_a_mask_model(tmp_path: Path) -> None:
+    """data=coco with model=mask_rcnn reads every mask as fit would: a garbage compressed RLE is listed (boxes only,
+    the masks are not read)."""
+    garbage = {"segmentation": {"size": [30, 40], "counts": "garbage!!"}}
+    ann_file, image_dir = write_coco(tmp_path, lambda data: data["annotations"][1].update(garbage))
+    files = [f"data.{split}_{kind}={path}" for split in ("train", "val")
+             for kind, path in (("ann", ann_file), ("images", image_dir))]  # fmt: skip
+    assert check(tmp_path, "data=coco", *files)["problems"] == []
+    with pytest.raises(DataError, match="1 problem") as info:
+        check(tmp_path, "data=coco", "model=mask_rcnn", *files)
+    report = info.value.report
+    assert report["task"] == "instance_segmentation" and report["splits"]["train"]["objects"] == 1
+    assert [(r["file"], r["where"], r["what"], r["fit"]) for r in report["problems"]] == [
+        (
+            str(ann_file),
+            "annotation id 9 (image id 2)",
+            "segmentation RLE counts 'garbage!!' is not a compressed RLE (RLE string is malformed: early end.)",
+            "stops the run",
+        )
+    ]
