@@ -5,7 +5,7 @@ checks, collecting every problem instead of stopping at the first), then every i
 through a DataLoader with `data.num_workers` workers, without augmentation (masks are checked against their image
 on the way). The report counts images and objects per split and per class and lists every problem with its file
 and what `fit` would do with it; `data_check.json` in the run directory holds the same. Any problem other than a
-clipped box exits non-zero.
+clipped box (or an empty class folder that data.allow_empty_classes=true keeps) exits non-zero.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ FORMAT_TASKS = {
 OBJECT_TASKS = ("detection", "instance_segmentation")  # counted per object as well as per image
 BATCH = 16  # samples summarised per worker call
 FIT_ACTIONS = {"error": "stops the run", "skip": "skipped"}  # by data.on_bad_annotation / data.on_bad_image
+PASSING = ("clipped", "kept")  # what fit uses anyway: a box clamped to its image, an allowed empty class
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,11 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         return {"status": "ok", "data": d.format}
     tasks = FORMAT_TASKS.get(d.format, (cfg.model.task,))
     task = cfg.model.task if cfg.model.task in tasks else tasks[0]
-    # Read under the skip policy so that every annotation problem is collected instead of stopping at the first;
-    # the report says what fit does with each under the configured policy.
+    # Read under the skip policy (and keeping empty class folders) so that every problem is collected instead of
+    # stopping at the first; the report says what fit does with each under the configured policy.
     collecting = dataclasses.replace(d, on_bad_annotation=OnBadAnnotation.skip)
+    if hasattr(d, "allow_empty_classes"):
+        collecting = dataclasses.replace(collecting, allow_empty_classes=True)
     checks_log = logging.getLogger(annotation_checks.__name__)
     level = checks_log.level
     checks_log.setLevel(logging.ERROR)  # the report lists every problem: no loader warning repeating them
@@ -141,7 +144,7 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if dataset is not None
     }
     rows = problem_rows(cfg, splits, counts)
-    errors = [r for r in rows if r["fit"] != "clipped"]
+    errors = [r for r in rows if r["fit"] not in PASSING]
     report = {
         "status": "failed" if errors else "ok",
         "data": d.format,
@@ -167,15 +170,20 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def problem_rows(cfg: Config, splits: Any, counts: dict[str, SplitCounts]) -> list[dict[str, str]]:
-    """Every problem, with what `fit` does with it under this config: "stops the run", "skipped" or "clipped"."""
-    annotation_policy = cfg.data.on_bad_annotation.value
+    """Every problem, with what `fit` does with it under this config: "stops the run", "skipped", "clipped" or
+    "kept" (an empty class folder with data.allow_empty_classes=true)."""
+    fit_actions = {
+        "clipped": "clipped",
+        "kept": "kept" if getattr(cfg.data, "allow_empty_classes", False) else FIT_ACTIONS["error"],
+    }
+    annotation_policy = FIT_ACTIONS[cfg.data.on_bad_annotation.value]
     rows = [
         {
             "file": p.file,
             "where": p.where,
             "what": p.what,
             "fix": p.fix,
-            "fit": "clipped" if p.action == "clipped" else FIT_ACTIONS[annotation_policy],
+            "fit": fit_actions.get(p.action, annotation_policy),
         }
         for p in splits.problems
     ]

@@ -159,3 +159,26 @@ def test_coco_masks_are_checked_for_a_mask_model(tmp_path: Path) -> None:
             "stops the run",
         )
     ]
+
+
+def test_an_empty_class_folder_is_listed_stopping_fit_unless_allowed(tmp_path: Path) -> None:
+    root = make_imagefolder(tmp_path / "tree", per_class=2)
+    (root / "train" / "n04").mkdir()
+    (root / "train" / "n04" / "notes.txt").write_text("to label")
+    with pytest.raises(DataError, match="1 problem") as info:
+        check(tmp_path, "data=imagefolder", f"data.root={root}")
+    row = {
+        "file": str(root / "train" / "n04"),
+        "where": "train split",
+        "what": "class folder 'n04' holds no image file (.jpg, .jpeg, .png, ... in any case): only 1 other "
+        "file(s), e.g. 'notes.txt'",
+        "fix": "add its images or remove the folder, or set data.allow_empty_classes=true to keep it as a class "
+        "without training images (e.g. so class indices match another split's)",
+        "fit": "stops the run",
+    }
+    report = info.value.report
+    assert report["problems"] == [row] and report["classes"] == ["n01", "n02", "n03", "n04"]
+    assert report["splits"]["train"]["per_class"]["n04"] == {"images": 0}
+
+    allowed = check(tmp_path, "data=imagefolder", f"data.root={root}", "data.allow_empty_classes=true")
+    assert allowed["status"] == "ok" and allowed["problems"] == [{**row, "fit": "kept"}]
