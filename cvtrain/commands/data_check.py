@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig
 from rich.progress import track
 from rich.table import Table
+from rich.text import Text
 from torch.utils.data import DataLoader, Dataset
 
 from cvtrain.config import Config, to_typed
@@ -258,5 +259,7 @@ def problems_table(cfg: Config, rows: list[dict[str, str]]) -> Table:
     table.add_column("what; fix", overflow="fold", ratio=3)
     table.add_column("fit", no_wrap=True)
     for row in rows:
-        table.add_row(row["file"], row["where"], f"{row['what']}; [dim]{row['fix']}[/dim]", row["fit"])
+        table.add_row(
+            row["file"], row["where"], Text.assemble(f"{row['what']}; ", (row["fix"], "dim")), row["fit"]
+        )
     return table

@@ -182,3 +182,29 @@ def test_an_empty_class_folder_is_listed_stopping_fit_unless_allowed(tmp_path: P
 
     allowed = check(tmp_path, "data=imagefolder", f"data.root={root}", "data.allow_empty_classes=true")
     assert allowed["status"] == "ok" and allowed["problems"] == [{**row, "fit": "kept"}]
+
+
+def test_the_tables_print_file_names_class_names_and_boxes_as_they_are(tmp_path: Path) -> None:
+    """Square brackets in what the user wrote are not rich markup: `photo[red] x.jpg` keeps `[red]`, a box
+    `[nan, ...]` keeps its values, a class `hot[dog]` its name."""
+
+    def bracketed(data: dict) -> None:
+        data["images"][1]["file_name"] = "photo[red] x.jpg"
+        data["annotations"][1]["bbox"] = [float("nan"), 5, 4, 4]
+        data["categories"][1]["name"] = "hot[dog]"
+
+    ann_file, image_dir = write_coco(tmp_path, bracketed)
+    (image_dir / "photo[red] x.jpg").write_bytes(CORRUPT_JPEG)
+    files = [f"data.{split}_{kind}={path}" for split in ("train", "val")
+             for kind, path in (("ann", ann_file), ("images", image_dir))]  # fmt: skip
+    proc = run_cli(
+        "data", "check", *FAST, "data=coco", *files, "hydra.run.dir=run", cwd=tmp_path, check=False
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(f"│ {image_dir / 'photo[red] x.jpg'} │ val split " in line for line in lines)
+    assert any(
+        "│ box XYXY [nan, 5.0, nan, 9.0] has non-finite coordinates; fix or remove that annotation │" in line
+        for line in lines
+    )
+    assert any(line.startswith("│ hot[dog] ") for line in lines)
