@@ -15,6 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
+from rich.text import Text
 
 from cvtrain.config import GROUPS
 from cvtrain.config.compose import CONF_DIR, compose_config, config_composer
@@ -184,15 +185,18 @@ def _describe(yaml_file: Path) -> str:
 
 
 def print_help(subcommands: dict[str, str]) -> None:
-    console.print("[bold]cvtrain[/bold]: train and evaluate image classifiers, segmenters and detectors.\n")
+    console.print(
+        Text.assemble(
+            ("cvtrain", "bold"), ": train and evaluate image classifiers, segmenters and detectors.\n"
+        )
+    )
     console.print(
         f"usage: cvtrain {{{','.join(subcommands)}}} [group=option ...] [key=value ...] [-m] [--cfg job]\n"
-        "       cvtrain --version\n",
-        markup=False,
+        "       cvtrain --version\n"
     )
     commands = Table(title="commands", show_header=False, box=None)
     for name, text in subcommands.items():
-        commands.add_row(f"[bold]{name}[/bold]", text)
+        commands.add_row(Text(name, style="bold"), text)
     console.print(commands)
     groups = Table(title="config groups (group=option)", show_header=True, header_style="bold")
     groups.add_column("group")

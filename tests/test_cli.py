@@ -185,6 +185,9 @@ sys.exit(code)
                 "  valid keys of optim: name, lr, weight_decay, decay_norm_and_bias, momentum, nesterov\n"
             ],
         ),
+        # what the user typed prints as typed: square brackets are not rich markup
+        (["fit", "optim.lrr='x[red]y'"], 2, ["To append to your config use +optim.lrr='x[red]y'\n"]),
+        (["fit[red]"], 2, ["cvtrain: unknown command 'fit[red]'; choose one of: fit, eval"]),
         (["fit", "--help"], 0, ["cvtrain is powered by Hydra.", "== Configuration groups =="]),
         (["fit", "model=resnet50", "--cfg", "job"], 0, ["arch: resnet50"]),
     ],

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from rich.markup import escape
 from rich.table import Table
 
 from cvtrain.commands.setup import checkpoint_config, checkpoint_mean_image, task_of
@@ -254,7 +253,7 @@ def _summary(record: dict[str, Any]) -> Table:
     for output in record["outputs"]:
         table.add_row(
             output["name"],
-            escape(f"[{', '.join(str(d) for d in output['shape'])}]"),
+            f"[{', '.join(str(d) for d in output['shape'])}]",
             f"{parity['max_abs_diff'][output['name']]:.3g}",
             f"atol {parity['atol']:g} + rtol {parity['rtol']:g} x |value|",
         )

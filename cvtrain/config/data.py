@@ -66,6 +66,9 @@ class ImageFolderDataConfig(DataConfig):
     synset_mapping: str | None = None  # a file of "<folder> <human readable name>" lines, relative to root
     # where JPEGs are decoded: workers, or device (cvtrain/data/device_decode.py)
     decode: DecodeOn = DecodeOn.workers
+    # a training class folder without images is refused (as torchvision's ImageFolder does); true: keep it as a
+    # class (its index stays, e.g. to match another split or a checkpoint) and warn
+    allow_empty_classes: bool = False
 
 
 @schema("data", "shapes")

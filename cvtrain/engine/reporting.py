@@ -3,6 +3,10 @@
 Only rank 0 reports; on other ranks every object here is inert. On a terminal the console is rich's; when stdout is
 not one (a SLURM log file, `| tee`, CI) nothing is hard-wrapped: every message is one full line, so a path in it
 can be grepped and copied, and tables print at their natural width.
+
+The console reads no markup: what it prints is printed as it is, so a file named `photo[red] x.jpg`, a class
+name or a box `[nan, 5.0, ...]` in a table, a title or a message never loses its brackets. Style goes in as
+rich styles (`style=`, `Text(..., style=)`, a table's `header_style`), never as `[bold]` in a string.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ NOT_A_TERMINAL_WIDTH = 10_000
 def make_console(file: IO[str] | None = None) -> Console:
     """rich's console (on `file`, default stdout). When that is not a terminal (FORCE_COLOR may still colour it),
     one that never wraps (`soft_wrap`) and is wide enough for any table; `ConsoleHandler` then writes one line
-    per message."""
-    console = Console(file=file)
+    per message. It never reads markup (see the module docstring)."""
+    console = Console(file=file, markup=False)
     if not _isatty(console.file):
         console.soft_wrap = True
         console.width = max(console.width, NOT_A_TERMINAL_WIDTH)
@@ -143,10 +147,10 @@ class TrainProgress:
             return
         if self.progress is None:
             self.progress = Progress(
-                TextColumn("[bold]{task.fields[label]}"),
+                TextColumn("{task.fields[label]}", style="bold", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"),
+                TextColumn("{task.fields[stats]}", markup=False),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=console,
