@@ -7,12 +7,10 @@ and plain values: a file that carries pickled Python objects is refused, and not
 
 from __future__ import annotations
 
-import errno
 import logging
 import pickle
 import random
 import re
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cvtrain.engine.write_failure import is_write_failure, write_failure_message
 from cvtrain.errors import CvtrainError
 from cvtrain.files import atomic_write, format_bytes
 
@@ -48,90 +47,9 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
         with atomic_write(path, fsync=True) as f:
             torch.save(state, f)
     except (OSError, RuntimeError) as e:
-        if isinstance(e, RuntimeError) and not _is_write_failure(str(e)):
+        if isinstance(e, RuntimeError) and not is_write_failure(e):
             raise  # not an I/O problem: a bug, keep the traceback
-        raise CheckpointWriteError(_write_failure_message(state, path, e)) from e
-
-
-def _is_write_failure(message: str) -> bool:
-    # torch's writer reports a failed write as "[enforce fail at inline_container.cc:NNN] . unexpected pos N vs M",
-    # "PytorchStreamWriter failed writing file ...: file write failed" or "basic_ios::clear: iostream error".
-    return any(s in message for s in ("unexpected pos", "write failed", "inline_container", "iostream error"))
-
-
-def _write_failure_message(state: dict[str, Any], path: Path, error: BaseException) -> str:
-    needed = _tensor_bytes(state)
-    try:
-        free: int | None = shutil.disk_usage(path.parent).free
-    except OSError:
-        free = None
-    # torch's zip writer turns the OSError of a full disk into "unexpected pos N vs M"; the OSError is its context
-    cause_of = error
-    while cause_of is not None and not isinstance(cause_of, OSError):
-        cause_of = cause_of.__cause__ or cause_of.__context__
-    code = getattr(cause_of, "errno", None)
-    strerror = getattr(cause_of, "strerror", None)
-    reason = strerror or (str(error).splitlines()[0] if str(error) else type(error).__name__)
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        cause = f"{reason} ({path.parent} is not writable)"
-    else:
-        if code == errno.EDQUOT:
-            cause = f"the disk quota is exhausted ({reason})"
-        elif code == errno.ENOSPC or (free is not None and free < needed):
-            cause = f"the disk is full ({reason})"
-        else:
-            cause = f"the write failed ({reason})"
-        room = f"{format_bytes(free)} free" if free is not None else "free space unknown"
-        cause += f": it needs about {format_bytes(needed)}, {room} on the file system of {path.parent}"
-    on_disk, resume = _on_disk(path)
-    step = state.get("step")
-    if resume is not None and step is not None:
-        resume += f" (the write that failed was of step {step})"
-    return (
-        f"could not write checkpoint {path}: {cause}. No part of it was left behind (its temporary file is "
-        f"removed). {on_disk} Free space there, or put the run directory on a disk with room (hydra.run.dir=DIR, "
-        "for a sweep hydra.sweep.dir=DIR)" + (f", then {resume}." if resume else ".")
-    )
-
-
-def _on_disk(failed: Path) -> tuple[str, str | None]:
-    """What the checkpoints in `failed`'s folder hold (each is complete: `save_checkpoint` writes whole files or
-    none), and how to resume from the latest (None: there is none)."""
-    found = {ckpt: _saved_position(ckpt) for ckpt in sorted(failed.parent.glob("*.ckpt"))}
-    if not found:
-        return f"No checkpoint is on disk in {failed.parent}: the run has nothing to resume from.", None
-    listed = "; ".join(
-        f"{ckpt.name} ({'the previous one, ' if ckpt == failed else ''}"
-        f"{'complete, ' + position[1] if position else 'not readable as a cvtrain checkpoint'})"
-        for ckpt, position in found.items()
-    )
-    readable = {ckpt: position[0] for ckpt, position in found.items() if position}
-    latest = max(readable, key=readable.__getitem__, default=None)
-    resume = None if latest is None else f"resume from the latest with trainer.resume={latest}"
-    return f"On disk in {failed.parent}: {listed}.", resume
-
-
-def _saved_position(path: Path) -> tuple[int, str] | None:
-    """(step, "step S, after epoch E" or "step S, B batches into epoch E") of a checkpoint; None when it cannot
-    be read as one. Memory-mapped: the weights are not read."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        step, epoch, batches = int(state["step"]), int(state["epoch"]), int(state.get("batches_done") or 0)
-    except Exception:  # noqa: BLE001 - any file under a .ckpt name: described, never a second error
-        return None
-    where = f"{batches} batches into epoch {epoch + 1}" if batches else f"after epoch {epoch}"
-    return step, f"step {step}, {where}"
-
-
-def _tensor_bytes(obj: Any) -> int:
-    """Bytes of every tensor in a nested state: about the size `torch.save` writes."""
-    if isinstance(obj, torch.Tensor):
-        return obj.nbytes
-    if isinstance(obj, dict):
-        return sum(_tensor_bytes(v) for v in obj.values())
-    if isinstance(obj, list | tuple):
-        return sum(_tensor_bytes(v) for v in obj)
-    return 0
+        raise CheckpointWriteError(write_failure_message(state, path, e)) from e
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
