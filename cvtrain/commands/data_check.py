@@ -33,6 +33,7 @@ from cvtrain.data.palette import IGNORE_INDEX
 from cvtrain.data.splits import build_data
 from cvtrain.engine.reporting import console, log, show, write_json
 from cvtrain.errors import DataError
+from cvtrain.workers import worker_init_fn
 
 # The tasks each built-in format provides: the model's task when it is one of them (data=coco model=mask_rcnn
 # checks the masks too), else the first; data=shapes (and a format of your own) take the model's task.
@@ -109,7 +110,11 @@ def decode_split(dataset: Dataset, name: str, num_workers: int) -> SplitCounts:
     # Worker processes take seconds to start: worth it only when there is more to decode than a few batches.
     workers = num_workers if len(dataset) > 8 * BATCH else 0
     loader = DataLoader(
-        without_augmentation(dataset), batch_size=BATCH, num_workers=workers, collate_fn=summarise
+        without_augmentation(dataset),
+        batch_size=BATCH,
+        num_workers=workers,
+        collate_fn=summarise,
+        worker_init_fn=worker_init_fn(),
     )
     counts = SplitCounts()
     batches = track(loader, description=f"decoding {name}", console=console, disable=not console.is_terminal)

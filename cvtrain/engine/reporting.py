@@ -11,7 +11,6 @@ rich styles (`style=`, `Text(..., style=)`, a table's `header_style`), never as 
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -32,6 +31,8 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+
+from cvtrain.engine.csv_log import CsvLog
 
 log = logging.getLogger("cvtrain")
 
@@ -180,24 +181,14 @@ class TrainProgress:
 NO_PROGRESS = TrainProgress(enabled=False)  # shows nothing and holds no state: one serves every caller
 
 
-def _append_row(path: Path, row: Mapping[str, Any]) -> None:
-    """One CSV row; the first row of a new file fixes its header (later extra keys are left out)."""
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row.keys()), extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
 class MetricsRecorder:
-    """metrics.csv (one row per evaluation), train_log.csv (one row per logged step) and TensorBoard scalars,
-    in the run directory."""
+    """metrics.csv (one row per evaluation), train_log.csv (a row per logged step, and one per epoch with its
+    data-wait share) and TensorBoard scalars, in the run directory. Each CSV has one header (`CsvLog`)."""
 
     def __init__(self, run_dir: Path, tensorboard: bool):
         self.run_dir = Path(run_dir)
-        self.csv_path = self.run_dir / "metrics.csv"
-        self.train_csv_path = self.run_dir / "train_log.csv"
+        self.metrics_csv = CsvLog(self.run_dir / "metrics.csv")
+        self.train_csv = CsvLog(self.run_dir / "train_log.csv")
         self.writer = None
         if tensorboard and _is_main():
             from torch.utils.tensorboard import SummaryWriter
@@ -207,17 +198,17 @@ class MetricsRecorder:
     def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
         """TensorBoard scalars under `prefix/`; the train ones also go to train_log.csv (for curves.png)."""
         if prefix == "train" and _is_main():
-            _append_row(self.train_csv_path, {"step": step, **values})
+            self.train_csv.append({"step": step, **values})
         if self.writer is not None:
             for name, value in values.items():
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
     def evaluation(self, row: Mapping[str, Any], step: int, train: Mapping[str, Any] | None = None) -> None:
-        """Append one evaluation to metrics.csv (header from the first row) and to TensorBoard under val/. `train`:
-        more metrics.csv columns about the epoch before it (TensorBoard has those under train/ every epoch)."""
+        """Append one evaluation to metrics.csv and to TensorBoard under val/. `train`: more metrics.csv columns
+        about the epoch before it (TensorBoard has those under train/ every epoch)."""
         if not _is_main():
             return
-        _append_row(self.csv_path, {**row, **(train or {})})
+        self.metrics_csv.append({**row, **(train or {})})
         self.scalars("val", {k: v for k, v in row.items() if isinstance(v, float)}, step)
 
     def image(self, tag: str, image: Any, step: int) -> None:
