@@ -14,10 +14,12 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
 from rich.table import Table
 
 from cvtrain.config import GROUPS
 from cvtrain.config.compose import CONF_DIR, compose_config, config_composer
+from cvtrain.config.ranges import check_ranges
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine.reporting import console
 from cvtrain.engine.sweep import OPTUNA_SWEEPER
@@ -91,6 +93,25 @@ def _full_key(e: BaseException) -> str | None:
     return None
 
 
+# OmegaConf's words for a value its schema type refuses, and what cvtrain says instead.
+_TYPES = {
+    "converted to Float": "not a number ({key} takes a number, e.g. 0.1).",
+    "converted to Integer": "not a whole number ({key} takes an integer, e.g. 4).",
+    "not a valid bool": "not true or false ({key} takes a boolean: true or false).",
+}
+
+
+def _wrong_type(e: BaseException) -> str | None:
+    """`optim.lr=abc is not a number (...)` for a value the schema's type refuses (key, value, expected type)."""
+    for err in _chain(e):
+        key = getattr(err, "full_key", None)
+        if isinstance(err, ValidationError) and key:
+            for words, problem in _TYPES.items():
+                if words in str(err):
+                    return f"{key}={err.value} is {problem.format(key=key)}"  # type: ignore[attr-defined]
+    return None
+
+
 def _chain(e: BaseException | None):
     while e is not None:
         yield e
@@ -109,7 +130,13 @@ def check_overrides(args: list[str], command: str) -> str | None:
             try:
                 cfg = compose_config(variant, command)
                 OmegaConf.to_container(cfg.data, resolve=True)  # interpolations must resolve too
+                check_ranges(cfg)
+            except ConfigError as e:
+                return str(e)
             except Exception as e:
+                wrong_type = _wrong_type(e)
+                if wrong_type:
+                    return wrong_type
                 message = str(e).split("\nConfig search path:")[0].strip()
                 key = _full_key(e)
                 if key:
