@@ -18,7 +18,7 @@ from omegaconf.errors import ValidationError
 from rich.table import Table
 
 from cvtrain.config import GROUPS
-from cvtrain.config.compose import CONF_DIR, compose_config, config_composer
+from cvtrain.config.compose import CONF_DIR, ConfigSource, compose_config, config_composer
 from cvtrain.config.ranges import check_ranges
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine.reporting import console
@@ -121,14 +121,18 @@ def _chain(e: BaseException | None):
 def check_overrides(args: list[str], command: str) -> str | None:
     """Compose the config for every variant of the command line; return a readable problem, or None."""
     overrides = _config_overrides(args)
-    with config_composer():
+    try:
+        source = ConfigSource.of(args)
+    except ConfigError as e:
+        return str(e)
+    with config_composer(source):
         try:
             variants = _variants(overrides)
         except Exception as e:  # a syntax error in an override
             return f"cannot parse the overrides: {e}"
         for variant in variants:
             try:
-                cfg = compose_config(variant, command)
+                cfg = compose_config(variant, command, source.config_name)
                 OmegaConf.to_container(cfg.data, resolve=True)  # interpolations must resolve too
                 check_ranges(cfg)
             except ConfigError as e:
@@ -141,7 +145,7 @@ def check_overrides(args: list[str], command: str) -> str | None:
                 key = _full_key(e)
                 if key:
                     groups_only = [v for v in variant if v.split("=")[0] in GROUPS]
-                    message += _valid_keys(compose_config(groups_only, command), key)
+                    message += _valid_keys(compose_config(groups_only, command, source.config_name), key)
                     message += _interval_hint(overrides, key)
                 return message
     return None
@@ -175,11 +179,14 @@ def sweeper_overrides(args: list[str], command: str) -> list[str]:
         return []
     overrides = _config_overrides(args)
     given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
-    with config_composer():
+    source = ConfigSource.of(args)
+    with config_composer(source):
         variants = _variants(overrides)
         # compose_config leaves Hydra's own settings out; the sweeper is one of them.
         sweeper = compose(
-            config_name="config", overrides=[*variants[0], f"command={command}"], return_hydra_config=True
+            config_name=source.config_name,
+            overrides=[*variants[0], f"command={command}"],
+            return_hydra_config=True,
         ).hydra.sweeper
         if sweeper.get("_target_") != OPTUNA_SWEEPER:
             return []
@@ -188,7 +195,7 @@ def sweeper_overrides(args: list[str], command: str) -> list[str]:
             added.append("hydra.sweeper.max_failure_rate=1.0")
         if "hydra.sweeper.direction" in given or str(sweeper.direction) != "Direction.minimize":
             return added  # a config chose the direction (Optuna's default is minimize)
-        monitors = {_monitored(compose_config(v, command)) for v in variants}
+        monitors = {_monitored(compose_config(v, command, source.config_name)) for v in variants}
     modes = {m: monitor_mode(m) for m in sorted(monitors)}
     if len(set(modes.values())) > 1:
         raise ConfigError(
