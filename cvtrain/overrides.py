@@ -7,6 +7,7 @@ a sweep included) so the user gets one short message naming the bad key and the 
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 from hydra import compose
@@ -14,7 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ValidationError
+from omegaconf.errors import InterpolationResolutionError, ValidationError
 from rich.table import Table
 
 from cvtrain.config import GROUPS
@@ -112,6 +113,21 @@ def _wrong_type(e: BaseException) -> str | None:
     return None
 
 
+def _unresolvable(e: BaseException) -> str | None:
+    """`trainer.epochs: ${oc.env:EPOCHS} reads the environment variable EPOCHS, which is not set; ...`"""
+    for err in _chain(e):
+        key = getattr(err, "full_key", None)
+        if isinstance(err, InterpolationResolutionError) and key:
+            found = re.search(r"Environment variable '([^']+)' not found", str(err))
+            if found:
+                return (
+                    f"{key} reads the environment variable {found.group(1)}, which is not set: set it "
+                    f"(export {found.group(1)}=...) or give {key}=VALUE."
+                )
+            return f"{key}: its interpolation does not resolve: {str(err).splitlines()[0]}"
+    return None
+
+
 def _chain(e: BaseException | None):
     while e is not None:
         yield e
@@ -133,14 +149,14 @@ def check_overrides(args: list[str], command: str) -> str | None:
         for variant in variants:
             try:
                 cfg = compose_config(variant, command, source.config_name)
-                OmegaConf.to_container(cfg.data, resolve=True)  # interpolations must resolve too
+                OmegaConf.to_container(cfg, resolve=True)  # interpolations must resolve too
                 check_ranges(cfg)
             except ConfigError as e:
                 return str(e)
             except Exception as e:
-                wrong_type = _wrong_type(e)
-                if wrong_type:
-                    return wrong_type
+                wrong_value = _wrong_type(e) or _unresolvable(e)
+                if wrong_value:
+                    return wrong_value
                 message = str(e).split("\nConfig search path:")[0].strip()
                 key = _full_key(e)
                 if key:

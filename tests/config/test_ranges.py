@@ -130,3 +130,14 @@ def test_every_numeric_field_of_every_schema_declares_its_range() -> None:
             if _is_numeric(hints[f.name]) and range_of(schema, f.name) is None:
                 unbounded.append(f"{schema.__qualname__}.{f.name}")
     assert sorted(unbounded) == sorted(UNBOUNDED)
+
+
+@pytest.mark.parametrize("key", ["trainer.epochs", "trainer.device"])
+def test_an_unset_environment_variable_is_named_before_torch_loads(key: str, tmp_path: Path) -> None:
+    proc = run_main_reporting_imports("fit", f"{key}=${{oc.env:CVTRAIN_TEST_UNSET}}", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout == (
+        f"cvtrain fit: {key} reads the environment variable CVTRAIN_TEST_UNSET, which is not set: set it "
+        f"(export CVTRAIN_TEST_UNSET=...) or give {key}=VALUE.\n"
+    )
+    assert "imported: []" in proc.stderr and "Traceback" not in proc.stderr
