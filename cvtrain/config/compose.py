@@ -37,7 +37,7 @@ class ConfigSource:
     def of(cls, args: list[str]) -> ConfigSource:
         """The source Hydra's own argument parser reads from a command line (its flags anywhere in it)."""
         try:
-            with contextlib.redirect_stderr(io.StringIO()):
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
                 parsed = get_args_parser().parse_intermixed_args(args)
         except SystemExit:  # a malformed flag: Hydra says so when it parses the line itself
             return cls()
