@@ -154,11 +154,11 @@ def check_overrides(args: list[str], command: str) -> str | None:
             except ConfigError as e:
                 return str(e)
             except Exception as e:
-                wrong_value = _wrong_type(e) or _unresolvable(e)
-                if wrong_value:
-                    return wrong_value
                 message = str(e).split("\nConfig search path:")[0].strip()
                 key = _full_key(e)
+                wrong_value = _wrong_type(e) or _unresolvable(e)
+                if wrong_value:
+                    return wrong_value + (_interval_hint(overrides, key) if key else "")
                 if key:
                     groups_only = [v for v in variant if v.split("=")[0] in GROUPS]
                     message += _valid_keys(compose_config(groups_only, command, source.config_name), key)
