@@ -141,6 +141,33 @@ def run_cli(
     return proc
 
 
+# Runs cvtrain.cli.main on its arguments, then says on stderr which of torch / torchvision got imported.
+_REPORT_IMPORTS = """
+import sys
+from cvtrain.cli import main
+try:
+    main(sys.argv[1:])
+    code = 0
+except SystemExit as e:
+    code = e.code
+print("imported:", [m for m in ("torch", "torchvision") if m in sys.modules], file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def run_main_reporting_imports(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`cvtrain ARGS` in a subprocess whose stderr ends with `imported: [...]`: which of torch and torchvision
+    the command imported (`imported: []` for an answer that needs neither)."""
+    return subprocess.run(
+        [sys.executable, "-c", _REPORT_IMPORTS, *args],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "160"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python scripts/NAME ARGS` from the repository root, as its docstring tells a user to."""
     return subprocess.run(

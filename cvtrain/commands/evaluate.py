@@ -19,12 +19,12 @@ from cvtrain.commands.setup import (
     finish,
     list_annotation_problems,
 )
-from cvtrain.config import to_typed
+from cvtrain.config import to_plain, to_typed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
 from cvtrain.engine.loop import evaluate
 from cvtrain.engine.reporting import TrainProgress, write_json
-from cvtrain.engine.state import evaluated_weights
+from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
 
 
@@ -47,7 +47,9 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
         class_names=list(state["class_names"]),
         mean_image=checkpoint_mean_image(cfg, state),
     )
-    setup.model.load_state_dict(evaluated_weights(state))
+    load_weights(
+        setup.model, evaluated_weights(state), path=cfg.ckpt, state=state, model_config=to_plain(cfg.model)
+    )
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
     sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
     progress = TrainProgress(cfg.logger.progress)

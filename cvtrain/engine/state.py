@@ -90,7 +90,13 @@ def checkpoint_state(run: FitRun, epoch: int, batches_done: int = 0) -> dict[str
 def resume(run: FitRun, path: str | Path) -> None:
     """Continue `run` from the checkpoint at `path`: weights, optimizer, schedule position, EMA, counters, RNG."""
     state = load_checkpoint(path)
-    unwrap(run.model).load_state_dict(state["model"])
+    load_weights(
+        unwrap(run.model),
+        state["model"],
+        path=path,
+        state=state,
+        model_config=run.checkpoint_extra["config"]["model"],
+    )
     run.optimizer.load_state_dict(state["optimizer"])
     # The schedule itself comes from the current config (epochs may have been extended); only its position
     # is restored (None: keep our own lr lambdas).
@@ -128,6 +134,64 @@ def _check_same_data_order(run: FitRun, state: dict[str, Any], path: str | Path)
             f"trainer.accumulate) but this run has {now}: the remaining batches would differ. Resume with the "
             "same data.batch_size, trainer.accumulate and number of processes."
         )
+
+
+def load_weights(
+    model: nn.Module,
+    weights: dict[str, Any],
+    *,
+    path: str | Path,
+    state: dict[str, Any],
+    model_config: dict[str, Any],
+) -> None:
+    """Load a checkpoint's weights into `model`, built from this run's `model_config` (plain values). Weights of
+    another network are a `CvtrainError` naming the checkpoint, the model it was trained as, the settings of this
+    run that differ from it, and the first tensor that differs."""
+    expected = model.state_dict()
+    difference = _first_difference(expected, weights)
+    if difference is None:
+        model.load_state_dict(weights)
+        return
+    saved = dict(state["config"].get("model") or {})
+    trained = f"model={saved.get('name', '?')}"
+    changed = [k for k, v in model_config.items() if k in saved and saved[k] != v and k != "_target_"]
+    if "name" in changed:
+        arch = f" (model.arch={saved['arch']})" if "arch" in saved else ""
+        raise CvtrainError(
+            f"checkpoint {path} was trained as {trained}{arch}; the override model={model_config['name']} builds "
+            f"a different network ({difference}). Drop the override or pass a checkpoint of "
+            f"{model_config['name']}."
+        )
+    if changed:
+        was = " ".join(f"model.{k}={saved[k]}" for k in changed)
+        now = " ".join(f"model.{k}={model_config[k]}" for k in changed)
+        raise CvtrainError(
+            f"checkpoint {path} was trained as {trained} with {was}; the override {now} builds a different "
+            f"network ({difference}). Drop the override or pass a checkpoint trained with it."
+        )
+    raise CvtrainError(
+        f"the weights of checkpoint {path} do not fit the network {trained} builds here ({difference}): the "
+        "checkpoint was written by a different version of the model's code, or edited; pass a checkpoint "
+        "written by cvtrain fit with this model."
+    )
+
+
+def _first_difference(expected: dict[str, torch.Tensor], given: dict[str, Any]) -> str | None:
+    """The first tensor a checkpoint's weights lack, add, or hold in another shape, and how many differ."""
+    missing = [k for k in expected if k not in given]
+    extra = [k for k in given if k not in expected]
+    reshaped = [k for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
+    if not (missing or extra or reshaped):
+        return None
+    if reshaped:
+        k = reshaped[0]
+        first = f"{k} is {list(given[k].shape)} in the checkpoint, {list(expected[k].shape)} in this network"
+    elif missing:
+        first = f"this network has {missing[0]}, which the checkpoint lacks"
+    else:
+        first = f"the checkpoint has {extra[0]}, which this network lacks"
+    count = len(missing) + len(extra) + len(reshaped)
+    return first + (f"; {count} tensors differ" if count > 1 else "")
 
 
 def evaluated_weights(state: dict[str, Any]) -> dict[str, Any]:
