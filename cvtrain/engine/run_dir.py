@@ -27,7 +27,7 @@ class RunDirCheck(Callback):
 def _check(config: DictConfig, folder: str, key: str) -> None:
     problem = run_dir_problem(Path(folder).absolute(), f"{config.hydra.job.name}.log", key)
     if problem:
-        console.print(f"[red]cvtrain {config.command}: {problem}[/red]", highlight=False)
+        console.print(f"cvtrain {config.command}: {problem}", style="red", highlight=False)
         raise SystemExit(2)
 
 

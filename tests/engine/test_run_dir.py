@@ -1,8 +1,10 @@
 """A run directory that cannot be written is one line naming it and what to do, exit 2, before Hydra sets the run
 up (its own failure is a traceback: "Unable to configure handler 'file'"). Tests run as root in CI, where a
-folder's permission bits do not stop writes: every case but the last fails for root too."""
+folder's permission bits do not stop writes: the read-only case mounts a read-only file system."""
 
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,13 +59,29 @@ def test_a_sweep_directory_is_checked_too(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.skipif(
-    os.geteuid() == 0, reason="root writes into a read-only folder; the cases above fail for root"
-)
-def test_a_read_only_run_directory(tmp_path: Path) -> None:
-    (tmp_path / "ro").mkdir(mode=0o555)
-    proc = run_cli(*RUN, f"hydra.run.dir={tmp_path / 'ro'}", cwd=tmp_path, check=False)
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder nothing can be written into: a read-only tmpfs (what root needs, as in CI), else permission bits."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        if os.geteuid() == 0:
+            pytest.skip(f"root cannot mount a read-only tmpfs here ({mounted.stderr.decode().strip()})")
+        folder.chmod(0o555)
+    try:
+        yield folder
+    finally:
+        if mounted.returncode == 0:
+            subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_run_directory(tmp_path: Path, read_only_folder: Path) -> None:
+    proc = run_cli(*RUN, f"hydra.run.dir={read_only_folder}", cwd=tmp_path, check=False)
+    reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
     assert _refused(proc) == (
-        f"cvtrain fit: cannot write the run directory {tmp_path / 'ro'}: Permission denied "
-        f"({tmp_path / 'ro' / 'cvtrain.log'}); give a writable folder with hydra.run.dir=DIR\n"
+        f"cvtrain fit: cannot write the run directory {read_only_folder}: {reason} "
+        f"({read_only_folder / 'cvtrain.log'}); give a writable folder with hydra.run.dir=DIR\n"
     )
