@@ -188,12 +188,17 @@ def test_a_stop_signal_during_the_evaluation_checkpoints_at_once_and_the_resume_
     )
 
 
+@pytest.mark.parametrize(
+    ("save", "unwritten"),
+    [((), "results.json was not written"), (("eval.save_predictions=true",), "results.json was not written, nor "
+                                                                             "predictions.json")],
+)  # fmt: skip
 def test_eval_stopped_by_sigterm_says_so_and_writes_no_results(
-    uninterrupted_long_eval: Path, tmp_path: Path
+    save: tuple[str, ...], unwritten: str, uninterrupted_long_eval: Path, tmp_path: Path
 ) -> None:
     ckpt = uninterrupted_long_eval / "checkpoints" / "last.ckpt"
     stopped = run_until(
-        ["eval", f"ckpt={ckpt}", f"hydra.run.dir={tmp_path}"],
+        ["eval", f"ckpt={ckpt}", *save, f"hydra.run.dir={tmp_path}"],
         tmp_path,
         lambda line: f"eval {ckpt} (epoch 2, step 10) on shapes: {EVAL_BATCHES} val images" in line,
         signal.SIGTERM,
@@ -201,10 +206,10 @@ def test_eval_stopped_by_sigterm_says_so_and_writes_no_results(
     out = stopped.stdout
     assert stopped.returncode == 1 and "Traceback" not in out, out
     found = re.search(r"cvtrain eval stopped by SIGTERM during the evaluation, after (\d+) of its (\d+) batches: "
-                      r"no results were written; run the same command again to evaluate (\S+)\.\n", out)  # fmt: skip
+                      rf"{unwritten}; run the same command again to evaluate (\S+)\.\n", out)  # fmt: skip
     assert found is not None, out
     assert int(found.group(1)) < int(found.group(2)) == EVAL_BATCHES and found.group(3) == str(ckpt)
-    assert not (tmp_path / "results.json").exists()
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "predictions.json").exists()
 
 
 def test_a_diverged_run_fails_whatever_log_every_is(cache: str, tmp_path: Path) -> None:

@@ -52,12 +52,12 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
     sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
     progress = TrainProgress(cfg.logger.progress)
-    log.info(
-        "eval %s (epoch %d, step %d) on %s: %d val images, device %s",
-        cfg.ckpt, state["epoch"], state["step"], cfg.data.format, len(setup.data.val), setup.device,
-    )  # fmt: skip
     try:
         with StopRequest() as stop:
+            log.info(
+                "eval %s (epoch %d, step %d) on %s: %d val images, device %s",
+                cfg.ckpt, state["epoch"], state["step"], cfg.data.format, len(setup.data.val), setup.device,
+            )  # fmt: skip
             metrics, evaluator = evaluate(
                 model=setup.model,
                 loader=eval_loader(setup, setup.data.val),
@@ -71,8 +71,9 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
                 stop=stop,
             )
     except EvaluationStopped as e:
+        unwritten = "results.json was not written" + (", nor predictions.json" if sinks else "")
         raise Stopped(
-            f"cvtrain eval {e}: no results were written; run the same command again to evaluate {cfg.ckpt}."
+            f"cvtrain eval {e}: {unwritten}; run the same command again to evaluate {cfg.ckpt}."
         ) from None
     finally:
         progress.stop()

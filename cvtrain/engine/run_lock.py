@@ -63,7 +63,7 @@ def lock_run_dir(run_dir: str | Path, command: str, setting: str = "hydra.run.di
         os.close(fd)
         if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
             raise RunDirInUse(
-                f"{_kind(setting)} {run_dir} is in use by another run: {describe(holder)}. Wait for it to "
+                f"{_kind(setting)} {run_dir} is in use by another run: {_describe(holder)}. Wait for it to "
                 f"finish, or choose another {setting}=DIR."
             ) from None
         if e.errno in _NO_LOCKING:
@@ -90,7 +90,7 @@ def release() -> None:
     os.close(fd)  # closing the last descriptor releases the flock
 
 
-def describe(holder: dict[str, Any] | None) -> str:
+def _describe(holder: dict[str, Any] | None) -> str:
     """'cvtrain fit, pid 1234 on host node1, started 2026-03-01 10:02:03' from a lock file's record."""
     if not holder:
         return "a cvtrain process that has not written its details yet"
