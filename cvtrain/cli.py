@@ -88,9 +88,9 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
         # In a sweep one failing job is recorded and the others still run (see cvtrain/engine/sweep.py).
         error = str(e).splitlines()[0] if str(e) else type(e).__name__
         write_json(run_dir / "results.json", {"status": "failed", "error": error, "overrides": overrides})
-        from cvtrain.engine.loop import RunStopped
+        from cvtrain.engine.signals import Stopped
 
-        if isinstance(e, RunStopped):
+        if isinstance(e, Stopped):
             raise sweep.SweepInterrupted(str(e)) from None
         if hc.sweeper.get("_target_") == sweep.OPTUNA_SWEEPER:
             raise sweep.JobFailed(error) from None  # a failed trial (Hydra's basic sweeper would stop here)

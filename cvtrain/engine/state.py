@@ -55,6 +55,7 @@ class FitRun:
     start_epoch: int = 0
     step: int = 0
     batches_done: int = 0  # batches of epoch `start_epoch` already trained on (a mid-epoch resume)
+    pending_evaluation: int | None = None  # the epoch whose evaluation a stop signal interrupted: done first
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     plots: RunPlots | None = None  # rank 0 with logger.plots: the plots/ folder, refreshed at each evaluation
@@ -68,8 +69,11 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def checkpoint_state(run: FitRun, epoch: int, batches_done: int = 0) -> dict[str, Any]:
-    """`epoch` epochs are complete, and `batches_done` batches of the next one (a mid-epoch checkpoint)."""
+def checkpoint_state(
+    run: FitRun, epoch: int, batches_done: int = 0, pending_evaluation: int | None = None
+) -> dict[str, Any]:
+    """`epoch` epochs are complete, and `batches_done` batches of the next one (a mid-epoch checkpoint);
+    `pending_evaluation`: the epoch whose evaluation was interrupted (a resume evaluates it again first)."""
     return {
         "model": unwrap(run.model).state_dict(),
         "optimizer": run.optimizer.state_dict(),
@@ -78,6 +82,7 @@ def checkpoint_state(run: FitRun, epoch: int, batches_done: int = 0) -> dict[str
         "ema": run.ema.state_dict() if run.ema is not None else None,
         "epoch": epoch,
         "batches_done": batches_done,
+        "pending_evaluation": pending_evaluation,
         "step": run.step,
         "data_order": data_order(run),
         "best": run.best,
@@ -109,8 +114,13 @@ def resume(run: FitRun, path: str | Path) -> None:
     _check_same_data_order(run, state, path)
     run.start_epoch, run.step, run.best = state["epoch"], state["step"], state["best"]
     run.batches_done = state.get("batches_done", 0)
+    run.pending_evaluation = state.get("pending_evaluation")
     set_rng_state(state["rng"])
     where = f", {run.batches_done} batches into epoch {run.start_epoch + 1}" if run.batches_done else ""
+    if run.pending_evaluation is not None:
+        where += (
+            f"; its evaluation after epoch {run.pending_evaluation} was interrupted: evaluating again first"
+        )
     log.info("resumed from %s at epoch %d, step %d%s", path, run.start_epoch, run.step, where)
 
 
