@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from cvtrain.engine.plotting import PreviewCollector
 from cvtrain.engine.reporting import NO_PROGRESS, TrainProgress, log
 from cvtrain.engine.signals import EvaluationStopped, RunStopped, StopRequest
 from cvtrain.engine.state import FitRun, checkpoint_state, unwrap
+from cvtrain.engine.step_faults import diverged, out_of_memory_advice
 from cvtrain.errors import CvtrainError
 
 
@@ -124,7 +125,7 @@ def _optimizer_step(run: FitRun) -> None:
 def train_step(run: FitRun, batch: Batch, step_now: bool = True) -> dict[str, torch.Tensor]:
     """One micro-batch: to the device, forward, losses, backward, and the optimizer step when `step_now` (every
     `accumulate` batches). `cvtrain bench` times this same function."""
-    with _out_of_memory_advice(run, len(batch)):
+    with out_of_memory_advice(run, len(batch)):
         losses = _forward_backward(run, to_device(run, batch), sync=step_now)
         if step_now:
             _optimizer_step(run)
@@ -209,7 +210,7 @@ def _train_epoch(run: FitRun, epoch: int, skip: int, ckpt_dir: Path, stop: StopR
             break
     run.progress.end_epoch()
     if not meter.all_finite():  # also when the epoch ended between two log lines
-        raise _diverged(run, epoch, float("nan"))
+        raise diverged(run, epoch, float("nan"))
     run.data_wait_share = waits.share()
     run.recorder.scalars("train", {"data_wait_share": run.data_wait_share}, run.step)
     log.info(
@@ -225,26 +226,6 @@ def _checkpoint_due(run: FitRun) -> bool:
     return run.checkpoint_every is not None and run.step % run.checkpoint_every == 0
 
 
-@contextlib.contextmanager
-def _out_of_memory_advice(run: FitRun, batch_size: int) -> Iterator[None]:
-    try:
-        yield
-    except torch.OutOfMemoryError as e:
-        raise CvtrainError(
-            f"{run.device} ran out of memory at step {run.step + 1} with a batch of {batch_size} images per "
-            "process. Try a smaller data.batch_size, trainer.accumulate=K (the same effective batch in K "
-            "smaller steps), or lower precision (trainer.precision=bf16 or 16)."
-            f" ({str(e).splitlines()[0]})"
-        ) from None
-
-
-def _diverged(run: FitRun, epoch: int, value: float) -> CvtrainError:
-    return CvtrainError(
-        f"the loss became {value} at step {run.step} (epoch {epoch + 1}). "
-        "Lower optim.lr, set trainer.grad_clip, or use trainer.precision=32."
-    )
-
-
 def _done(run: FitRun) -> bool:
     return run.max_steps is not None and run.step >= run.max_steps
 
@@ -252,7 +233,7 @@ def _done(run: FitRun) -> bool:
 def _log_losses(run: FitRun, meter: LossMeter, epoch: int) -> str:
     means, rate = meter.flush()
     if not math.isfinite(means["loss"]):
-        raise _diverged(run, epoch, means["loss"])
+        raise diverged(run, epoch, means["loss"])
     lr = run.optimizer.param_groups[0]["lr"]
     run.recorder.scalars("train", {**means, "lr": lr, "images_per_s": rate}, run.step)
     loss_text = " ".join(f"{k}={v:.4f}" for k, v in means.items())

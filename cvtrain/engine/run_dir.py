@@ -32,11 +32,16 @@ def _check(config: DictConfig, folder: str, key: str) -> None:
 
 
 def run_dir_problem(folder: Path, log_name: str, key: str) -> str | None:
-    """Create `folder` and open its log file as Hydra will; what is wrong, or None."""
+    """Create `folder` and open its log file as Hydra will; what is wrong, or None. A log file the check created
+    is removed: the check leaves nothing a refused run (a directory in use) should not have written."""
+    log_file = folder / log_name
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with (folder / log_name).open("a"):
+        existed = log_file.exists()
+        with log_file.open("a"):
             pass
+        if not existed:
+            log_file.unlink()
     except OSError as e:
         if e.errno == errno.ENAMETOOLONG:
             return (

@@ -100,7 +100,7 @@ def resume(run: FitRun, path: str | Path) -> None:
         state["model"],
         path=path,
         state=state,
-        model_config=run.checkpoint_extra["config"]["model"],
+        model_config=(run.checkpoint_extra.get("config") or {}).get("model") or {},
     )
     run.optimizer.load_state_dict(state["optimizer"])
     # The schedule itself comes from the current config (epochs may have been extended); only its position
@@ -162,7 +162,7 @@ def load_weights(
     if difference is None:
         model.load_state_dict(weights)
         return
-    saved = dict(state["config"].get("model") or {})
+    saved = dict((state.get("config") or {}).get("model") or {})
     trained = f"model={saved.get('name', '?')}"
     changed = [k for k, v in model_config.items() if k in saved and saved[k] != v and k != "_target_"]
     if "name" in changed:
