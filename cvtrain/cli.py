@@ -13,6 +13,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from rich.text import Text
 
 from cvtrain.config import register_schemas
 from cvtrain.config.compose import CONF_DIR
@@ -87,9 +88,9 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
         # In a sweep one failing job is recorded and the others still run (see cvtrain/engine/sweep.py).
         error = str(e).splitlines()[0] if str(e) else type(e).__name__
         write_json(run_dir / "results.json", {"status": "failed", "error": error, "overrides": overrides})
-        from cvtrain.engine.loop import RunStopped
+        from cvtrain.engine.signals import Stopped
 
-        if isinstance(e, RunStopped):
+        if isinstance(e, Stopped):
             raise sweep.SweepInterrupted(str(e)) from None
         if hc.sweeper.get("_target_") == sweep.OPTUNA_SWEEPER:
             raise sweep.JobFailed(error) from None  # a failed trial (Hydra's basic sweeper would stop here)
@@ -151,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
         command, rest = "data_check", argv[2:]
     if command.replace("_", " ") not in SUBCOMMANDS:
         console.print(
-            f"[red]cvtrain: unknown command {command!r}[/red]; choose one of: {', '.join(SUBCOMMANDS)}"
+            Text.assemble(
+                (f"cvtrain: unknown command {command!r}", "red"), f"; choose one of: {', '.join(SUBCOMMANDS)}"
+            )
         )
         raise SystemExit(2)
     register_schemas()
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         except CvtrainError as e:
             problem = str(e)
     if problem:
-        console.print(f"[red]cvtrain {command}: {problem}[/red]", highlight=False)
+        console.print(f"cvtrain {command}: {problem}", style="red", highlight=False)
         raise SystemExit(2)
     sys.argv = [f"cvtrain-{command}", *hydra_argv(rest, f"command={command}")]
     app = hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")(
@@ -204,7 +207,7 @@ def _sweep(app: Callable[[], None], command: str) -> None:
             os.environ["HYDRA_FULL_ERROR"] = full_error
         sweep.close_sweep()
     if stopped:
-        console.print(f"[red]cvtrain {command}: the sweep stopped: {stopped}[/red]", highlight=False)
+        console.print(f"cvtrain {command}: the sweep stopped: {stopped}", style="red", highlight=False)
         raise SystemExit(1)
     if command == "fit" and sweep.LAST_SWEEP.get("failed"):
         raise SystemExit(1)

@@ -7,6 +7,7 @@ a sweep included) so the user gets one short message naming the bad key and the 
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 from hydra import compose
@@ -14,10 +15,13 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, ValidationError
 from rich.table import Table
+from rich.text import Text
 
 from cvtrain.config import GROUPS
-from cvtrain.config.compose import CONF_DIR, compose_config, config_composer
+from cvtrain.config.compose import CONF_DIR, ConfigSource, compose_config, config_composer
+from cvtrain.config.ranges import check_ranges
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine.reporting import console
 from cvtrain.engine.sweep import OPTUNA_SWEEPER
@@ -91,6 +95,40 @@ def _full_key(e: BaseException) -> str | None:
     return None
 
 
+# OmegaConf's words for a value its schema type refuses, and what cvtrain says instead.
+_TYPES = {
+    "converted to Float": "not a number ({key} takes a number, e.g. 0.1).",
+    "converted to Integer": "not a whole number ({key} takes an integer, e.g. 4).",
+    "not a valid bool": "not true or false ({key} takes a boolean: true or false).",
+}
+
+
+def _wrong_type(e: BaseException) -> str | None:
+    """`optim.lr=abc is not a number (...)` for a value the schema's type refuses (key, value, expected type)."""
+    for err in _chain(e):
+        key = getattr(err, "full_key", None)
+        if isinstance(err, ValidationError) and key:
+            for words, problem in _TYPES.items():
+                if words in str(err):
+                    return f"{key}={err.value} is {problem.format(key=key)}"  # type: ignore[attr-defined]
+    return None
+
+
+def _unresolvable(e: BaseException) -> str | None:
+    """`trainer.epochs: ${oc.env:EPOCHS} reads the environment variable EPOCHS, which is not set; ...`"""
+    for err in _chain(e):
+        key = getattr(err, "full_key", None)
+        if isinstance(err, InterpolationResolutionError) and key:
+            found = re.search(r"Environment variable '([^']+)' not found", str(err))
+            if found:
+                return (
+                    f"{key} reads the environment variable {found.group(1)}, which is not set: set it "
+                    f"(export {found.group(1)}=...) or give {key}=VALUE."
+                )
+            return f"{key}: its interpolation does not resolve: {str(err).splitlines()[0]}"
+    return None
+
+
 def _chain(e: BaseException | None):
     while e is not None:
         yield e
@@ -100,21 +138,31 @@ def _chain(e: BaseException | None):
 def check_overrides(args: list[str], command: str) -> str | None:
     """Compose the config for every variant of the command line; return a readable problem, or None."""
     overrides = _config_overrides(args)
-    with config_composer():
+    try:
+        source = ConfigSource.of(args)
+    except ConfigError as e:
+        return str(e)
+    with config_composer(source):
         try:
             variants = _variants(overrides)
         except Exception as e:  # a syntax error in an override
             return f"cannot parse the overrides: {e}"
         for variant in variants:
             try:
-                cfg = compose_config(variant, command)
-                OmegaConf.to_container(cfg.data, resolve=True)  # interpolations must resolve too
+                cfg = compose_config(variant, command, source.config_name)
+                OmegaConf.to_container(cfg, resolve=True)  # interpolations must resolve too
+                check_ranges(cfg)
+            except ConfigError as e:
+                return str(e)
             except Exception as e:
                 message = str(e).split("\nConfig search path:")[0].strip()
                 key = _full_key(e)
+                wrong_value = _wrong_type(e) or _unresolvable(e)
+                if wrong_value:
+                    return wrong_value + (_interval_hint(overrides, key) if key else "")
                 if key:
                     groups_only = [v for v in variant if v.split("=")[0] in GROUPS]
-                    message += _valid_keys(compose_config(groups_only, command), key)
+                    message += _valid_keys(compose_config(groups_only, command, source.config_name), key)
                     message += _interval_hint(overrides, key)
                 return message
     return None
@@ -148,11 +196,14 @@ def sweeper_overrides(args: list[str], command: str) -> list[str]:
         return []
     overrides = _config_overrides(args)
     given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
-    with config_composer():
+    source = ConfigSource.of(args)
+    with config_composer(source):
         variants = _variants(overrides)
         # compose_config leaves Hydra's own settings out; the sweeper is one of them.
         sweeper = compose(
-            config_name="config", overrides=[*variants[0], f"command={command}"], return_hydra_config=True
+            config_name=source.config_name,
+            overrides=[*variants[0], f"command={command}"],
+            return_hydra_config=True,
         ).hydra.sweeper
         if sweeper.get("_target_") != OPTUNA_SWEEPER:
             return []
@@ -161,7 +212,7 @@ def sweeper_overrides(args: list[str], command: str) -> list[str]:
             added.append("hydra.sweeper.max_failure_rate=1.0")
         if "hydra.sweeper.direction" in given or str(sweeper.direction) != "Direction.minimize":
             return added  # a config chose the direction (Optuna's default is minimize)
-        monitors = {_monitored(compose_config(v, command)) for v in variants}
+        monitors = {_monitored(compose_config(v, command, source.config_name)) for v in variants}
     modes = {m: monitor_mode(m) for m in sorted(monitors)}
     if len(set(modes.values())) > 1:
         raise ConfigError(
@@ -184,15 +235,18 @@ def _describe(yaml_file: Path) -> str:
 
 
 def print_help(subcommands: dict[str, str]) -> None:
-    console.print("[bold]cvtrain[/bold]: train and evaluate image classifiers, segmenters and detectors.\n")
+    console.print(
+        Text.assemble(
+            ("cvtrain", "bold"), ": train and evaluate image classifiers, segmenters and detectors.\n"
+        )
+    )
     console.print(
         f"usage: cvtrain {{{','.join(subcommands)}}} [group=option ...] [key=value ...] [-m] [--cfg job]\n"
-        "       cvtrain --version\n",
-        markup=False,
+        "       cvtrain --version\n"
     )
     commands = Table(title="commands", show_header=False, box=None)
     for name, text in subcommands.items():
-        commands.add_row(f"[bold]{name}[/bold]", text)
+        commands.add_row(Text(name, style="bold"), text)
     console.print(commands)
     groups = Table(title="config groups (group=option)", show_header=True, header_style="bold")
     groups.add_column("group")

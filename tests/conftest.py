@@ -67,6 +67,43 @@ def write_image(
     return path
 
 
+# How a camera stores the displayed picture for each EXIF orientation: the inverse of what PIL's
+# ImageOps.exif_transpose applies to display it (orientations 6 and 8 are each other's inverse).
+STORED_AS = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def block_picture(width: int, height: int) -> np.ndarray:
+    """uint8 [H, W, 3] of 8x8 blocks, each of its own colour: every flip or turn of it is a different picture,
+    and a JPEG of it (quality 100, 4:4:4) is within a few levels of it (each DCT block is flat)."""
+    rows, cols = np.indices((height, width)) // 8
+    return np.stack([40 * cols % 250 + 5, 50 * rows % 250 + 5, (30 * (rows + cols)) % 250 + 5], -1).astype(
+        np.uint8
+    )
+
+
+def write_oriented(path: Path, shown: np.ndarray, orientation: int, fmt: str = "JPEG") -> Path:
+    """Save the picture `shown` (uint8 [H, W, 3], as displayed) as a phone does: the pixels stored turned or
+    mirrored for EXIF `orientation` (1..8), with the orientation tag saying how to display them."""
+    stored = Image.fromarray(shown)
+    if STORED_AS[orientation] is not None:
+        stored = stored.transpose(STORED_AS[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lossless = {"JPEG": {"quality": 100, "subsampling": 0}, "WEBP": {"lossless": True}}.get(fmt, {})
+    stored.save(path, format=fmt, exif=exif, **lossless)
+    return path
+
+
 def make_imagefolder(
     root: Path, classes: tuple[str, ...] = ("n01", "n02", "n03"), per_class: int = 4
 ) -> Path:
@@ -102,6 +139,33 @@ def run_cli(
             f"cvtrain {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+# Runs cvtrain.cli.main on its arguments, then says on stderr which of torch / torchvision got imported.
+_REPORT_IMPORTS = """
+import sys
+from cvtrain.cli import main
+try:
+    main(sys.argv[1:])
+    code = 0
+except SystemExit as e:
+    code = e.code
+print("imported:", [m for m in ("torch", "torchvision") if m in sys.modules], file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def run_main_reporting_imports(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`cvtrain ARGS` in a subprocess whose stderr ends with `imported: [...]`: which of torch and torchvision
+    the command imported (`imported: []` for an answer that needs neither)."""
+    return subprocess.run(
+        [sys.executable, "-c", _REPORT_IMPORTS, *args],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "160"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:

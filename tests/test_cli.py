@@ -2,15 +2,19 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST, make_imagefolder, read_results, run_cli, write_image
+from tests.conftest import (
+    FAST,
+    make_imagefolder,
+    read_results,
+    run_cli,
+    run_main_reporting_imports,
+    write_image,
+)
 
 TINY = (*FAST, "model=resnet18", "data.batch_size=4", "data.image_size=32", "aug.resize_size=32")
 
@@ -154,20 +158,6 @@ def test_help_lists_commands_groups_and_options(tmp_path: Path) -> None:
         assert word in out
 
 
-# Runs cvtrain.cli.main on its arguments, then says on stderr which of torch / torchvision got imported.
-WITHOUT_TORCH = """
-import sys
-from cvtrain.cli import main
-try:
-    main(sys.argv[1:])
-    code = 0
-except SystemExit as e:
-    code = e.code
-print("imported:", [m for m in ("torch", "torchvision") if m in sys.modules], file=sys.stderr)
-sys.exit(code)
-"""
-
-
 @pytest.mark.parametrize(
     ("args", "code", "expected"),
     [
@@ -185,6 +175,9 @@ sys.exit(code)
                 "  valid keys of optim: name, lr, weight_decay, decay_norm_and_bias, momentum, nesterov\n"
             ],
         ),
+        # what the user typed prints as typed: square brackets are not rich markup
+        (["fit", "optim.lrr='x[red]y'"], 2, ["To append to your config use +optim.lrr='x[red]y'\n"]),
+        (["fit[red]"], 2, ["cvtrain: unknown command 'fit[red]'; choose one of: fit, eval"]),
         (["fit", "--help"], 0, ["cvtrain is powered by Hydra.", "== Configuration groups =="]),
         (["fit", "model=resnet50", "--cfg", "job"], 0, ["arch: resnet50"]),
     ],
@@ -192,14 +185,7 @@ sys.exit(code)
 def test_help_version_and_a_bad_key_answer_without_importing_torch(
     args: list[str], code: int, expected: list[str], tmp_path: Path
 ) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", WITHOUT_TORCH, *args],
-        cwd=tmp_path,
-        env={**os.environ, "COLUMNS": "160"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_main_reporting_imports(*args, cwd=tmp_path)
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert "imported: []" in proc.stderr, proc.stderr
     for text in expected:

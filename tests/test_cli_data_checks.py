@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from cvtrain.engine.checkpoint import load_checkpoint
-from tests.conftest import FAST, TINY_FASTER_RCNN, read_results, run_cli
+from tests.conftest import FAST, TINY_FASTER_RCNN, make_imagefolder, read_results, run_cli
 
 SIZE = 64
 TINY_DETECTOR = (*FAST, *TINY_FASTER_RCNN, "data.batch_size=2")
@@ -82,3 +82,24 @@ def test_a_coco_split_without_annotations_stops_naming_the_file(tmp_path: Path) 
     assert proc.returncode != 0 and "Traceback" not in out
     assert f"{train}: the training split: no usable object: 3 image(s), 0 annotation(s)" in out
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_an_empty_class_folder_stops_fit_unless_allowed(tmp_path: Path) -> None:
+    root = make_imagefolder(tmp_path / "tree", per_class=2)
+    (root / "train" / "n04").mkdir()
+    args = ("fit", *FAST, "model=small_cnn", "data=imagefolder", f"data.root={root}", "data.image_size=16",
+            "data.batch_size=4", "trainer.max_steps=1")  # fmt: skip
+    proc = run_cli(*args, f"hydra.run.dir={tmp_path / 'refused'}", cwd=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in out
+    assert f"{root / 'train' / 'n04'}: class folder 'n04' holds no image file" in out
+    assert "set data.allow_empty_classes=true to keep it as a class" in out
+
+    kept = tmp_path / "kept"
+    proc = run_cli(*args, "data.allow_empty_classes=true", f"hydra.run.dir={kept}", cwd=tmp_path)
+    assert (
+        "class folder 'n04' holds no image file" in proc.stdout + proc.stderr
+        and "kept as a class" in (kept / "cvtrain.log").read_text()
+    )
+    checkpoint = load_checkpoint(kept / "checkpoints" / "last.ckpt")
+    assert read_results(kept)["status"] == "ok" and checkpoint["class_names"] == ["n01", "n02", "n03", "n04"]

@@ -1,13 +1,16 @@
-"""Runs that survive: a run killed (kill -9) or stopped by a signal mid-epoch, with data workers, resumes to exactly
-the uninterrupted run's results and weights; a diverged run fails instead of reporting "ok"."""
+"""Runs that survive: a run killed (kill -9) or stopped by a signal mid-epoch or mid-evaluation, with data workers,
+resumes to exactly the uninterrupted run's results and weights; `cvtrain eval` stopped by a signal says so; a
+diverged run fails instead of reporting "ok"."""
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,8 +51,20 @@ def run_until_step(
     args: list[str], cwd: Path, step: int, send: signal.Signals
 ) -> subprocess.CompletedProcess:
     """Start `cvtrain fit ARGS`, send `send` once its log reports optimizer step `step`, wait for it to end."""
+
+    def reached(line: str) -> bool:
+        found = re.search(r"epoch \d+ step (\d+) ", line)
+        return found is not None and int(found.group(1)) >= step
+
+    return run_until(["fit", *args], cwd, reached, send)
+
+
+def run_until(
+    args: list[str], cwd: Path, reached: Callable[[str], bool], send: signal.Signals
+) -> subprocess.CompletedProcess:
+    """Start `cvtrain ARGS`, send `send` at the first line of its output that is `reached`, wait for it to end."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cvtrain.cli", "fit", *args],
+        [sys.executable, "-m", "cvtrain.cli", *args],
         cwd=cwd,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"},
         stdout=subprocess.PIPE,
@@ -60,8 +75,7 @@ def run_until_step(
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append(line)
-        found = re.search(r"epoch \d+ step (\d+) ", line)
-        if found and int(found.group(1)) >= step:
+        if reached(line):
             proc.send_signal(send)
             break
     rest, _ = proc.communicate(timeout=120)
@@ -108,6 +122,94 @@ def test_a_stop_signal_checkpoints_and_exits_cleanly(
     assert state["epoch"] == 0 and state["batches_done"] == state["step"] >= 7
     run_cli("fit", *args, "trainer.resume=auto", cwd=tmp_path)
     assert_same_run(tmp_path, uninterrupted)
+
+
+# 5 steps per epoch and 500 validation images one per batch: a signal sent as an epoch's training ends lands
+# during its evaluation.
+LONG_EVAL = (
+    "data.train_per_class=4",
+    "data.val_per_class=100",
+    "data.batch_size=4",
+    "data.eval_batch_size=1",
+    "data.num_workers=2",
+    "trainer.deterministic=true",
+    "trainer.epochs=2",
+    "trainer.device=cpu",
+    "trainer.log_every=1",
+    "logger.progress=false",
+    "logger.tensorboard=false",
+)
+EVAL_BATCHES = 500
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_long_eval(cache: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("straight_long_eval")
+    run_cli("fit", *LONG_EVAL, cache, f"hydra.run.dir={run_dir}", cwd=run_dir)
+    return run_dir
+
+
+def evaluated(run_dir: Path) -> list[dict[str, str]]:
+    """metrics.csv's rows: epoch, step and the metrics of each evaluation."""
+    with (run_dir / "metrics.csv").open() as f:
+        return [{k: row[k] for k in ("epoch", "step", "top1_err", "loss")} for row in csv.DictReader(f)]
+
+
+def test_a_stop_signal_during_the_evaluation_checkpoints_at_once_and_the_resume_evaluates_again(
+    uninterrupted_long_eval: Path, cache: str, tmp_path: Path
+) -> None:
+    args = [*LONG_EVAL, cache, f"hydra.run.dir={tmp_path}"]
+    stopped = run_until(["fit", *args], tmp_path, lambda line: "epoch 1 trained in" in line, signal.SIGTERM)
+    out = stopped.stdout
+    assert stopped.returncode == 1 and "Traceback" not in out, out
+    found = re.search(r"stopped by SIGTERM at step 5, during the evaluation after epoch 1 \(batch (\d+) of (\d+)\), "
+                      r"which the resumed run does again first; (\S+) holds everything to continue exactly", out)  # fmt: skip
+    assert found is not None, out
+    assert int(found.group(1)) < int(found.group(2)) == EVAL_BATCHES  # stopped before its end
+    assert found.group(3) == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert "epoch 1 eval:" not in out and not (tmp_path / "metrics.csv").exists()
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (state["epoch"], state["batches_done"], state["step"], state["pending_evaluation"]) == (1, 0, 5, 1)
+    assert not (tmp_path / "checkpoints" / "best.ckpt").exists()  # that evaluation chose no best yet
+
+    resumed = run_cli("fit", *args, "trainer.resume=auto", cwd=tmp_path)
+    assert "its evaluation after epoch 1 was interrupted: evaluating again first" in resumed.stdout
+    assert evaluated(tmp_path) == evaluated(uninterrupted_long_eval)  # epoch 1 evaluated once, then epoch 2
+    assert_same_run(tmp_path, uninterrupted_long_eval)
+    rng, reference_rng = (torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["rng"]
+                          for d in (tmp_path, uninterrupted_long_eval))  # fmt: skip
+    assert torch.equal(rng["torch"], reference_rng["torch"])  # the random draws of the run are the same too
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
+    reference = torch.load(uninterrupted_long_eval / "checkpoints" / "best.ckpt", weights_only=True)
+    assert (best["epoch"], best["step"], best["pending_evaluation"]) == (
+        reference["epoch"],
+        reference["step"],
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("save", "unwritten"),
+    [((), "results.json was not written"), (("eval.save_predictions=true",), "results.json was not written, nor "
+                                                                             "predictions.json")],
+)  # fmt: skip
+def test_eval_stopped_by_sigterm_says_so_and_writes_no_results(
+    save: tuple[str, ...], unwritten: str, uninterrupted_long_eval: Path, tmp_path: Path
+) -> None:
+    ckpt = uninterrupted_long_eval / "checkpoints" / "last.ckpt"
+    stopped = run_until(
+        ["eval", f"ckpt={ckpt}", *save, f"hydra.run.dir={tmp_path}"],
+        tmp_path,
+        lambda line: f"eval {ckpt} (epoch 2, step 10) on shapes: {EVAL_BATCHES} val images" in line,
+        signal.SIGTERM,
+    )
+    out = stopped.stdout
+    assert stopped.returncode == 1 and "Traceback" not in out, out
+    found = re.search(r"cvtrain eval stopped by SIGTERM during the evaluation, after (\d+) of its (\d+) batches: "
+                      rf"{unwritten}; run the same command again to evaluate (\S+)\.\n", out)  # fmt: skip
+    assert found is not None, out
+    assert int(found.group(1)) < int(found.group(2)) == EVAL_BATCHES and found.group(3) == str(ckpt)
+    assert not (tmp_path / "results.json").exists() and not (tmp_path / "predictions.json").exists()
 
 
 def test_a_diverged_run_fails_whatever_log_every_is(cache: str, tmp_path: Path) -> None:

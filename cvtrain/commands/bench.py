@@ -27,14 +27,11 @@ from cvtrain.engine.loop import start_epoch, to_device, train_step
 from cvtrain.engine.meters import DataWait
 from cvtrain.engine.reporting import log, show, write_json
 from cvtrain.engine.state import FitRun
-from cvtrain.errors import ConfigError
 
 
 def run_bench(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     cfg = to_typed(raw_cfg)
-    steps, warmup = cfg.bench.steps, cfg.bench.warmup
-    if steps < 1 or warmup < 0:
-        raise ConfigError(f"bench.steps={steps} must be at least 1 and bench.warmup={warmup} at least 0")
+    steps, warmup = cfg.bench.steps, cfg.bench.warmup  # their ranges are checked by to_typed
     cfg.logger.tensorboard = False  # bench.json is what a bench writes
     setup = build_setup(cfg, need_train=True)
     run = build_run(cfg, setup, run_dir)

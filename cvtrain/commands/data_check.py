@@ -5,7 +5,7 @@ checks, collecting every problem instead of stopping at the first), then every i
 through a DataLoader with `data.num_workers` workers, without augmentation (masks are checked against their image
 on the way). The report counts images and objects per split and per class and lists every problem with its file
 and what `fit` would do with it; `data_check.json` in the run directory holds the same. Any problem other than a
-clipped box exits non-zero.
+clipped box (or an empty class folder that data.allow_empty_classes=true keeps) exits non-zero.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig
 from rich.progress import track
 from rich.table import Table
+from rich.text import Text
 from torch.utils.data import DataLoader, Dataset
 
 from cvtrain.config import Config, to_typed
@@ -32,19 +33,23 @@ from cvtrain.data.palette import IGNORE_INDEX
 from cvtrain.data.splits import build_data
 from cvtrain.engine.reporting import console, log, show, write_json
 from cvtrain.errors import DataError
+from cvtrain.workers import worker_init_fn
 
-# The task each built-in format provides; data=shapes (and a format of your own) take the model's task.
+# The tasks each built-in format provides: the model's task when it is one of them (data=coco model=mask_rcnn
+# checks the masks too), else the first; data=shapes (and a format of your own) take the model's task.
 FORMAT_TASKS = {
-    "imagefolder": "classification",
-    "imagenet": "classification",
-    "voc": "detection",
-    "coco": "detection",
-    "yolo_txt": "detection",
-    "voc_seg": "segmentation",
-    "coco_seg": "segmentation",
+    "imagefolder": ("classification",),
+    "imagenet": ("classification",),
+    "voc": ("detection",),
+    "coco": ("detection", "instance_segmentation"),
+    "yolo_txt": ("detection",),
+    "voc_seg": ("segmentation",),
+    "coco_seg": ("segmentation",),
 }
+OBJECT_TASKS = ("detection", "instance_segmentation")  # counted per object as well as per image
 BATCH = 16  # samples summarised per worker call
 FIT_ACTIONS = {"error": "stops the run", "skip": "skipped"}  # by data.on_bad_annotation / data.on_bad_image
+PASSING = ("clipped", "kept")  # what fit uses anyway: a box clamped to its image, an allowed empty class
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,11 @@ def decode_split(dataset: Dataset, name: str, num_workers: int) -> SplitCounts:
     # Worker processes take seconds to start: worth it only when there is more to decode than a few batches.
     workers = num_workers if len(dataset) > 8 * BATCH else 0
     loader = DataLoader(
-        without_augmentation(dataset), batch_size=BATCH, num_workers=workers, collate_fn=summarise
+        without_augmentation(dataset),
+        batch_size=BATCH,
+        num_workers=workers,
+        collate_fn=summarise,
+        worker_init_fn=worker_init_fn(),
     )
     counts = SplitCounts()
     batches = track(loader, description=f"decoding {name}", console=console, disable=not console.is_terminal)
@@ -121,10 +130,13 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if d.format == "synthetic":
         log.info("data=synthetic: random tensors made in memory, no file to check")
         return {"status": "ok", "data": d.format}
-    task = FORMAT_TASKS.get(d.format, cfg.model.task)
-    # Read under the skip policy so that every annotation problem is collected instead of stopping at the first;
-    # the report says what fit does with each under the configured policy.
+    tasks = FORMAT_TASKS.get(d.format, (cfg.model.task,))
+    task = cfg.model.task if cfg.model.task in tasks else tasks[0]
+    # Read under the skip policy (and keeping empty class folders) so that every problem is collected instead of
+    # stopping at the first; the report says what fit does with each under the configured policy.
     collecting = dataclasses.replace(d, on_bad_annotation=OnBadAnnotation.skip)
+    if hasattr(d, "allow_empty_classes"):
+        collecting = dataclasses.replace(collecting, allow_empty_classes=True)
     checks_log = logging.getLogger(annotation_checks.__name__)
     level = checks_log.level
     checks_log.setLevel(logging.ERROR)  # the report lists every problem: no loader warning repeating them
@@ -138,7 +150,7 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if dataset is not None
     }
     rows = problem_rows(cfg, splits, counts)
-    errors = [r for r in rows if r["fit"] != "clipped"]
+    errors = [r for r in rows if r["fit"] not in PASSING]
     report = {
         "status": "failed" if errors else "ok",
         "data": d.format,
@@ -164,15 +176,20 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def problem_rows(cfg: Config, splits: Any, counts: dict[str, SplitCounts]) -> list[dict[str, str]]:
-    """Every problem, with what `fit` does with it under this config: "stops the run", "skipped" or "clipped"."""
-    annotation_policy = cfg.data.on_bad_annotation.value
+    """Every problem, with what `fit` does with it under this config: "stops the run", "skipped", "clipped" or
+    "kept" (an empty class folder with data.allow_empty_classes=true)."""
+    fit_actions = {
+        "clipped": "clipped",
+        "kept": "kept" if getattr(cfg.data, "allow_empty_classes", False) else FIT_ACTIONS["error"],
+    }
+    annotation_policy = FIT_ACTIONS[cfg.data.on_bad_annotation.value]
     rows = [
         {
             "file": p.file,
             "where": p.where,
             "what": p.what,
             "fix": p.fix,
-            "fit": "clipped" if p.action == "clipped" else FIT_ACTIONS[annotation_policy],
+            "fit": fit_actions.get(p.action, annotation_policy),
         }
         for p in splits.problems
     ]
@@ -194,7 +211,7 @@ def split_record(counts: SplitCounts, class_names: list[str], task: str) -> dict
     per_class = {
         name: {
             "images": counts.images_with[i],
-            **({"objects": counts.objects[i]} if task == "detection" else {}),
+            **({"objects": counts.objects[i]} if task in OBJECT_TASKS else {}),
         }
         for i, name in enumerate(class_names)
     }
@@ -203,7 +220,7 @@ def split_record(counts: SplitCounts, class_names: list[str], task: str) -> dict
         "unreadable": len(counts.unreadable),
         **(
             {"objects": sum(counts.objects.values()), "backgrounds": counts.backgrounds}
-            if task == "detection"
+            if task in OBJECT_TASKS
             else {}
         ),
         "per_class": per_class,
@@ -213,11 +230,11 @@ def split_record(counts: SplitCounts, class_names: list[str], task: str) -> dict
 def counts_table(cfg: Config, task: str, counts: dict[str, SplitCounts]) -> Table:
     where = getattr(cfg.data, "root", None)
     table = Table(title=f"data check: data={cfg.data.format} ({task})" + (f" at {where}" if where else ""))
-    columns = ["split", "images", "unreadable", *(["objects", "backgrounds"] if task == "detection" else [])]
+    columns = ["split", "images", "unreadable", *(["objects", "backgrounds"] if task in OBJECT_TASKS else [])]
     for column in columns:
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, c in counts.items():
-        detection = [str(sum(c.objects.values())), str(c.backgrounds)] if task == "detection" else []
+        detection = [str(sum(c.objects.values())), str(c.backgrounds)] if task in OBJECT_TASKS else []
         table.add_row(name, str(c.images), str(len(c.unreadable)), *detection)
     return table
 
@@ -226,10 +243,10 @@ def classes_table(class_names: list[str], task: str, counts: dict[str, SplitCoun
     table = Table(title="per class")
     table.add_column("class")
     for name in counts:
-        table.add_column(f"{name} images" + (" (objects)" if task == "detection" else ""), justify="right")
+        table.add_column(f"{name} images" + (" (objects)" if task in OBJECT_TASKS else ""), justify="right")
     for i, class_name in enumerate(class_names):
         cells = [
-            f"{c.images_with[i]} ({c.objects[i]})" if task == "detection" else str(c.images_with[i])
+            f"{c.images_with[i]} ({c.objects[i]})" if task in OBJECT_TASKS else str(c.images_with[i])
             for c in counts.values()
         ]
         table.add_row(class_name, *cells)
@@ -247,5 +264,7 @@ def problems_table(cfg: Config, rows: list[dict[str, str]]) -> Table:
     table.add_column("what; fix", overflow="fold", ratio=3)
     table.add_column("fit", no_wrap=True)
     for row in rows:
-        table.add_row(row["file"], row["where"], f"{row['what']}; [dim]{row['fix']}[/dim]", row["fit"])
+        table.add_row(
+            row["file"], row["where"], Text.assemble(f"{row['what']}; ", (row["fix"], "dim")), row["fit"]
+        )
     return table

@@ -19,12 +19,13 @@ from cvtrain.commands.setup import (
     finish,
     list_annotation_problems,
 )
-from cvtrain.config import to_typed
+from cvtrain.config import to_plain, to_typed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
 from cvtrain.engine.loop import evaluate
-from cvtrain.engine.reporting import TrainProgress, write_json
-from cvtrain.engine.state import evaluated_weights
+from cvtrain.engine.reporting import TrainProgress, log, write_json
+from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
+from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
 
 
@@ -47,22 +48,35 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
         class_names=list(state["class_names"]),
         mean_image=checkpoint_mean_image(cfg, state),
     )
-    setup.model.load_state_dict(evaluated_weights(state))
+    load_weights(
+        setup.model, evaluated_weights(state), path=cfg.ckpt, state=state, model_config=to_plain(cfg.model)
+    )
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
     sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
     progress = TrainProgress(cfg.logger.progress)
     try:
-        metrics, evaluator = evaluate(
-            model=setup.model,
-            loader=eval_loader(setup, setup.data.val),
-            task=setup.task,
-            evaluator=setup.task.evaluator(setup.data.val),
-            device=setup.device,
-            amp_dtype=setup.amp_dtype,
-            bad_samples=BadSampleLog(cfg.data.on_bad_image.value, run_dir),
-            sinks=sinks,
-            progress=progress,
-        )
+        with StopRequest() as stop:
+            log.info(
+                "eval %s (epoch %d, step %d) on %s: %d val images, device %s",
+                cfg.ckpt, state["epoch"], state["step"], cfg.data.format, len(setup.data.val), setup.device,
+            )  # fmt: skip
+            metrics, evaluator = evaluate(
+                model=setup.model,
+                loader=eval_loader(setup, setup.data.val),
+                task=setup.task,
+                evaluator=setup.task.evaluator(setup.data.val),
+                device=setup.device,
+                amp_dtype=setup.amp_dtype,
+                bad_samples=BadSampleLog(cfg.data.on_bad_image.value, run_dir),
+                sinks=sinks,
+                progress=progress,
+                stop=stop,
+            )
+    except EvaluationStopped as e:
+        unwritten = "results.json was not written" + (", nor predictions.json" if sinks else "")
+        raise Stopped(
+            f"cvtrain eval {e}: {unwritten}; run the same command again to evaluate {cfg.ckpt}."
+        ) from None
     finally:
         progress.stop()
     write_json(run_dir / "config.json", config_record(cfg))

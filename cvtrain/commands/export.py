@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from rich.markup import escape
 from rich.table import Table
 
 from cvtrain.commands.setup import checkpoint_config, checkpoint_mean_image, task_of
-from cvtrain.config import Config, to_typed
+from cvtrain.config import Config, to_plain, to_typed
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.splits import build_data
@@ -32,7 +31,7 @@ from cvtrain.data.transforms import eval_resize_size, eval_transform
 from cvtrain.engine import export_formats
 from cvtrain.engine.checkpoint import load_checkpoint
 from cvtrain.engine.reporting import log, show, write_json
-from cvtrain.engine.state import evaluated_weights
+from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError, CvtrainError
 from cvtrain.models.build import build_model
 from cvtrain.models.exportable import Exportable, YOLOCandidates, YOLOv1Candidates, exportable
@@ -52,7 +51,9 @@ def run_export(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
     cfg = to_typed(checkpoint_config(raw_cfg, overrides, state))
     class_names = list(state["class_names"])
     model = build_model(cfg.model, num_classes=len(class_names))
-    model.load_state_dict(evaluated_weights(state))
+    load_weights(
+        model, evaluated_weights(state), path=cfg.ckpt, state=state, model_config=to_plain(cfg.model)
+    )
     exp = exportable(model, task=cfg.model.task, name=cfg.model.name, num_classes=len(class_names))
     spec = input_spec(cfg, exp)
     mean_image = checkpoint_mean_image(cfg, state)
@@ -254,7 +255,7 @@ def _summary(record: dict[str, Any]) -> Table:
     for output in record["outputs"]:
         table.add_row(
             output["name"],
-            escape(f"[{', '.join(str(d) for d in output['shape'])}]"),
+            f"[{', '.join(str(d) for d in output['shape'])}]",
             f"{parity['max_abs_diff'][output['name']]:.3g}",
             f"atol {parity['atol']:g} + rtol {parity['rtol']:g} x |value|",
         )

@@ -112,8 +112,6 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitRun:
         device=setup.device,
         batch_sampler_factory=getattr(train_ds, "batch_sampler_factory", None),
     )
-    if t.accumulate < 1:
-        raise ConfigError(f"trainer.accumulate={t.accumulate} must be at least 1")
     steps_per_epoch = math.ceil(len(train_loader) / t.accumulate)  # optimizer steps
     # The schedule spans the configured epochs; trainer.max_steps only stops the run early (a stopped run and
     # its resumption then follow the same schedule as an uninterrupted one).

@@ -17,7 +17,7 @@ from cvtrain.commands.setup import (
     seed_everything,
     task_of,
 )
-from cvtrain.config import to_typed
+from cvtrain.config import to_plain, to_typed
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.transforms import eval_transform
 from cvtrain.engine import distributed, loaders
@@ -26,7 +26,7 @@ from cvtrain.engine.checkpoint import load_checkpoint
 from cvtrain.engine.host_memory import keep_freed_memory
 from cvtrain.engine.loop import evaluate
 from cvtrain.engine.reporting import TrainProgress, log, show
-from cvtrain.engine.state import evaluated_weights
+from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
 from cvtrain.models.build import build_model
 
@@ -42,7 +42,9 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
     keep_freed_memory(device)
     task = task_of(cfg, class_names, checkpoint_mean_image(cfg, state))
     model = build_model(cfg.model, num_classes=len(class_names)).to(device)
-    model.load_state_dict(evaluated_weights(state))
+    load_weights(
+        model, evaluated_weights(state), path=cfg.ckpt, state=state, model_config=to_plain(cfg.model)
+    )
     images = InputImages(cfg.inputs, transform=eval_transform(cfg.model.task, cfg.aug))
     loader = loaders.eval_loader(
         images,

@@ -24,6 +24,7 @@ import numpy as np
 
 from cvtrain.config import Config
 from cvtrain.contracts.ground_truth import DetectionGroundTruth
+from cvtrain.data.coco_checks import segmentation_problem
 from cvtrain.data.splits import build_data
 from cvtrain.errors import ConfigError, DataError
 from cvtrain.metrics.coco import evaluate_coco
@@ -109,6 +110,11 @@ def score_coco(
                 f"{source}: entry {index} has a mask of size {entry['segmentation']['size']} but image "
                 f"{entry['image_id']} is {image['height']} x {image['width']} (height x width) in the annotations"
             )
+        problem = "segm" in iou_types and segmentation_problem(
+            entry["segmentation"], image["height"], image["width"]
+        )
+        if problem:  # pycocotools and faster-coco-eval trust an RLE string: a malformed one crashes them
+            raise DataError(f"{source}: entry {index}: {problem}")
         if entry["category_id"] not in coco_gt.cats:
             raise DataError(
                 f"{source}: entry {index} has category_id {entry['category_id']!r}, not in the annotations "
@@ -163,20 +169,31 @@ def score_results(
 ) -> dict[str, float]:
     """The metrics of a COCO-format results file on `truth`, by what the ground truth provides; COCO AP by
     `backend` (faster | pycocotools)."""
-    entries = read_results_file(results_file)
+    return score_entries(truth, read_results_file(results_file), str(results_file), backend)
+
+
+def score_entries(
+    truth: DetectionGroundTruth, entries: list[dict[str, Any]], source: str, backend: str = "faster"
+) -> dict[str, float]:
+    """`score_results` of the checked entries of the results file `source`."""
     score = score_voc if truth.voc_records() is not None else score_coco
-    return score(truth, entries, str(results_file), backend)
+    return score(truth, entries, source, backend)
 
 
 def score_predictions_file(cfg: Config) -> dict[str, Any]:
     """The metrics of `cfg.predictions` on the validation split of `cfg.data` (what `cvtrain eval` prints)."""
-    splits = build_data(cfg.data, aug=cfg.aug, task="detection", need_train=False, require_images=False)
+    entries = read_results_file(cfg.predictions)
+    # Masks are scored against the annotations' masks: COCO data then reads and checks them (as model=mask_rcnn
+    # does), so a broken one follows data.on_bad_annotation instead of crashing COCOeval.
+    masks = "segm" in iou_types_of(entries) and cfg.data.format == "coco"
+    task = "instance_segmentation" if masks else "detection"
+    splits = build_data(cfg.data, aug=cfg.aug, task=task, need_train=False, require_images=False)
     truth = splits.val
     if not isinstance(truth, DetectionGroundTruth):
         raise ConfigError(
             f"predictions= scores detections on data=coco, data=voc or data=shapes, not data={cfg.data.format}"
         )
-    metrics = score_results(truth, cfg.predictions, str(cfg.eval.coco_backend))
+    metrics = score_entries(truth, entries, str(cfg.predictions), str(cfg.eval.coco_backend))
     layout = f" ({cfg.data.layout.value} layout)" if cfg.data.format == "shapes" else ""
     return {
         "status": "ok",

@@ -17,6 +17,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from cvtrain.config import data, model, training  # noqa: F401  (their @schema classes register on import)
 from cvtrain.config.data import shapes_image_size
+from cvtrain.config.ranges import bounded, check_ranges
 from cvtrain.config.registry import SCHEMAS
 from cvtrain.config.training import LoggerConfig, TrainerConfig
 from cvtrain.errors import ConfigError
@@ -38,27 +39,28 @@ class EvalConfig:
 
 @dataclass
 class PredictConfig:
-    topk: int = 5
-    score_threshold: float = 0.5
-    batch_size: int = 8
+    topk: int = bounded(5, ge=1)
+    score_threshold: float = bounded(0.5, ge=0, le=1)
+    batch_size: int = bounded(8, ge=1)
 
 
 @dataclass
 class ExportConfig:
-    opset: int | None = None  # ONNX opset; None: the exporter's default
-    rtol: float = (
-        1e-4  # parity check: |exported - PyTorch| <= atol + rtol * |PyTorch| for every output element
-    )
-    atol: float = 1e-4
-    samples: int = 4  # images the parity check runs (validation images, else inputs=, else random)
+    opset: int | None = bounded(None, ge=7)  # ONNX opset; None: the exporter's default
+    # parity check: |exported - PyTorch| <= atol + rtol * |PyTorch| for every output element
+    rtol: float = bounded(1e-4, ge=0)
+    atol: float = bounded(1e-4, ge=0)
+    # images the parity check runs (validation images, else inputs=, else random)
+    samples: int = bounded(4, ge=1)
 
 
 @dataclass
 class BenchConfig:
-    steps: int = 50  # batches timed in each measurement (the input pipeline, then the training step)
+    # batches timed in each measurement (the input pipeline, then the training step)
+    steps: int = bounded(50, ge=1)
     # batches run before each timing: workers start (keep it above data.num_workers: their first batches come
     # together), cuDNN and torch.compile tune
-    warmup: int = 10
+    warmup: int = bounded(10, ge=0)
 
 
 @dataclass
@@ -91,7 +93,8 @@ def register_schemas() -> None:
 
 def to_typed(cfg: DictConfig) -> Config:
     """The composed config as the schema's dataclasses (enums as enums, interpolations resolved). A required
-    value left unset (`???`) is a `ConfigError` naming the key."""
+    value left unset (`???`) or outside its declared range is a `ConfigError` naming the key."""
+    check_ranges(cfg)
     try:
         typed = OmegaConf.to_object(cfg)
     except MissingMandatoryValue as e:

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from omegaconf import MISSING
 
+from cvtrain.config.ranges import bounded
 from cvtrain.config.registry import schema
 
 SHAPES_CLASSIFICATION_SIZE = 32  # data=shapes, classification form: one shape per image, this many pixels
@@ -44,16 +45,17 @@ class DataConfig:
         MISSING  # the format's builder: (cfg, aug=, task=, need_train=, require_images=) -> DataSplits
     )
     format: str = MISSING
-    batch_size: int = 32  # per process: a DDP run's global batch is batch_size x world size
-    eval_batch_size: int | None = None  # defaults to batch_size
-    num_workers: int = 4
+    batch_size: int = bounded(32, ge=1)  # per process: a DDP run's global batch is batch_size x world size
+    eval_batch_size: int | None = bounded(None, ge=1)  # defaults to batch_size
+    num_workers: int = bounded(4, ge=0)
     pin_memory: bool = True
     persistent_workers: bool = True
     on_bad_image: OnBadImage = OnBadImage.error
     on_bad_annotation: OnBadAnnotation = (
         OnBadAnnotation.error
     )  # which defects follow it: data/annotation_checks.py
-    image_size: int = 224  # the size the data is meant to be seen at; aug.image_size follows it by default
+    # the size the data is meant to be seen at; aug.image_size follows it by default
+    image_size: int = bounded(224, ge=1)
 
 
 @schema("data", "imagefolder")
@@ -66,6 +68,9 @@ class ImageFolderDataConfig(DataConfig):
     synset_mapping: str | None = None  # a file of "<folder> <human readable name>" lines, relative to root
     # where JPEGs are decoded: workers, or device (cvtrain/data/device_decode.py)
     decode: DecodeOn = DecodeOn.workers
+    # a training class folder without images is refused (as torchvision's ImageFolder does); true: keep it as a
+    # class (its index stays, e.g. to match another split or a checkpoint) and warn
+    allow_empty_classes: bool = False
 
 
 @schema("data", "shapes")
@@ -73,15 +78,16 @@ class ImageFolderDataConfig(DataConfig):
 class ShapesDataConfig(DataConfig):
     format: str = "shapes"
     cache_dir: str = "~/.cache/cvtrain/shapes"
-    seed: int = 0
+    seed: int = bounded(0, ge=0)
     # The size the network sees (aug.image_size follows it): 32 px single shapes for a classifier, the whole scene
     # (scene_size) for a detection or segmentation model, so crops and letterboxes never cut a scene down.
     image_size: int = "${cvtrain.shapes_image_size:${model.task},${.scene_size}}"  # type: ignore[assignment]
-    train_per_class: int = 400  # classification form
-    val_per_class: int = 40
-    scene_size: int = 128  # detection / segmentation forms: side of each multi-object scene, in pixels
-    train_images: int = 512  # detection / segmentation forms: number of scenes per split
-    val_images: int = 128
+    train_per_class: int = bounded(400, ge=1)  # classification form
+    val_per_class: int = bounded(40, ge=1)
+    # detection / segmentation forms: side of each multi-object scene, in pixels
+    scene_size: int = bounded(128, ge=1)
+    train_images: int = bounded(512, ge=1)  # detection / segmentation forms: number of scenes per split
+    val_images: int = bounded(128, ge=1)
     layout: ShapesLayout = ShapesLayout.voc  # which copy the detection form reads
 
 
@@ -89,8 +95,8 @@ class ShapesDataConfig(DataConfig):
 @dataclass
 class SyntheticDataConfig(DataConfig):
     format: str = "synthetic"
-    num_classes: int = 10
-    length: int = 512
+    num_classes: int = bounded(10, ge=1)
+    length: int = bounded(512, ge=1)
     num_workers: int = 0  # tensors are already in memory
 
 

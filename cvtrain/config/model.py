@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
+from cvtrain.config.ranges import bounded
 from cvtrain.config.registry import schema
 
 
@@ -32,12 +33,14 @@ class ClassifierConfig(ModelConfig):
     arch: str = MISSING  # a torchvision classification builder name, or small_cnn
     pretrained: bool = False  # ImageNet weights (from the local torch hub cache)
     freeze: str | None = None  # freeze every stage up to and including this one (transfer learning)
-    dropout: float | None = None  # None keeps the architecture's default; only for models with dropout
+    # None keeps the architecture's default; only for models with dropout
+    dropout: float | None = bounded(None, ge=0, lt=1)
     # ResNet family: drop residual branches in training, with probability rising linearly with depth to this value
     # at the last block (0 = off); per sample (row) or per batch. Evaluation runs the whole network.
-    stochastic_depth: float = 0.0
+    stochastic_depth: float = bounded(0.0, ge=0, lt=1)
     stochastic_depth_mode: str = "row"  # row | batch
-    label_smoothing: float = 0.0  # training loss: cross-entropy against (1 - eps) one-hot + eps / classes
+    # training loss: cross-entropy against (1 - eps) one-hot + eps / classes
+    label_smoothing: float = bounded(0.0, ge=0, lt=1)
 
     TASK_OPTIONS: ClassVar[tuple[str, ...]] = ("label_smoothing",)
 
@@ -51,7 +54,8 @@ class DetectionModelConfig(ModelConfig):
     backbone: str | None = None  # None: the model's first (default) backbone
     pretrained: bool = False  # COCO weights (class head replaced for the dataset's classes)
     pretrained_backbone: bool = False  # ImageNet weights for the backbone (from the local torch hub cache)
-    trainable_backbone_layers: int | None = None  # only with pretrained weights; None: torchvision's default
+    # only with pretrained weights; None: torchvision's default
+    trainable_backbone_layers: int | None = bounded(None, ge=0)
 
 
 @schema("model", "faster_rcnn")
@@ -60,27 +64,27 @@ class FasterRCNNConfig(DetectionModelConfig):
     # None keeps torchvision's value for the backbone, listed here for resnet50_fpn; mobilenet_v3_large_320_fpn
     # has min_size 320, max_size 640, rpn_pre/post_nms_top_n_test 150, rpn_score_thresh 0.05.
     # The resize inside the model: shorter side to min_size, longer side at most max_size (800 / 1333).
-    min_size: int | None = None
-    max_size: int | None = None
+    min_size: int | None = bounded(None, ge=1)
+    max_size: int | None = bounded(None, ge=1)
     # Region proposal network. Defaults: 2000, 1000, 2000, 1000, 0.7, 0.7, 0.3, 256, 0.5, 0.0.
-    rpn_pre_nms_top_n_train: int | None = None
-    rpn_pre_nms_top_n_test: int | None = None
-    rpn_post_nms_top_n_train: int | None = None
-    rpn_post_nms_top_n_test: int | None = None
-    rpn_nms_thresh: float | None = None
-    rpn_fg_iou_thresh: float | None = None
-    rpn_bg_iou_thresh: float | None = None
-    rpn_batch_size_per_image: int | None = None
-    rpn_positive_fraction: float | None = None
-    rpn_score_thresh: float | None = None
+    rpn_pre_nms_top_n_train: int | None = bounded(None, ge=1)
+    rpn_pre_nms_top_n_test: int | None = bounded(None, ge=1)
+    rpn_post_nms_top_n_train: int | None = bounded(None, ge=1)
+    rpn_post_nms_top_n_test: int | None = bounded(None, ge=1)
+    rpn_nms_thresh: float | None = bounded(None, ge=0, le=1)
+    rpn_fg_iou_thresh: float | None = bounded(None, ge=0, le=1)
+    rpn_bg_iou_thresh: float | None = bounded(None, ge=0, le=1)
+    rpn_batch_size_per_image: int | None = bounded(None, ge=1)
+    rpn_positive_fraction: float | None = bounded(None, ge=0, le=1)
+    rpn_score_thresh: float | None = bounded(None, ge=0, le=1)
     # RoI heads. Defaults: 0.05, 0.5, 100, 0.5, 0.5, 512, 0.25.
-    box_score_thresh: float | None = None
-    box_nms_thresh: float | None = None
-    box_detections_per_img: int | None = None
-    box_fg_iou_thresh: float | None = None
-    box_bg_iou_thresh: float | None = None
-    box_batch_size_per_image: int | None = None
-    box_positive_fraction: float | None = None
+    box_score_thresh: float | None = bounded(None, ge=0, le=1)
+    box_nms_thresh: float | None = bounded(None, ge=0, le=1)
+    box_detections_per_img: int | None = bounded(None, ge=1)
+    box_fg_iou_thresh: float | None = bounded(None, ge=0, le=1)
+    box_bg_iou_thresh: float | None = bounded(None, ge=0, le=1)
+    box_batch_size_per_image: int | None = bounded(None, ge=1)
+    box_positive_fraction: float | None = bounded(None, ge=0, le=1)
 
 
 @schema("model", "mask_rcnn")
@@ -96,25 +100,25 @@ class MaskRCNNConfig(FasterRCNNConfig):
 class SSDConfig(DetectionModelConfig):
     # Defaults (ssd300_vgg16 / ssdlite320): score 0.01 / 0.001, nms 0.45 / 0.55, detections 200 / 300,
     # iou 0.5, topk 400 / 300, positive fraction 0.25.
-    score_thresh: float | None = None
-    nms_thresh: float | None = None
-    detections_per_img: int | None = None
-    iou_thresh: float | None = None
-    topk_candidates: int | None = None
-    positive_fraction: float | None = None
+    score_thresh: float | None = bounded(None, ge=0, le=1)
+    nms_thresh: float | None = bounded(None, ge=0, le=1)
+    detections_per_img: int | None = bounded(None, ge=1)
+    iou_thresh: float | None = bounded(None, ge=0, le=1)
+    topk_candidates: int | None = bounded(None, ge=1)
+    positive_fraction: float | None = bounded(None, ge=0, le=1)
 
 
 @schema("model", "retinanet")
 @dataclass
 class RetinaNetConfig(DetectionModelConfig):
-    min_size: int | None = None  # defaults: 800, 1333, 0.05, 0.5, 300, 0.5, 0.4, 1000
-    max_size: int | None = None
-    score_thresh: float | None = None
-    nms_thresh: float | None = None
-    detections_per_img: int | None = None
-    fg_iou_thresh: float | None = None
-    bg_iou_thresh: float | None = None
-    topk_candidates: int | None = None
+    min_size: int | None = bounded(None, ge=1)  # defaults: 800, 1333, 0.05, 0.5, 300, 0.5, 0.4, 1000
+    max_size: int | None = bounded(None, ge=1)
+    score_thresh: float | None = bounded(None, ge=0, le=1)
+    nms_thresh: float | None = bounded(None, ge=0, le=1)
+    detections_per_img: int | None = bounded(None, ge=1)
+    fg_iou_thresh: float | None = bounded(None, ge=0, le=1)
+    bg_iou_thresh: float | None = bounded(None, ge=0, le=1)
+    topk_candidates: int | None = bounded(None, ge=1)
 
 
 @schema("model", "yolo")
@@ -125,19 +129,21 @@ class YOLOConfig(ModelConfig):
 
     task: str = "detection"
     size: str = "n"  # n | s | m | l: width/depth multipliers
-    reg_max: int = 16  # bins of the distribution focal loss per box side (1: plain distances, no DFL)
+    # bins of the distribution focal loss per box side (1: plain distances, no DFL)
+    reg_max: int = bounded(16, ge=1, le=64)
     cls_loss: str = "bce"  # bce | varifocal
     box_loss: str = "ciou"  # ciou | giou
-    cls_weight: float = 0.5
-    box_weight: float = 7.5
-    dfl_weight: float = 1.5
-    topk: int = 10  # task-aligned assigner: candidate anchors per object
-    alpha: float = 0.5  # alignment = score^alpha * IoU^beta
-    beta: float = 6.0
-    prior_prob: float = 0.01  # initial class probability (bias of the class logits)
-    conf_threshold: float = 0.001  # inference: minimum class score kept before NMS (low: best for mAP)
-    iou_threshold: float = 0.7  # inference: class-wise NMS IoU
-    max_det: int = 300  # inference: detections kept per image
+    cls_weight: float = bounded(0.5, ge=0)
+    box_weight: float = bounded(7.5, ge=0)
+    dfl_weight: float = bounded(1.5, ge=0)
+    topk: int = bounded(10, ge=1)  # task-aligned assigner: candidate anchors per object
+    alpha: float = bounded(0.5, ge=0)  # alignment = score^alpha * IoU^beta
+    beta: float = bounded(6.0, ge=0)
+    prior_prob: float = bounded(0.01, gt=0, lt=1)  # initial class probability (bias of the class logits)
+    # inference: minimum class score kept before NMS (low: best for mAP)
+    conf_threshold: float = bounded(0.001, ge=0, le=1)
+    iou_threshold: float = bounded(0.7, ge=0, le=1)  # inference: class-wise NMS IoU
+    max_det: int = bounded(300, ge=1)  # inference: detections kept per image
 
 
 @schema("model", "yolo_v1")
@@ -147,20 +153,20 @@ class YOLOv1Config(ModelConfig):
 
     task: str = "detection"
     pretrained: bool = False  # ImageNet weights for the resnet18 trunk (backbone=resnet18 only)
-    grid_size: int = 7  # S
-    boxes_per_cell: int = 2  # B
-    image_size: int = 448  # the model stretches every image to image_size x image_size
+    grid_size: int = bounded(7, ge=1)  # S
+    boxes_per_cell: int = bounded(2, ge=1)  # B
+    image_size: int = bounded(448, ge=1)  # the model stretches every image to image_size x image_size
     backbone: str = "darknet"  # darknet | resnet18 (resnet18 accepts pretrained=true)
-    width: int = 32  # darknet trunk's first width
+    width: int = bounded(32, ge=1)  # darknet trunk's first width
     head: str = "conv"  # conv (per-cell 3x3 convs) | fc (the paper's fully connected head)
-    head_channels: int = 256
-    hidden: int = 1024  # fc head only
-    dropout: float = 0.5  # fc head only
-    lambda_coord: float = 5.0
-    lambda_noobj: float = 0.5
-    conf_threshold: float = 0.001
-    iou_threshold: float = 0.5
-    max_det: int = 100
+    head_channels: int = bounded(256, ge=1)
+    hidden: int = bounded(1024, ge=1)  # fc head only
+    dropout: float = bounded(0.5, ge=0, lt=1)  # fc head only
+    lambda_coord: float = bounded(5.0, ge=0)
+    lambda_noobj: float = bounded(0.5, ge=0)
+    conf_threshold: float = bounded(0.001, ge=0, le=1)
+    iou_threshold: float = bounded(0.5, ge=0, le=1)
+    max_det: int = bounded(100, ge=1)
 
 
 @dataclass
@@ -170,8 +176,9 @@ class SegmentationModelConfig(ModelConfig):
 
     task: str = "segmentation"
     aux_loss: bool = False  # fcn / deeplabv3: an auxiliary FCN head on layer3, weighted by aux_weight
-    aux_weight: float = 0.5  # loss = ce(out) + aux_weight * ce(aux)
-    class_weights: list[float] | None = None  # cross-entropy weight per class, background first; None: equal
+    aux_weight: float = bounded(0.5, ge=0)  # loss = ce(out) + aux_weight * ce(aux)
+    # cross-entropy weight per class, background first; None: equal
+    class_weights: list[float] | None = bounded(None, ge=0)
     # torchvision's COCO weights with VOC's 21 classes (fcn, deeplabv3, lraspp; classifier replaced for other counts)
     pretrained: bool = False
     # ImageNet weights for the backbone (from the local torch hub cache): fcn8s's VGG16(-BN), convolutionalised into
@@ -192,19 +199,19 @@ class TorchvisionSegmentationConfig(SegmentationModelConfig):
 class FCN8sConfig(SegmentationModelConfig):
     # transposed (learnable, bilinear init) | bilinear | nearest | bed_of_nails | max_unpool (SegNet-style decoder)
     upsample: str = "transposed"
-    width: int = 64  # VGG16's first conv width (64 = VGG16); every stage scales with it
-    fc_width: int = 4096  # fc6 / fc7 as convolutions
-    fc_kernel: int = 7  # fc6's kernel (VGG16's 7x7 pool5 grid)
+    width: int = bounded(64, ge=1)  # VGG16's first conv width (64 = VGG16); every stage scales with it
+    fc_width: int = bounded(4096, ge=1)  # fc6 / fc7 as convolutions
+    fc_kernel: int = bounded(7, ge=1)  # fc6's kernel (VGG16's 7x7 pool5 grid)
     # VGG16-BN: trains from scratch (pretrained_backbone then loads vgg16_bn); false = the paper's plain VGG16
     # (needs pretrained_backbone)
     batch_norm: bool = True
-    dropout: float = 0.5
+    dropout: float = bounded(0.5, ge=0, lt=1)
 
 
 @schema("model", "unet")
 @dataclass
 class UNetConfig(SegmentationModelConfig):
     upsample: str = "transposed"  # transposed (learnable, bilinear init) | bilinear
-    depth: int | None = None  # down-steps; None: 4 (plain encoder) or 5 (ResNet encoder)
-    base_width: int = 64  # widths base_width * 2^level
+    depth: int | None = bounded(None, ge=1)  # down-steps; None: 4 (plain encoder) or 5 (ResNet encoder)
+    base_width: int = bounded(64, ge=1)  # widths base_width * 2^level
     encoder: str | None = None  # None: U-Net's own encoder; resnet18 | resnet34 | resnet50 (torchvision's)

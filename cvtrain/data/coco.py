@@ -178,7 +178,9 @@ class COCODetection:
         masks = None
         if self.masks:
             masks = instance_masks(self.coco, image_id, self.annotation_ids[image_id], str(self.ann_file))
-        return load_sample(path, image_id, boxes, labels, self.transforms, masks=masks)
+        info = self.coco.imgs[image_id]
+        size = (info["height"], info["width"])
+        return load_sample(path, image_id, boxes, labels, self.transforms, size=size, masks=masks)
 
     def aspect_ratios(self) -> list[float]:
         """Width / height of every image, from the json (no decoding), for aspect-ratio grouping."""

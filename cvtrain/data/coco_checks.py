@@ -9,8 +9,13 @@ silently keep the last); a `file_name` that leaves the image folder.
 Policy defects (`AnnotationLog.bad`, one annotation skipped under `skip`): an `image_id` that is not in `images`,
 a `category_id` that is not in `categories`, and, for the field the reader uses, a bbox that is not four finite
 numbers, is empty (zero or negative width or height) or lies wholly outside its image, or a segmentation that is
-missing, has a polygon of fewer than 3 points, or an RLE whose size is not the image's. A box partly outside its
-image is clipped (listed). Crowd annotations are checked by the same rules.
+missing, has a polygon of fewer than 3 points or with a point more than an image size outside the image, or an RLE
+whose size is not the image's or whose runs (compressed: once decoded) do not cover the image's pixels exactly.
+A box partly outside its image is clipped (listed). Crowd annotations are checked by the same rules.
+
+Every segmentation is checked here, once, because pycocotools' C code trusts its input: a malformed compressed
+RLE string or a polygon point at 1e9 makes it read or write past its buffers (a crashed data worker or
+evaluation, or a silently wrong mask).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn
+
+from faster_coco_eval import mask_api_new_cpp as rle_api
 
 from cvtrain.data.annotation_checks import AnnotationLog, check_box
 
@@ -166,18 +173,48 @@ def segmentation_problem(segmentation: Any, height: int, width: int) -> str | No
                 return f"segmentation polygon {index} is not a list of numbers"
             if len(polygon) < 6 or len(polygon) % 2:
                 return f"segmentation polygon {index} has {len(polygon)} numbers (needs 3+ x,y points)"
+            far = _far_point(polygon, height, width)
+            if far:
+                return (
+                    f"segmentation polygon {index} has the point {far}, beyond the {width:g}x{height:g} image"
+                )
         return None
     if isinstance(segmentation, dict):
         size, counts = segmentation.get("size"), segmentation.get("counts")
         if not isinstance(size, list | tuple) or list(size) != [height, width]:
             return f"segmentation RLE size {size!r} is not the image's [height, width] {[height, width]}"
-        if isinstance(counts, list):  # uncompressed: the runs must cover the image exactly
-            if not all(isinstance(c, int) and c >= 0 for c in counts) or sum(counts) != height * width:
-                return f"segmentation RLE counts do not add up to the image's {height}x{width} pixels"
-        elif not isinstance(counts, str | bytes):
+        if isinstance(counts, str | bytes):
+            try:  # faster-coco-eval's parser of the compressed string checks what pycocotools' trusts
+                rle = {"size": [int(height), int(width)], "counts": counts}
+                counts = rle_api.toUncompressedRLE([rle])[0]["counts"]
+            except (RuntimeError, ValueError) as e:
+                return f"segmentation RLE counts {_quote(counts)} is not a compressed RLE ({e})"
+        if not isinstance(counts, list):
             return f"segmentation RLE counts is a {type(counts).__name__}"
+        if not all(isinstance(c, int) and c >= 0 for c in counts):
+            return "segmentation RLE counts are not all whole numbers of pixels"
+        if sum(counts) != height * width:
+            return (
+                f"segmentation RLE runs cover {sum(counts)} pixels, not the {width:g}x{height:g} image's "
+                f"{height * width:g}"
+            )
         return None
     return f"segmentation {segmentation!r:.60} is neither polygons nor RLE"
+
+
+def _far_point(polygon: list[float], height: float, width: float) -> str | None:
+    """The first x,y point more than the image's size outside it, as text, else None. A point just outside is
+    common (rounding) and harmless; one far out only costs pycocotools time and memory, and past ~1e9 crashes it."""
+    for x, y in zip(polygon[::2], polygon[1::2], strict=True):
+        if not (-width <= x <= 2 * width and -height <= y <= 2 * height):
+            return f"({x:g}, {y:g})"
+    return None
+
+
+def _quote(counts: str | bytes) -> str:
+    """The start of a counts string, for a message (a crowd region's RLE can be thousands of characters)."""
+    text = counts.decode("latin-1") if isinstance(counts, bytes) else counts
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + f"... ({len(text)} characters)"
 
 
 def _finite(value: Any) -> bool:

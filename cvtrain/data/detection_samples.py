@@ -17,7 +17,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
 from cvtrain.contracts.batch import BadSample
-from cvtrain.data.images import BadImageError, read_image
+from cvtrain.data.images import BadImageError, exif_orientation, read_bytes, read_image
 
 Target = dict[str, torch.Tensor]
 Sample = tuple[tv_tensors.Image, Target, dict[str, Any]]
@@ -47,21 +47,43 @@ def load_sample(
     boxes: np.ndarray,
     labels: np.ndarray,
     transforms: DetectionTransforms | None,
+    *,
+    size: tuple[int, int],
     masks: np.ndarray | None = None,
 ) -> Sample | BadSample:
     """Read one image and build `(image, target, meta)`; an unreadable image becomes a `BadSample`, and so does
-    one whose size differs from its instance `masks` (the annotation file's width and height)."""
+    one whose size (as displayed: EXIF orientation applied) differs from the (height, width) its annotation
+    records, `size`: the boxes (and the instance `masks`, drawn at that size) would not be in its pixels."""
     try:
         pixels = read_image(path)
     except BadImageError as e:
         return BadSample(path=e.path, reason=e.reason)
     height, width = int(pixels.shape[-2]), int(pixels.shape[-1])
-    if masks is not None and tuple(masks.shape[-2:]) != (height, width):
-        reason = f"the image is {height}x{width} but its annotation says {masks.shape[-2]}x{masks.shape[-1]}"
-        return BadSample(path=str(path), reason=reason)
+    if (height, width) != tuple(size):
+        return BadSample(path=str(path), reason=size_mismatch(path, (height, width), size))
     image = tv_tensors.Image(pixels)
     target = make_target(boxes, labels, (height, width), masks)
     meta = {"image_id": image_id, "path": str(path), "orig_size": (height, width)}
     if transforms is not None:
         image, target = transforms(image, target)
     return image, target, meta
+
+
+def size_mismatch(path: Path, shown: tuple[int, int], recorded: tuple[int, int]) -> str:
+    """Why an image whose displayed (height, width) is `shown` does not fit an annotation that records `recorded`."""
+    try:
+        orientation = exif_orientation(read_bytes(path))
+    except BadImageError:  # gone since it was decoded: the sizes alone
+        orientation = 1
+    turned = f", as displayed after its EXIF orientation {orientation}" if orientation != 1 else ""
+    what = (
+        f"the image is {shown[0]}x{shown[1]} (height x width{turned}) but its annotation says "
+        f"{recorded[0]}x{recorded[1]}"
+    )
+    if orientation != 1 and tuple(recorded) == shown[::-1]:
+        return (
+            f"{what}, the size of the stored, unrotated pixels: record the displayed size with boxes drawn on "
+            "the displayed picture, or, if the boxes are of the unrotated pixels, set the file's EXIF "
+            "orientation to 1"
+        )
+    return f"{what}: correct the annotation's width and height (or replace the image)"

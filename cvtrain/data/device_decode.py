@@ -4,8 +4,8 @@ The data workers still read each file, parse its header and draw the crop box (t
 sampling as `data.decode=workers`), but they ship the compressed bytes, a tenth of the decoded pixels, instead of
 decoding. `JpegBatch.to(device)` then decodes the whole batch in one call on the device, crops and resizes each
 image there (bilinear, antialiased) and applies the rest of the pipeline (centre or random crop, flip). Files the
-device decoder cannot take (PNG, CMYK JPEGs: `jpeg_size` is None) are decoded by the workers as before and ride
-along as finished images.
+device decoder cannot take (PNG, CMYK JPEGs, JPEGs stored sideways or mirrored with an EXIF orientation:
+`jpeg_size` is None) are decoded by the workers as before, turned upright, and ride along as finished images.
 
 The workers draw every random choice (`CropPlan`) exactly as `data.decode=workers` does. The device decode is a
 full-size one (no DCT scaling), and the GPU resizes in floats: pixels can differ from `data.decode=workers` by

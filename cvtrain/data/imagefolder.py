@@ -3,6 +3,11 @@
 
 Class indices follow the sorted folder names, as torchvision's ImageFolder does. Only files with an image
 extension (any case) are samples; `.DS_Store`, `Thumbs.db`, `*.txt` and other strays are ignored.
+
+A class folder of the training split without a single image (empty, or holding only strays) is refused, as
+torchvision's ImageFolder refuses it: a class the model can never learn is almost always a mistake. With
+`data.allow_empty_classes=true` it stays a class (so class indices match another split's, or a checkpoint's), with
+a warning; either way `cvtrain data check` lists it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cvtrain.contracts.batch import BadSample
+from cvtrain.data.annotation_checks import AnnotationProblem
 from cvtrain.data.images import BadImageError, is_image_file, read_image
 from cvtrain.data.splits import DataSplits, require_task
 from cvtrain.data.transforms import ClassificationTransform, classification_transforms
@@ -89,6 +95,37 @@ class ImageFolderDataset(Dataset):
     def targets(self) -> torch.Tensor:
         return torch.tensor([label for _, label in self.samples])
 
+    def empty_classes(self) -> list[str]:
+        """The classes without a sample in this split."""
+        found = {label for _, label in self.samples}
+        return [name for index, name in enumerate(self.classes) if index not in found]
+
+
+EMPTY_CLASS_FIX = (
+    "add its images or remove the folder, or set data.allow_empty_classes=true to keep it as a class without "
+    "training images (e.g. so class indices match another split's)"
+)
+
+
+def empty_class_problems(dataset: ImageFolderDataset, *, allowed: bool) -> list[AnnotationProblem]:
+    """Each class folder of `dataset` (the training split) without an image, as a problem (a folder name is this
+    format's annotation): a `DataError` naming them unless `allowed`, else kept with a warning."""
+    problems = []
+    for name in dataset.empty_classes():
+        folder = dataset.split_dir / name
+        strays = sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        what = f"class folder {name!r} holds no image file (.jpg, .jpeg, .png, ... in any case)"
+        if strays:
+            what += f": only {len(strays)} other file(s), e.g. {strays[0]!r}"
+        problems.append(AnnotationProblem(str(folder), "train split", what, EMPTY_CLASS_FIX, "kept"))
+    if problems and not allowed:
+        shown = "; ".join(f"{p.file}: {p.what}" for p in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise DataError(f"{shown}{more}; {EMPTY_CLASS_FIX}")
+    for problem in problems:
+        log.warning("%s: %s; kept as a class (data.allow_empty_classes=true)", problem.file, problem.what)
+    return problems
+
 
 def build_imagefolder(
     cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True
@@ -118,4 +155,5 @@ def build_imagefolder(
         classes=classes,
         transform=classification_transforms(aug, train=False, defer_decode=on_device),
     )
-    return DataSplits(train=train, val=val, class_names=names)
+    problems = [] if train is None else empty_class_problems(train, allowed=cfg.allow_empty_classes)
+    return DataSplits(train=train, val=val, class_names=names, problems=problems)

@@ -12,9 +12,10 @@ entropy-decoded only, rows below are not read, and only the columns around the b
 (cvtrain/_jpeg_region.c). Its pixels equal those of the whole decode at the same scale, cut to the box (tested bit
 for bit, 4:4:4, 4:2:2, 4:2:0, grey, progressive). Without the extension the whole file is decoded by simplejpeg.
 
-Only JPEGs that libjpeg-turbo converts to RGB itself (YCbCr, RGB and grayscale) take this path; `jpeg_size` says
-None for anything else (CMYK, PNG bytes behind a .JPEG name, not an image), which goes through
-`cvtrain.data.images.decode_bytes` as before.
+Only JPEGs that libjpeg-turbo converts to RGB itself (YCbCr, RGB and grayscale) and that are stored as displayed
+take this path; `jpeg_size` says None for anything else (CMYK, a photo stored sideways or mirrored with an EXIF
+orientation, PNG bytes behind a .JPEG name, not an image), which goes through `cvtrain.data.images.decode_bytes`:
+decoded whole and turned upright there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import math
 
 import simplejpeg
 import torch
+
+from cvtrain.data.images import exif_orientation
 
 try:
     from cvtrain._jpeg_region import decode_region
@@ -36,11 +39,16 @@ DECODED_COLOURSPACES = frozenset({"YCbCr", "RGB", "Gray"})
 # A JPEG ends with the EOI marker. A region decode stops after the box's last row, so it would not notice a file
 # cut short below the box; files without EOI are decoded whole, by simplejpeg, which refuses truncated data.
 EOI = b"\xff\xd9"
+# The EXIF block's header inside its APP1 segment: a JPEG without these bytes has no EXIF orientation.
+EXIF_HEADER = b"Exif\x00\x00"
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
     """(height, width) from the header of a JPEG that `decode_crop` handles, else None."""
     if data[:2] != b"\xff\xd8":  # every JPEG starts with the SOI marker
+        return None
+    # A box drawn on the displayed picture is not the stored pixels' box when EXIF turns them: such files decline.
+    if EXIF_HEADER in data and exif_orientation(data) != 1:
         return None
     try:
         height, width, colourspace, _ = simplejpeg.decode_jpeg_header(data)

@@ -26,6 +26,7 @@ from cvtrain.contracts.batch import BadSample
 from cvtrain.data.imagefolder import ImageFolderDataset
 from cvtrain.data.transforms import ClassificationTransform, eval_resize_size
 from cvtrain.errors import ConfigError
+from cvtrain.workers import worker_init_fn
 
 log = logging.getLogger(__name__)
 USER_CACHE = Path("~/.cache/cvtrain/mean_images")
@@ -46,7 +47,13 @@ def compute_mean_image(dataset: Dataset, *, num_workers: int, batch_size: int = 
     images are left out (and counted in the log)."""
     total: torch.Tensor | None = None
     count = bad = 0
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=list)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=list,
+        worker_init_fn=worker_init_fn(),
+    )
     for samples in loader:
         images = [s[0] for s in samples if not isinstance(s, BadSample)]
         bad += len(samples) - len(images)

@@ -149,7 +149,12 @@ class VOCDetection(RecordsGroundTruth):
         record = self.records[index]
         keep = slice(None) if self.use_difficult else ~record.difficult
         return load_sample(
-            record.path, record.image_id, record.boxes[keep], record.labels[keep], self.transforms
+            record.path,
+            record.image_id,
+            record.boxes[keep],
+            record.labels[keep],
+            self.transforms,
+            size=(record.height, record.width),  # <size>: checked against the decoded image
         )
 
     def aspect_ratios(self) -> list[float]:

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from cvtrain.data.annotation_checks import AnnotationLog, check_box
+from cvtrain.data.images import displayed_size
 from cvtrain.errors import DataError
 
 
@@ -83,7 +82,8 @@ def _flag(text: str | None) -> bool:
 
 
 def _image_size(root: ET.Element, xml_path: Path, image_path: Path) -> tuple[int, int]:
-    """(width, height) from `<size>`; from the image header (no decoding) when the XML lacks it."""
+    """(width, height) from `<size>`; from the image header (no decoding, EXIF orientation applied) when the XML
+    lacks it."""
     try:
         width = int(float(root.findtext("size/width", "")))
         height = int(float(root.findtext("size/height", "")))
@@ -92,8 +92,7 @@ def _image_size(root: ET.Element, xml_path: Path, image_path: Path) -> tuple[int
     except ValueError:
         pass
     try:
-        with Image.open(image_path) as im:
-            return im.size
+        return displayed_size(image_path)
     except OSError as e:
         raise DataError(
             f"{xml_path} has no usable <size> and its image {image_path} cannot be read ({e})"

@@ -1,8 +1,8 @@
 """`data=yolo_txt data.root=DIR`: detection data in the Ultralytics YOLO-txt layout (see `yolo_labels.py`).
 
-Normalised boxes need each image's size: it is read from the image header (no decoding) when the split is built;
-an image whose header cannot be read stays in the split as a `BadSample` (the run stops naming it, or skips it
-with `data.on_bad_image=skip`) and out of the ground truth. The ground truth is the VOC one (per-image records,
+Normalised boxes need each image's size as displayed: it is read from the image header (no decoding; EXIF
+orientation applied) when the split is built; an image whose header cannot be read stays in the split as a
+`BadSample` (the run stops naming it, or skips it with `data.on_bad_image=skip`) and out of the ground truth. The ground truth is the VOC one (per-image records,
 no `difficult` objects), so a detector is scored with VOC AP (`voc_map`, the headline) and COCO AP.
 """
 
@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.annotation_checks import AnnotationLog
 from cvtrain.data.detection_records import RecordsGroundTruth, VOCRecord
 from cvtrain.data.detection_samples import DetectionTransforms, Sample, load_sample
 from cvtrain.data.detection_splits import detection_splits
+from cvtrain.data.images import displayed_size
 from cvtrain.data.splits import DataSplits, require_task
 from cvtrain.data.yolo_labels import (
     YoloLayout,
@@ -81,8 +81,7 @@ class YoloTxtDetection(RecordsGroundTruth):
 
     def _read(self, image: Path) -> VOCRecord | BadSample:
         try:
-            with Image.open(image) as im:
-                width, height = im.size
+            width, height = displayed_size(image)  # normalised coordinates are of the picture as displayed
         except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for a missing or unreadable file
             return BadSample(path=str(image), reason=f"not a readable image ({e})")
         labels = parse_labels(label_path(image), len(self.class_names), width, height, self.checks)
@@ -111,7 +110,10 @@ class YoloTxtDetection(RecordsGroundTruth):
         sample = self.samples[index]
         if isinstance(sample, BadSample):
             return sample
-        return load_sample(sample.path, sample.image_id, sample.boxes, sample.labels, self.transforms)
+        size = (sample.height, sample.width)
+        return load_sample(
+            sample.path, sample.image_id, sample.boxes, sample.labels, self.transforms, size=size
+        )
 
     def aspect_ratios(self) -> list[float]:
         """Width / height of every image, from the headers read at construction, for aspect-ratio grouping."""

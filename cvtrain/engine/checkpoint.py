@@ -7,12 +7,10 @@ and plain values: a file that carries pickled Python objects is refused, and not
 
 from __future__ import annotations
 
-import errno
 import logging
 import pickle
 import random
 import re
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cvtrain.engine.write_failure import is_write_failure, write_failure_message
 from cvtrain.errors import CvtrainError
 from cvtrain.files import atomic_write, format_bytes
 
@@ -36,7 +35,7 @@ class CheckpointError(CvtrainError):
 
 
 class CheckpointWriteError(CvtrainError):
-    """A checkpoint that could not be written (disk full, no permission); the previous one is intact."""
+    """A checkpoint that could not be written (disk full, no permission); the message says what is on disk."""
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -48,56 +47,9 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
         with atomic_write(path, fsync=True) as f:
             torch.save(state, f)
     except (OSError, RuntimeError) as e:
-        if isinstance(e, RuntimeError) and not _is_write_failure(str(e)):
+        if isinstance(e, RuntimeError) and not is_write_failure(e):
             raise  # not an I/O problem: a bug, keep the traceback
-        raise CheckpointWriteError(_write_failure_message(state, path, e)) from e
-
-
-def _is_write_failure(message: str) -> bool:
-    # torch's writer reports a failed write as "[enforce fail at inline_container.cc:NNN] . unexpected pos N vs M",
-    # "PytorchStreamWriter failed writing file ...: file write failed" or "basic_ios::clear: iostream error".
-    return any(s in message for s in ("unexpected pos", "write failed", "inline_container", "iostream error"))
-
-
-def _write_failure_message(state: dict[str, Any], path: Path, error: BaseException) -> str:
-    needed = _tensor_bytes(state)
-    try:
-        free: int | None = shutil.disk_usage(path.parent).free
-    except OSError:
-        free = None
-    code = getattr(error, "errno", None)
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        cause = f"{error.strerror} ({path.parent} is not writable)"  # type: ignore[attr-defined]
-    else:
-        if code == errno.EDQUOT:
-            cause = "the disk quota is exhausted"
-        elif code == errno.ENOSPC or (free is not None and free < needed):
-            cause = "the disk is full"
-        else:
-            cause = f"the write failed ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
-        room = f"{format_bytes(free)} free" if free is not None else "free space unknown"
-        cause += f": it needs about {format_bytes(needed)}, {room} on the file system of {path.parent}"
-    previous = (
-        f"the previous {path.name} is intact (resume from it with trainer.resume={path})"
-        if path.exists()
-        else "no previous checkpoint was there"
-    )
-    return (
-        f"could not write checkpoint {path}: {cause}. Nothing was left behind and {previous}. "
-        "Free space there, or put the run directory on a disk with room (hydra.run.dir=DIR, for a sweep "
-        "hydra.sweep.dir=DIR)."
-    )
-
-
-def _tensor_bytes(obj: Any) -> int:
-    """Bytes of every tensor in a nested state: about the size `torch.save` writes."""
-    if isinstance(obj, torch.Tensor):
-        return obj.nbytes
-    if isinstance(obj, dict):
-        return sum(_tensor_bytes(v) for v in obj.values())
-    if isinstance(obj, list | tuple):
-        return sum(_tensor_bytes(v) for v in obj)
-    return 0
+        raise CheckpointWriteError(write_failure_message(state, path, e)) from e
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -123,6 +123,16 @@ def any_rank(flag: bool) -> bool:
     return bool(value.item())
 
 
+def min_over_ranks(value: int) -> int:
+    """The smallest `value` of all ranks, on every rank."""
+    if world_size() == 1:
+        return value
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    smallest = torch.tensor([value], device=device)
+    dist.all_reduce(smallest, op=dist.ReduceOp.MIN)
+    return int(smallest.item())
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()

@@ -1,21 +1,17 @@
-"""DataLoaders: the sampler comes from `distributed` (sharded when a process group exists); training batches\ncome through `sampling.py`, so a run resumes exactly mid-epoch."""
+"""DataLoaders: the sampler comes from `distributed` (sharded when a process group exists); training batches
+come through `sampling.py`, so a run resumes exactly mid-epoch; workers are set up by `cvtrain.workers`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from cvtrain.engine import distributed
 from cvtrain.engine.sampling import ResumableBatches, SeededSamples
-
-
-def _seed_worker(worker_id: int) -> None:
-    # torch seeds `random` and itself per worker; numpy needs it too, or every worker draws the same numbers.
-    np.random.seed(torch.initial_seed() % 2**32)
+from cvtrain.workers import worker_init_fn
 
 
 def _common(
@@ -25,7 +21,7 @@ def _common(
         "num_workers": num_workers,
         "pin_memory": pin_memory and device.type == "cuda",
         "persistent_workers": persistent_workers and num_workers > 0,
-        "worker_init_fn": _seed_worker,
+        "worker_init_fn": worker_init_fn(),
     }
 
 

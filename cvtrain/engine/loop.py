@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,13 @@ from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.task import PredictionSink, Task
 from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
-from cvtrain.engine.checkpoint import save_checkpoint
+from cvtrain.engine.checkpoint import rng_state, save_checkpoint, set_rng_state
 from cvtrain.engine.meters import DataWait, LossMeter
 from cvtrain.engine.plotting import PreviewCollector
 from cvtrain.engine.reporting import NO_PROGRESS, TrainProgress, log
-from cvtrain.engine.signals import StopRequest
+from cvtrain.engine.signals import EvaluationStopped, RunStopped, StopRequest
 from cvtrain.engine.state import FitRun, checkpoint_state, unwrap
+from cvtrain.engine.step_faults import diverged, out_of_memory_advice
 from cvtrain.errors import CvtrainError
 
 
@@ -49,17 +50,23 @@ def evaluate(
     sinks: Sequence[PredictionSink] = (),
     progress: TrainProgress = NO_PROGRESS,
     previews: PreviewCollector | None = None,
+    stop: StopRequest | None = None,
 ) -> tuple[dict[str, float], Evaluator | None]:
     """Run the model over `loader`, feeding the evaluator, prediction sinks (`cvtrain predict` has no evaluator)
     and `previews` (rank 0's first images), with a bar on `progress`. Returns the merged evaluator's metrics (the
-    same on every rank; {} without one) and the merged evaluator; sinks hold all ranks' records, rank 0 wrote them."""
+    same on every rank; {} without one) and the merged evaluator; sinks hold all ranks' records, rank 0 wrote them.
+    A signal recorded by `stop` ends it before the next batch with `EvaluationStopped` (nothing merged or written)."""
     was_training = model.training
     model.eval()
     distributed.broadcast_buffers(model)  # every shard is scored with the checkpointed model
     if evaluator is not None:
         evaluator.reset()
     progress.start_eval(len(loader))
-    for batch in loader:
+    # Asking every rank is a collective: only on the batches every rank has (shards differ by at most one).
+    checked = distributed.min_over_ranks(len(loader)) if stop is not None else 0
+    for n, batch in enumerate(loader):
+        if n < checked and stop is not None and stop.requested():
+            raise EvaluationStopped(stop.name, n, len(loader))
         bad_samples.check(batch.bad)
         progress.advance()
         if len(batch) == 0:
@@ -118,7 +125,7 @@ def _optimizer_step(run: FitRun) -> None:
 def train_step(run: FitRun, batch: Batch, step_now: bool = True) -> dict[str, torch.Tensor]:
     """One micro-batch: to the device, forward, losses, backward, and the optimizer step when `step_now` (every
     `accumulate` batches). `cvtrain bench` times this same function."""
-    with _out_of_memory_advice(run, len(batch)):
+    with out_of_memory_advice(run, len(batch)):
         losses = _forward_backward(run, to_device(run, batch), sync=step_now)
         if step_now:
             _optimizer_step(run)
@@ -135,13 +142,19 @@ def to_device(run: FitRun, batch: Batch) -> Batch:
 def fit(run: FitRun) -> dict[str, Any]:
     """Train for `run.epochs` (or until `run.max_steps`), evaluating every `eval_every` epochs and at the end.
     Returns the metrics of the final evaluation (the weights in last.ckpt). A stop signal ends the run after the
-    current step with last.ckpt written (`RunStopped`)."""
+    current step or evaluation batch with last.ckpt written (`RunStopped`)."""
     ckpt_dir = run.run_dir / "checkpoints"
     final: dict[str, Any] = {}
     epoch = run.start_epoch
     run.model.train()
     run.optimizer.zero_grad(set_to_none=True)
     with StopRequest() as stop:
+        if run.pending_evaluation is not None:  # interrupted by a stop signal: evaluate again before training
+            position = (run.start_epoch, run.batches_done)
+            final = _evaluate_or_stop(run, run.pending_evaluation, position, ckpt_dir, stop)
+            run.pending_evaluation = None
+            if distributed.is_main():
+                save_checkpoint(checkpoint_state(run, *position), ckpt_dir / "last.ckpt")
         while epoch < run.epochs and not _done(run):
             skip, run.batches_done = run.batches_done, 0
             start_epoch(run, epoch, skip)
@@ -151,7 +164,7 @@ def fit(run: FitRun) -> dict[str, Any]:
             position = (epoch + 1, 0) if finished else (epoch, trained)
             epoch += 1
             if epoch % run.eval_every == 0 or epoch >= run.epochs or _done(run):
-                final = _evaluate_and_keep_best(run, epoch, position, ckpt_dir)
+                final = _evaluate_or_stop(run, epoch, position, ckpt_dir, stop)
             if distributed.is_main():
                 save_checkpoint(checkpoint_state(run, *position), ckpt_dir / "last.ckpt")
             if not finished:
@@ -191,12 +204,13 @@ def _train_epoch(run: FitRun, epoch: int, skip: int, ckpt_dir: Path, stop: StopR
             save_checkpoint(checkpoint_state(run, epoch, batches_done=n), ckpt_dir / "last.ckpt")
         if stopping:
             run.progress.stop()
-            raise RunStopped(stop.name, epoch, n, total, run.step, ckpt_dir / "last.ckpt")
+            where = f"at step {run.step} (epoch {epoch + 1}, batch {n} of {total})"
+            raise RunStopped(stop.name, where, ckpt_dir / "last.ckpt")
         if _done(run):
             break
     run.progress.end_epoch()
     if not meter.all_finite():  # also when the epoch ended between two log lines
-        raise _diverged(run, epoch, float("nan"))
+        raise diverged(run, epoch, float("nan"))
     run.data_wait_share = waits.share()
     run.recorder.scalars("train", {"data_wait_share": run.data_wait_share}, run.step)
     log.info(
@@ -212,37 +226,6 @@ def _checkpoint_due(run: FitRun) -> bool:
     return run.checkpoint_every is not None and run.step % run.checkpoint_every == 0
 
 
-class RunStopped(CvtrainError):
-    """The run stopped on a signal after writing last.ckpt; the message says how to continue."""
-
-    def __init__(self, signal_name: str, epoch: int, batch: int, total: int, step: int, ckpt: Path):
-        super().__init__(
-            f"stopped by {signal_name} at step {step} (epoch {epoch + 1}, batch {batch} of {total}); "
-            f"{ckpt} holds everything to continue exactly: run the same command with "
-            f"trainer.resume={ckpt} (or trainer.resume=auto hydra.run.dir={ckpt.parent.parent})."
-        )
-
-
-@contextlib.contextmanager
-def _out_of_memory_advice(run: FitRun, batch_size: int) -> Iterator[None]:
-    try:
-        yield
-    except torch.OutOfMemoryError as e:
-        raise CvtrainError(
-            f"{run.device} ran out of memory at step {run.step + 1} with a batch of {batch_size} images per "
-            "process. Try a smaller data.batch_size, trainer.accumulate=K (the same effective batch in K "
-            "smaller steps), or lower precision (trainer.precision=bf16 or 16)."
-            f" ({str(e).splitlines()[0]})"
-        ) from None
-
-
-def _diverged(run: FitRun, epoch: int, value: float) -> CvtrainError:
-    return CvtrainError(
-        f"the loss became {value} at step {run.step} (epoch {epoch + 1}). "
-        "Lower optim.lr, set trainer.grad_clip, or use trainer.precision=32."
-    )
-
-
 def _done(run: FitRun) -> bool:
     return run.max_steps is not None and run.step >= run.max_steps
 
@@ -250,7 +233,7 @@ def _done(run: FitRun) -> bool:
 def _log_losses(run: FitRun, meter: LossMeter, epoch: int) -> str:
     means, rate = meter.flush()
     if not math.isfinite(means["loss"]):
-        raise _diverged(run, epoch, means["loss"])
+        raise diverged(run, epoch, means["loss"])
     lr = run.optimizer.param_groups[0]["lr"]
     run.recorder.scalars("train", {**means, "lr": lr, "images_per_s": rate}, run.step)
     loss_text = " ".join(f"{k}={v:.4f}" for k, v in means.items())
@@ -258,8 +241,29 @@ def _log_losses(run: FitRun, meter: LossMeter, epoch: int) -> str:
     return f"loss={means['loss']:.4f} lr={lr:.3g} {rate:.0f} img/s"
 
 
+def _evaluate_or_stop(
+    run: FitRun, epoch: int, position: tuple[int, int], ckpt_dir: Path, stop: StopRequest
+) -> dict[str, Any]:
+    """Evaluate after `epoch`; a stop signal during the evaluation writes last.ckpt of the trained weights,
+    marked so that the resumed run evaluates epoch `epoch` again first, and raises `RunStopped`."""
+    before = rng_state()
+    try:
+        return _evaluate_and_keep_best(run, epoch, position, ckpt_dir, stop)
+    except EvaluationStopped as e:
+        set_rng_state(before)  # what the evaluation drew (a task sampling at inference) is drawn again
+        if distributed.is_main():
+            state = checkpoint_state(run, *position, pending_evaluation=epoch)
+            save_checkpoint(state, ckpt_dir / "last.ckpt")
+        run.progress.stop()
+        where = (
+            f"at step {run.step}, during the evaluation after epoch {epoch} (batch {e.batches_done} of "
+            f"{e.total}), which the resumed run does again first"
+        )
+        raise RunStopped(e.signal_name, where, ckpt_dir / "last.ckpt") from None
+
+
 def _evaluate_and_keep_best(
-    run: FitRun, epoch: int, position: tuple[int, int], ckpt_dir: Path
+    run: FitRun, epoch: int, position: tuple[int, int], ckpt_dir: Path, stop: StopRequest
 ) -> dict[str, Any]:
     """Evaluate after `epoch` (1-based, the epoch just trained); best.ckpt resumes from `position`."""
     collector = run.plots.collector(len(run.val_loader)) if run.plots else None
@@ -273,6 +277,7 @@ def _evaluate_and_keep_best(
         bad_samples=run.bad_samples,
         progress=run.progress,
         previews=collector,
+        stop=stop,
     )
     if run.monitor not in metrics:
         raise CvtrainError(

@@ -50,17 +50,18 @@ class PreviewCollector:
 
 
 def read_rows(path: Path) -> list[dict[str, float]]:
-    """A CSV of numbers as rows of floats (empty cells left out); of rows with the same step (a resumed run
-    repeated it), the last one."""
+    """A CSV of numbers as rows of floats (empty cells left out), by step. Of rows with the same step and the same
+    filled columns (a resumed run repeated it), the last one; rows of other columns at that step are kept (the
+    losses and the epoch's data-wait share of train_log.csv)."""
     if not path.is_file():
         return []
-    by_step: dict[float, dict[str, float]] = {}
+    rows: dict[tuple[float, frozenset[str]], dict[str, float]] = {}
     with path.open(newline="") as f:
         for row in csv.DictReader(f):
             values = {k: float(v) for k, v in row.items() if k and v not in (None, "")}
             if "step" in values:
-                by_step[values["step"]] = values
-    return [by_step[s] for s in sorted(by_step)]
+                rows[values["step"], frozenset(values)] = values
+    return sorted(rows.values(), key=lambda r: r["step"])
 
 
 class RunPlots:

@@ -3,11 +3,14 @@
 Only rank 0 reports; on other ranks every object here is inert. On a terminal the console is rich's; when stdout is
 not one (a SLURM log file, `| tee`, CI) nothing is hard-wrapped: every message is one full line, so a path in it
 can be grepped and copied, and tables print at their natural width.
+
+The console reads no markup: what it prints is printed as it is, so a file named `photo[red] x.jpg`, a class
+name or a box `[nan, 5.0, ...]` in a table, a title or a message never loses its brackets. Style goes in as
+rich styles (`style=`, `Text(..., style=)`, a table's `header_style`), never as `[bold]` in a string.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -29,6 +32,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from cvtrain.engine.csv_log import CsvLog
+
 log = logging.getLogger("cvtrain")
 
 # Off a terminal nothing wraps, so the width only bounds what rich lays out to fit it: tables (which never stretch
@@ -39,8 +44,8 @@ NOT_A_TERMINAL_WIDTH = 10_000
 def make_console(file: IO[str] | None = None) -> Console:
     """rich's console (on `file`, default stdout). When that is not a terminal (FORCE_COLOR may still colour it),
     one that never wraps (`soft_wrap`) and is wide enough for any table; `ConsoleHandler` then writes one line
-    per message."""
-    console = Console(file=file)
+    per message. It never reads markup (see the module docstring)."""
+    console = Console(file=file, markup=False)
     if not _isatty(console.file):
         console.soft_wrap = True
         console.width = max(console.width, NOT_A_TERMINAL_WIDTH)
@@ -143,10 +148,10 @@ class TrainProgress:
             return
         if self.progress is None:
             self.progress = Progress(
-                TextColumn("[bold]{task.fields[label]}"),
+                TextColumn("{task.fields[label]}", style="bold", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"),
+                TextColumn("{task.fields[stats]}", markup=False),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=console,
@@ -176,24 +181,14 @@ class TrainProgress:
 NO_PROGRESS = TrainProgress(enabled=False)  # shows nothing and holds no state: one serves every caller
 
 
-def _append_row(path: Path, row: Mapping[str, Any]) -> None:
-    """One CSV row; the first row of a new file fixes its header (later extra keys are left out)."""
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row.keys()), extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
 class MetricsRecorder:
-    """metrics.csv (one row per evaluation), train_log.csv (one row per logged step) and TensorBoard scalars,
-    in the run directory."""
+    """metrics.csv (one row per evaluation), train_log.csv (a row per logged step, and one per epoch with its
+    data-wait share) and TensorBoard scalars, in the run directory. Each CSV has one header (`CsvLog`)."""
 
     def __init__(self, run_dir: Path, tensorboard: bool):
         self.run_dir = Path(run_dir)
-        self.csv_path = self.run_dir / "metrics.csv"
-        self.train_csv_path = self.run_dir / "train_log.csv"
+        self.metrics_csv = CsvLog(self.run_dir / "metrics.csv")
+        self.train_csv = CsvLog(self.run_dir / "train_log.csv")
         self.writer = None
         if tensorboard and _is_main():
             from torch.utils.tensorboard import SummaryWriter
@@ -203,17 +198,17 @@ class MetricsRecorder:
     def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
         """TensorBoard scalars under `prefix/`; the train ones also go to train_log.csv (for curves.png)."""
         if prefix == "train" and _is_main():
-            _append_row(self.train_csv_path, {"step": step, **values})
+            self.train_csv.append({"step": step, **values})
         if self.writer is not None:
             for name, value in values.items():
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
     def evaluation(self, row: Mapping[str, Any], step: int, train: Mapping[str, Any] | None = None) -> None:
-        """Append one evaluation to metrics.csv (header from the first row) and to TensorBoard under val/. `train`:
-        more metrics.csv columns about the epoch before it (TensorBoard has those under train/ every epoch)."""
+        """Append one evaluation to metrics.csv and to TensorBoard under val/. `train`: more metrics.csv columns
+        about the epoch before it (TensorBoard has those under train/ every epoch)."""
         if not _is_main():
             return
-        _append_row(self.csv_path, {**row, **(train or {})})
+        self.metrics_csv.append({**row, **(train or {})})
         self.scalars("val", {k: v for k, v in row.items() if isinstance(v, float)}, step)
 
     def image(self, tag: str, image: Any, step: int) -> None:

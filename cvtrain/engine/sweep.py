@@ -13,6 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
+from rich.text import Text
 
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine.reporting import console, format_value, write_json
@@ -143,9 +144,9 @@ def summarize(sweep_dir: Path) -> list[dict[str, Any]]:
         table.add_column(column)
     for row in rows:
         status = (
-            f"[green]{row['status']}[/green]"
+            Text(row["status"], style="green")
             if row["status"] in DONE
-            else f"[red]failed[/red] {row['error']}"
+            else Text.assemble(("failed", "red"), f" {row['error']}")
         )
         table.add_row(
             str(row["job"]),

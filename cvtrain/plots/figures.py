@@ -64,7 +64,8 @@ def curves_figure(train: Rows, evaluations: Rows) -> Figure:
     """Train losses and the learning rate at every logged optimizer step, and the evaluation metrics by epoch,
     one panel per family of metrics (e.g. every `map_*`). Metrics that are always -1 (pycocotools' "no object
     of that size") are left out."""
-    losses = [k for k in dict.fromkeys(k for r in train for k in r) if _is_loss(k)]
+    # The columns of the rows that carry the loss: train_log.csv's other rows (an epoch's data-wait share) are not
+    losses = [k for k in dict.fromkeys(k for r in train if "loss" in r for k in r) if _is_loss(k)]
     metrics = [
         k
         for k in dict.fromkeys(k for r in evaluations for k in r)

@@ -8,12 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cvtrain.commands.data_check import run_data_check
 from cvtrain.data.palette import write_index_png
 from cvtrain.errors import DataError
 from tests.conftest import FAST, compose_raw, make_imagefolder, run_cli
-from tests.data.test_voc_detection import write_voc
+from tests.data.test_coco_checks import write as write_coco
+from tests.data.test_coco_detection import phone_coco
+from tests.data.test_images import SAMPLES_16
+from tests.data.test_voc_detection import PHONE_SHOWN, PHONE_STORED, phone_voc, write_voc
 from tests.data.test_voc_seg import make_voc as make_voc_seg
 from tests.data.test_yolo_txt import clean, write_yolo
 
@@ -136,3 +140,134 @@ def test_the_cli_exits_1_naming_every_bad_file(tmp_path: Path) -> None:
         str(root / "labels" / "train" / "a.txt") in output
         and str(root / "images" / "val" / "broken.jpg") in output
     )
+
+
+def test_a_phone_photo_annotated_as_displayed_passes_and_one_annotated_unrotated_is_listed(
+    tmp_path: Path,
+) -> None:
+    good = phone_voc(tmp_path / "good", PHONE_SHOWN, ("dog", 5, 35, 28, 46, 0))
+    report = check(tmp_path, "data=voc", f"data.root={good}", "data.years=[2007]", "data.classes=[dog]")
+    assert report["status"] == "ok" and report["problems"] == []
+    assert report["splits"]["train"]["objects"] == 1
+    stored = phone_voc(tmp_path / "stored", PHONE_STORED, ("dog", 5, 5, 28, 30, 0))
+    with pytest.raises(DataError, match="2 problem"):
+        check(tmp_path, "data=voc", f"data.root={stored}", "data.years=[2007]", "data.classes=[dog]")
+    rows = json.loads((tmp_path / "run" / "data_check.json").read_text())["problems"]
+    assert [(r["where"], r["fit"]) for r in rows] == [
+        ("train split", "stops the run"),
+        ("val split", "stops the run"),
+    ]
+    assert rows[0]["file"] == str(stored / "VOC2007" / "JPEGImages" / "phone.jpg")
+    assert rows[0]["what"].startswith(
+        "the image is 48x32 (height x width, as displayed after its EXIF orientation 6) but its annotation says 32x48"
+    )
+
+
+def test_a_coco_phone_photo_is_checked_against_its_images_entry(tmp_path: Path) -> None:
+    for name, size, bbox in (("good", (32, 48), [4, 34, 24, 12]), ("stored", (48, 32), [4, 4, 24, 12])):
+        ann, images = phone_coco(tmp_path / name, size, bbox)
+        paths = (
+            f"data.train_ann={ann}",
+            f"data.val_ann={ann}",
+            f"data.train_images={images}",
+            f"data.val_images={images}",
+        )
+        if name == "good":
+            report = check(tmp_path, "data=coco", *paths)
+            assert (
+                report["status"] == "ok"
+                and report["problems"] == []
+                and report["splits"]["val"]["objects"] == 1
+            )
+            continue
+        with pytest.raises(DataError, match="2 problem") as info:
+            check(tmp_path, "data=coco", *paths, "data.on_bad_image=skip")
+        rows = info.value.report["problems"]
+        assert {(Path(r["file"]).name, r["fit"]) for r in rows} == {("phone.jpg", "skipped")}
+        assert "annotation says 32x48, the size of the stored, unrotated pixels" in rows[0]["what"]
+
+
+def test_a_16bit_png_is_read_and_pixels_without_an_8bit_scale_are_listed(tmp_path: Path) -> None:
+    root = make_imagefolder(tmp_path / "tree", per_class=2)
+    Image.fromarray(SAMPLES_16).save(root / "train" / "n01" / "deep.png")  # mode I;16
+    Image.fromarray(SAMPLES_16.astype(np.float32)).save(root / "train" / "n02" / "float.tif")
+    with pytest.raises(DataError, match="1 problem") as info:
+        check(
+            tmp_path, "data=imagefolder", f"data.root={root}", "data.on_bad_image=skip", "data.num_workers=1"
+        )
+    report = info.value.report
+    assert report["splits"]["train"]["images"] == 8 and report["splits"]["train"]["unreadable"] == 1
+    [row] = report["problems"]
+    assert row["file"] == str(root / "train" / "n02" / "float.tif") and row["fit"] == "skipped"
+    assert row["what"] == "floating-point pixels (mode F) have no 8-bit scale: save it as 8 or 16 bits"
+
+
+def test_coco_masks_are_checked_for_a_mask_model(tmp_path: Path) -> None:
+    """data=coco with model=mask_rcnn reads every mask as fit would: a garbage compressed RLE is listed (boxes only,
+    the masks are not read)."""
+    garbage = {"segmentation": {"size": [30, 40], "counts": "garbage!!"}}
+    ann_file, image_dir = write_coco(tmp_path, lambda data: data["annotations"][1].update(garbage))
+    files = [f"data.{split}_{kind}={path}" for split in ("train", "val")
+             for kind, path in (("ann", ann_file), ("images", image_dir))]  # fmt: skip
+    assert check(tmp_path, "data=coco", *files)["problems"] == []
+    with pytest.raises(DataError, match="1 problem") as info:
+        check(tmp_path, "data=coco", "model=mask_rcnn", *files)
+    report = info.value.report
+    assert report["task"] == "instance_segmentation" and report["splits"]["train"]["objects"] == 1
+    assert [(r["file"], r["where"], r["what"], r["fit"]) for r in report["problems"]] == [
+        (
+            str(ann_file),
+            "annotation id 9 (image id 2)",
+            "segmentation RLE counts 'garbage!!' is not a compressed RLE (RLE string is malformed: early end.)",
+            "stops the run",
+        )
+    ]
+
+
+def test_an_empty_class_folder_is_listed_stopping_fit_unless_allowed(tmp_path: Path) -> None:
+    root = make_imagefolder(tmp_path / "tree", per_class=2)
+    (root / "train" / "n04").mkdir()
+    (root / "train" / "n04" / "notes.txt").write_text("to label")
+    with pytest.raises(DataError, match="1 problem") as info:
+        check(tmp_path, "data=imagefolder", f"data.root={root}")
+    row = {
+        "file": str(root / "train" / "n04"),
+        "where": "train split",
+        "what": "class folder 'n04' holds no image file (.jpg, .jpeg, .png, ... in any case): only 1 other "
+        "file(s), e.g. 'notes.txt'",
+        "fix": "add its images or remove the folder, or set data.allow_empty_classes=true to keep it as a class "
+        "without training images (e.g. so class indices match another split's)",
+        "fit": "stops the run",
+    }
+    report = info.value.report
+    assert report["problems"] == [row] and report["classes"] == ["n01", "n02", "n03", "n04"]
+    assert report["splits"]["train"]["per_class"]["n04"] == {"images": 0}
+
+    allowed = check(tmp_path, "data=imagefolder", f"data.root={root}", "data.allow_empty_classes=true")
+    assert allowed["status"] == "ok" and allowed["problems"] == [{**row, "fit": "kept"}]
+
+
+def test_the_tables_print_file_names_class_names_and_boxes_as_they_are(tmp_path: Path) -> None:
+    """Square brackets in what the user wrote are not rich markup: `photo[red] x.jpg` keeps `[red]`, a box
+    `[nan, ...]` keeps its values, a class `hot[dog]` its name."""
+
+    def bracketed(data: dict) -> None:
+        data["images"][1]["file_name"] = "photo[red] x.jpg"
+        data["annotations"][1]["bbox"] = [float("nan"), 5, 4, 4]
+        data["categories"][1]["name"] = "hot[dog]"
+
+    ann_file, image_dir = write_coco(tmp_path, bracketed)
+    (image_dir / "photo[red] x.jpg").write_bytes(CORRUPT_JPEG)
+    files = [f"data.{split}_{kind}={path}" for split in ("train", "val")
+             for kind, path in (("ann", ann_file), ("images", image_dir))]  # fmt: skip
+    proc = run_cli(
+        "data", "check", *FAST, "data=coco", *files, "hydra.run.dir=run", cwd=tmp_path, check=False
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(f"│ {image_dir / 'photo[red] x.jpg'} │ val split " in line for line in lines)
+    assert any(
+        "│ box XYXY [nan, 5.0, nan, 9.0] has non-finite coordinates; fix or remove that annotation │" in line
+        for line in lines
+    )
+    assert any(line.startswith("│ hot[dog] ") for line in lines)

@@ -226,7 +226,7 @@ def test_cli_export(cache: str, tmp_path: Path) -> None:
     help_text = " ".join(run_cli("--help", cwd=tmp_path).stdout.split())
     assert "export write a checkpoint's model as ONNX or TorchScript" in help_text
     ckpt, _ = make_checkpoint(tmp_path, *CLASSIFIER, cache)
-    run_cli(
+    proc = run_cli(
         "export",
         f"ckpt={ckpt}",
         "format=torchscript",
@@ -236,3 +236,4 @@ def test_cli_export(cache: str, tmp_path: Path) -> None:
     )
     record = json.loads((tmp_path / "run" / "export.json").read_text())
     assert (tmp_path / "run" / "model.torchscript.pt").is_file() and record["model"] == "small_cnn"
+    assert "│ logits │ [batch, 5] │" in proc.stdout  # the shape as written, brackets included

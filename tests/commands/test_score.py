@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
+from pycocotools.coco import COCO
 
 from cvtrain.commands.score import score_predictions_file
 from cvtrain.contracts.batch import Batch
@@ -18,6 +19,7 @@ from cvtrain.errors import ConfigError, DataError
 from cvtrain.metrics.coco import COCO_METRICS
 from cvtrain.tasks.detection import DetectionTask
 from tests.conftest import OFFICIAL_COCO_STATS, PARITY_RESULTS, compose_config, fixture_dir, same_coco_stats
+from tests.data.test_instance_masks import with_garbage_rle
 
 
 def jittered_predictions(dataset) -> Iterator[tuple[Batch, list[dict[str, torch.Tensor]]]]:
@@ -103,6 +105,10 @@ def test_bad_mask_results_name_the_entry(tmp_path: Path) -> None:
             r"entry 1 has a mask of size \[10, 10\]",
         ),
         ({"segmentation": None, "bbox": [1, 2, 3, 4]}, "entry 1 has segmentation"),
+        (
+            {"segmentation": {**entries[1]["segmentation"], "counts": "garbage!!"}},
+            "entry 1: segmentation RLE counts 'garbage!!' is not a compressed RLE",
+        ),
     ]
     for change, message in cases:
         (tmp_path / "r.json").write_text(json.dumps([entries[0], {**entries[1], **change}, entries[2]]))
@@ -141,5 +147,30 @@ def test_voc_data_scores_without_the_images(tmp_path: Path) -> None:
 
 
 def test_other_data_cannot_be_scored(tmp_path: Path) -> None:
+    (tmp_path / "p.json").write_text("[]")
     with pytest.raises(ConfigError, match="data=synthetic provides classification data"):
         score_predictions_file(compose_config("data=synthetic", f"predictions={tmp_path / 'p.json'}"))
+
+
+@pytest.mark.parametrize("backend", ["faster", "pycocotools"])
+def test_a_garbage_crowd_rle_in_the_annotations_follows_the_policy(tmp_path: Path, backend: str) -> None:
+    """Mask results are scored against the annotations' masks: a crowd region whose RLE does not decode is an
+    error naming it, or skipped (and not scored) under data.on_bad_annotation=skip, never a COCOeval crash."""
+    ann_file, crowd = with_garbage_rle(tmp_path, crowd=True)
+    gt = COCO(str(fixture_dir("coco-sample") / "annotations.json"))
+    found = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": rle, "score": 1.0}
+        for a in gt.dataset["annotations"]
+        if not a["iscrowd"]
+        for rle in [gt.annToRLE(a)]
+    ]
+    for entry in found:
+        entry["segmentation"]["counts"] = entry["segmentation"]["counts"].decode("ascii")
+    (tmp_path / "found.json").write_text(json.dumps(found))
+    args = ("data=coco", f"data.val_ann={ann_file}", f"predictions={tmp_path / 'found.json'}")
+    with pytest.raises(DataError, match=f"annotation id {crowd['id']} .*'garbage!!' is not a compressed RLE"):
+        score_predictions_file(compose_config(*args, f"eval.coco_backend={backend}"))
+    results = score_predictions_file(
+        compose_config(*args, f"eval.coco_backend={backend}", "data.on_bad_annotation=skip")
+    )
+    assert results["segm_map"] == pytest.approx(1.0)

@@ -1,5 +1,6 @@
-"""The COCO checks through both loaders that read COCO json (`data=coco`, `data=coco_seg`): one tiny dataset per
-defect, written as a real json under tmp_path, and the exact outcome under each `data.on_bad_annotation`."""
+"""The COCO checks through every loader that reads COCO json (`data=coco` for boxes, and with masks for
+`model=mask_rcnn`; `data=coco_seg`): one tiny dataset per defect, written as a real json under tmp_path, and the
+exact outcome under each `data.on_bad_annotation`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from cvtrain.data.annotation_checks import AnnotationLog
 from cvtrain.data.coco import COCODetection
@@ -20,11 +22,16 @@ from cvtrain.data.coco_seg import COCOSegmentation
 from cvtrain.errors import DataError
 
 W, H = 40, 30
-LOADERS = ("coco", "coco_seg")
+LOADERS = ("coco", "coco_masks", "coco_seg")
 
 
 def polygon(x: float, y: float, w: float, h: float) -> list[list[float]]:
     return [[x, y, x + w, y, x + w, y + h, x, y + h]]
+
+
+def compressed_rle(mask: np.ndarray, size: list[int]) -> dict[str, Any]:
+    """`mask` as pycocotools encodes it, labelled with `size` (a wrong one makes the runs disagree with it)."""
+    return {"size": size, "counts": mask_utils.encode(np.asfortranarray(mask))["counts"].decode("ascii")}
 
 
 def annotation(ann_id: int, image_id: int, bbox: list[Any], **extra: Any) -> dict[str, Any]:
@@ -63,6 +70,17 @@ class Policy:
 
 OK = None  # the loader does not read what is broken: annotation 9 is used, nothing is listed
 
+
+def boxes_only(outcome: Policy) -> dict[str, Policy | None]:
+    """A defect of the box: `data=coco` (with or without masks) reads it, `data=coco_seg` does not."""
+    return {"coco": outcome, "coco_masks": outcome, "coco_seg": OK}
+
+
+def masks_only(outcome: Policy) -> dict[str, Policy | None]:
+    """A defect of the segmentation: read by the mask readers only."""
+    return {"coco": OK, "coco_masks": outcome, "coco_seg": outcome}
+
+
 Mutate = Callable[[dict[str, Any]], Any]
 
 
@@ -100,6 +118,7 @@ CASES: dict[str, tuple[Mutate | str, dict[str, Always | Policy | None]]] = {
         empty_annotations,
         {
             "coco": Always(r"the training split: no usable object: 2 image\(s\), 0 annotation\(s\)"),
+            "coco_masks": Always(r"the training split: no usable object: 2 image\(s\), 0 annotation\(s\)"),
             "coco_seg": Always(r"the split: no usable object of the 2 kept classes: 2 image\(s\), 0 annotation"),
         },
     ),
@@ -107,6 +126,7 @@ CASES: dict[str, tuple[Mutate | str, dict[str, Always | Policy | None]]] = {
         no_annotations_key,
         {
             "coco": Always(r"the training split: no usable object: 2 image\(s\), no 'annotations' key"),
+            "coco_masks": Always(r"the training split: no usable object: 2 image\(s\), no 'annotations' key"),
             "coco_seg": Always(r"the split: no usable object of the 2 kept classes: 2 image\(s\), no 'annot"),
         },
     ),
@@ -133,31 +153,47 @@ CASES: dict[str, tuple[Mutate | str, dict[str, Always | Policy | None]]] = {
     ),
     "polygon of two points": (
         change({"segmentation": [[5, 5, 13, 13]]}),
-        {"coco": OK, "coco_seg": Policy(WHERE, "segmentation polygon 0 has 4 numbers (needs 3+ x,y points)")},
+        masks_only(Policy(WHERE, "segmentation polygon 0 has 4 numbers (needs 3+ x,y points)")),
     ),
     "RLE of another size": (
         change({"segmentation": RLE_OF_ANOTHER_SIZE}),
-        {"coco": OK, "coco_seg": Policy(WHERE, f"segmentation RLE size [{H + 1}, {W}] is not the image's")},
+        masks_only(Policy(WHERE, f"segmentation RLE size [{H + 1}, {W}] is not the image's")),
+    ),
+    "garbage compressed RLE counts": (
+        change({"segmentation": {"size": [H, W], "counts": "garbage!!"}}),
+        masks_only(Policy(WHERE, "segmentation RLE counts 'garbage!!' is not a compressed RLE (RLE string is malformed")),
+    ),
+    "compressed RLE of too few pixels": (
+        change({"segmentation": compressed_rle(np.ones((10, 10), np.uint8), size=[H, W])}),
+        masks_only(Policy(WHERE, f"segmentation RLE runs cover 100 pixels, not the {W}x{H} image's {W * H}")),
+    ),
+    "uncompressed RLE of too many pixels": (
+        change({"segmentation": {"size": [H, W], "counts": [0, W * H + 5]}}),
+        masks_only(Policy(WHERE, f"segmentation RLE runs cover {W * H + 5} pixels, not the {W}x{H} image's")),
+    ),
+    "polygon point far outside the image": (
+        change({"segmentation": [[5, 5, 1e9, 5, 5, 9]]}),
+        masks_only(Policy(WHERE, f"segmentation polygon 0 has the point (1e+09, 5), beyond the {W}x{H} image")),
     ),
     "negative-width box": (
         change({"bbox": [5, 5, -3, 4]}),
-        {"coco": Policy(WHERE, "empty box XYXY [5.0, 5.0, 2.0, 9.0]"), "coco_seg": OK},
+        boxes_only(Policy(WHERE, "empty box XYXY [5.0, 5.0, 2.0, 9.0]")),
     ),
     "bbox that is not numbers": (
         change({"bbox": ["a", 5, 4, 4]}),
-        {"coco": Policy(WHERE, "bbox ['a', 5, 4, 4] is not numbers"), "coco_seg": OK},
+        boxes_only(Policy(WHERE, "bbox ['a', 5, 4, 4] is not numbers")),
     ),
     "bbox of three numbers": (
         change({"bbox": [5, 5, 4]}),
-        {"coco": Policy(WHERE, "bbox [5, 5, 4] is not [x, y, w, h]"), "coco_seg": OK},
+        boxes_only(Policy(WHERE, "bbox [5, 5, 4] is not [x, y, w, h]")),
     ),
     "box wholly outside the image": (
         change({"bbox": [50, 5, 4, 4]}),
-        {"coco": Policy(WHERE, "box XYXY [50.0, 5.0, 54.0, 9.0] lies outside the 40x30 image"), "coco_seg": OK},
+        boxes_only(Policy(WHERE, "box XYXY [50.0, 5.0, 54.0, 9.0] lies outside the 40x30 image")),
     ),
     "box partly outside the image": (
         change({"bbox": [35, 5, 10, 4]}),
-        {"coco": Policy(WHERE, "box XYXY [35.0, 5.0, 45.0, 9.0] sticks out of the 40x30", "clipped"), "coco_seg": OK},
+        boxes_only(Policy(WHERE, "box XYXY [35.0, 5.0, 45.0, 9.0] sticks out of the 40x30", "clipped")),
     ),
 }  # fmt: skip
 
@@ -179,9 +215,14 @@ def write(tmp_path: Path, mutate: Mutate | str) -> tuple[Path, Path]:
 
 def load(loader: str, ann_file: Path, image_dir: Path, policy: str) -> COCODetection | COCOSegmentation:
     checks = AnnotationLog(policy)
-    if loader == "coco":
+    if loader in ("coco", "coco_masks"):
         return COCODetection(
-            ann_file=ann_file, image_dir=image_dir, keep_empty=False, train=True, checks=checks
+            ann_file=ann_file,
+            image_dir=image_dir,
+            keep_empty=False,
+            train=True,
+            checks=checks,
+            masks=loader == "coco_masks",
         )
     return COCOSegmentation(
         ann_file=ann_file, image_dir=image_dir, classes="all", cache_dir=None, drop_empty=True, checks=checks

@@ -18,7 +18,7 @@ from cvtrain.contracts.batch import BadSample
 from cvtrain.data.annotation_checks import AnnotationLog
 from cvtrain.data.coco import COCODetection, coco_api_from_dict, load_coco_api
 from cvtrain.errors import DataError
-from tests.conftest import fixture_dir
+from tests.conftest import block_picture, fixture_dir, write_oriented
 
 
 def ann(ann_id: int, image_id: int, cat: int, bbox: list[float], iscrowd: int = 0) -> dict[str, Any]:
@@ -197,3 +197,40 @@ def test_real_coco_sample() -> None:
         info = evaluation.coco.imgs[image_id]
         sample = evaluation[evaluation.image_ids.index(image_id)]
         assert sample[2]["orig_size"] == (info["height"], info["width"])
+
+
+def phone_coco(root: Path, size: tuple[int, int], bbox: list[float]) -> tuple[Path, Path]:
+    """(json, image folder) of one phone photo, 32 wide and 48 high as displayed, stored 48 x 32 with EXIF
+    orientation 6; its `images` entry records `size` (width, height)."""
+    write_oriented(root / "images" / "phone.jpg", block_picture(32, 48), 6)
+    image = {"id": 1, "file_name": "phone.jpg", "width": size[0], "height": size[1]}
+    data = {"images": [image], "annotations": [ann(1, 1, 1, bbox)], "categories": [{"id": 1, "name": "dog"}]}
+    (root / "instances.json").write_text(json.dumps(data))
+    return root / "instances.json", root / "images"
+
+
+def test_a_phone_photo_keeps_its_boxes_where_the_annotation_put_them(tmp_path: Path) -> None:
+    files = phone_coco(tmp_path, (32, 48), [4, 34, 24, 12])  # at the bottom: below the stored 32 rows
+    image, target, meta = make(files)[0]
+    assert image.shape == (3, 48, 32) and meta["orig_size"] == (48, 32)
+    assert target["boxes"].tolist() == [[4.0, 34.0, 28.0, 46.0]]  # not zero-height
+
+
+def test_an_images_entry_with_the_unrotated_size_is_a_bad_sample_naming_both_sizes(tmp_path: Path) -> None:
+    files = phone_coco(tmp_path, (48, 32), [4, 4, 24, 12])
+    bad = make(files)[0]
+    assert isinstance(bad, BadSample) and bad.path == str(tmp_path / "images" / "phone.jpg")
+    assert (
+        "the image is 48x32 (height x width, as displayed after its EXIF orientation 6) but its "
+        in bad.reason
+    )
+    assert "annotation says 32x48, the size of the stored, unrotated pixels" in bad.reason
+
+
+def test_an_images_entry_of_another_size_is_a_bad_sample(tmp_path: Path) -> None:
+    files = phone_coco(tmp_path, (32, 50), [4, 4, 24, 12])
+    bad = make(files)[0]
+    assert isinstance(bad, BadSample) and bad.reason == (
+        "the image is 48x32 (height x width, as displayed after its EXIF orientation 6) but its annotation says "
+        "50x32: correct the annotation's width and height (or replace the image)"
+    )

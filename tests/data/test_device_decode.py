@@ -15,7 +15,7 @@ from cvtrain.data.device_decode import JpegBatch, JpegCrop
 from cvtrain.data.jpeg import scale_divisor
 from cvtrain.data.transforms import ClassificationTransform
 from cvtrain.errors import ConfigError, DataError
-from tests.conftest import fixture_dir, write_image
+from tests.conftest import block_picture, fixture_dir, write_image, write_oriented
 
 
 def aug(**overrides: object) -> object:
@@ -128,3 +128,17 @@ def test_on_a_gpu_the_decoded_batch_is_within_rounding_of_the_cpus(overrides: di
     assert on_gpu.device.type == "cuda" and on_gpu.dtype == torch.uint8 and on_gpu.shape == on_cpu.shape
     difference = (on_gpu.cpu().float() - on_cpu.float()).abs()
     assert difference.mean() < 1.5 and difference.quantile(0.99) <= 8, (difference.mean(), difference.max())
+
+
+def test_a_phone_photo_is_turned_upright_by_the_workers_not_deferred(tmp_path: Path) -> None:
+    shown = block_picture(96, 64)
+    upright = write_oriented(tmp_path / "upright.jpg", shown, 1)
+    turned = write_oriented(tmp_path / "turned.jpg", shown, 6)
+    a = aug(image_size=32, random_resized_crop=False)
+    deferred = ClassificationTransform(a, train=False, defer_decode=True)
+    workers = ClassificationTransform(a, train=False)
+    items = [deferred.read(upright), deferred.read(turned)]
+    assert isinstance(items[0], JpegCrop) and isinstance(items[1], torch.Tensor)
+    batch = stack_images(items).to(torch.device("cpu"))
+    assert torch.equal(batch[1], workers.read(turned))
+    assert (batch[0].float() - batch[1].float()).abs().mean() < 1  # the same picture both ways

@@ -6,8 +6,9 @@ from torchvision.datasets import ImageFolder
 
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.imagefolder import ImageFolderDataset, find_classes, read_synset_mapping
+from cvtrain.data.splits import build_data
 from cvtrain.errors import DataError
-from tests.conftest import fixture_dir, make_imagefolder, write_image
+from tests.conftest import compose_config, fixture_dir, make_imagefolder, write_image
 
 
 def test_class_indices_follow_sorted_folders_like_torchvision(tmp_path: Path) -> None:
@@ -69,3 +70,45 @@ def test_real_imagenet_sample_loads() -> None:
         ds = ImageFolderDataset(split_dir=root / split, classes=classes)
         image, label, _ = ds[0]
         assert image.shape[0] == 3 and 0 <= label < 3
+
+
+def build(root: Path, *overrides: str):
+    cfg = compose_config("data=imagefolder", f"data.root={root}", *overrides)
+    return build_data(cfg.data, aug=cfg.aug, task="classification", need_train=True)
+
+
+EMPTY_CLASS_FIX = (
+    "add its images or remove the folder, or set data.allow_empty_classes=true to keep it as a class without "
+    "training images (e.g. so class indices match another split's)"
+)
+
+
+@pytest.mark.parametrize("stray", [None, "notes.txt"], ids=["empty", "only a text file"])
+def test_a_training_class_folder_without_images_is_refused_naming_it(
+    tmp_path: Path, stray: str | None
+) -> None:
+    root = make_imagefolder(tmp_path, classes=("n01", "n02", "n03"), per_class=2)
+    (root / "train" / "n04").mkdir()
+    if stray:
+        (root / "train" / "n04" / stray).write_text("to label")
+    what = "class folder 'n04' holds no image file (.jpg, .jpeg, .png, ... in any case)"
+    what += ": only 1 other file(s), e.g. 'notes.txt'" if stray else ""
+    with pytest.raises(DataError) as info:
+        build(root)
+    assert str(info.value) == f"{root / 'train' / 'n04'}: {what}; {EMPTY_CLASS_FIX}"
+
+
+def test_an_allowed_empty_class_folder_stays_a_class_with_a_warning(tmp_path: Path, caplog) -> None:
+    root = make_imagefolder(tmp_path, classes=("n01", "n03"), per_class=2)
+    (root / "train" / "n02").mkdir()
+    write_image(root / "val" / "n02" / "0.JPEG", fmt="JPEG")  # the other split has it: the indices must agree
+    with caplog.at_level("WARNING"):
+        splits = build(root, "data.allow_empty_classes=true")
+    assert splits.class_names == ["n01", "n02", "n03"]
+    assert [label for path, label in splits.val.samples if "/n02/" in path] == [1]
+    assert sorted({label for _, label in splits.train.samples}) == [0, 2]
+    assert [(p.file, p.action) for p in splits.problems] == [(str(root / "train" / "n02"), "kept")]
+    assert (
+        f"{root / 'train' / 'n02'}: class folder 'n02' holds no image file (.jpg, .jpeg, .png, ... in any case); "
+        "kept as a class (data.allow_empty_classes=true)" in caplog.text
+    )

@@ -12,6 +12,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from cvtrain.contracts.batch import BadSample
+from cvtrain.data.annotation_checks import AnnotationLog
 from cvtrain.data.coco import COCODetection
 from cvtrain.data.det_transforms import detection_transforms
 from cvtrain.errors import DataError
@@ -85,3 +86,33 @@ def test_a_missing_segmentation_or_a_wrong_image_size_is_named(tmp_path: Path) -
     dataset = sample_dataset(ann_file=tmp_path / "b.json")
     bad = dataset[dataset.image_ids.index(image["id"])]
     assert isinstance(bad, BadSample) and f"annotation says {h}x{w}" in bad.reason
+
+
+def with_garbage_rle(tmp_path: Path, crowd: bool) -> tuple[Path, dict]:
+    """The real sample with one annotation's mask (its crowd region's, or an object's) a garbage compressed RLE
+    of the right size: pycocotools' decoder would read past its buffers on it."""
+    data = json.loads((fixture_dir("coco-sample") / "annotations.json").read_text())
+    ann = next(a for a in data["annotations"] if a["iscrowd"] == crowd)
+    image = next(i for i in data["images"] if i["id"] == ann["image_id"])
+    ann["segmentation"] = {"size": [image["height"], image["width"]], "counts": "garbage!!"}
+    (tmp_path / "instances.json").write_text(json.dumps(data))
+    return tmp_path / "instances.json", ann
+
+
+@pytest.mark.parametrize("crowd", [True, False], ids=["crowd region", "object"])
+def test_a_garbage_rle_is_an_error_naming_it_or_a_counted_skip(tmp_path: Path, crowd: bool) -> None:
+    ann_file, ann = with_garbage_rle(tmp_path, crowd)
+    what = (
+        f"{ann_file}: annotation id {ann['id']} (image id {ann['image_id']}): segmentation RLE counts "
+        "'garbage!!' is not a compressed RLE (RLE string is malformed: early end.); fix or remove that annotation"
+    )
+    with pytest.raises(DataError) as info:
+        sample_dataset(ann_file=ann_file)
+    assert str(info.value).startswith(what + "\n(or run with data.on_bad_annotation=skip")
+
+    dataset = sample_dataset(ann_file=ann_file, checks=AnnotationLog("skip"))
+    assert [p.message() for p in dataset.checks.problems] == [what]
+    assert ann["id"] not in dataset.coco.anns  # neither trained on nor scored
+    for index in range(len(dataset)):  # every sample decodes its masks (a data worker's work)
+        image, target, _ = dataset[index]
+        assert target["masks"].shape == (len(target["boxes"]), *image.shape[-2:])

@@ -21,7 +21,7 @@ from torchvision.transforms.v2 import functional as F
 from cvtrain.data import jpeg
 from cvtrain.data.images import read_image
 from cvtrain.data.jpeg import decode_crop, jpeg_size, resize_box, scale_divisor, scaled_box
-from tests.conftest import fixture_dir, write_image
+from tests.conftest import block_picture, fixture_dir, write_image, write_oriented
 
 
 def photo() -> Path:
@@ -236,3 +236,12 @@ def test_the_region_decoder_is_built_where_a_compiler_and_libjpegs_headers_are()
     assert jpeg.decode_region is not None, (
         "build it: pip install -e . (or python setup.py build_ext --inplace)"
     )
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_jpeg_stored_turned_or_mirrored_declines_the_region_decoder(
+    tmp_path: Path, orientation: int
+) -> None:
+    # the crop box is drawn on the displayed picture: only a file stored as displayed may be cut by it
+    path = write_oriented(tmp_path / "phone.jpg", block_picture(48, 32), orientation)
+    assert jpeg_size(path.read_bytes()) == ((32, 48) if orientation == 1 else None)

@@ -14,7 +14,7 @@ from cvtrain.data.mean_image import training_mean_image
 from cvtrain.data.synthetic import SyntheticClassification
 from cvtrain.data.transforms import ClassificationTransform
 from cvtrain.errors import ConfigError
-from tests.conftest import make_imagefolder
+from tests.conftest import block_picture, make_imagefolder, write_oriented
 
 
 def aug(size: int = 16) -> object:
@@ -76,3 +76,14 @@ def test_other_datasets_are_refused() -> None:
         training_mean_image(
             SyntheticClassification(length=4, image_size=8, num_classes=2), aug(), num_workers=0
         )
+
+
+def test_the_mean_image_is_of_the_pictures_as_displayed(tmp_path: Path) -> None:
+    shown = block_picture(48, 32)
+    for orientation in range(1, 9):
+        write_oriented(
+            tmp_path / "data" / "train" / f"c{orientation % 2}" / f"{orientation}.jpg", shown, orientation
+        )
+    mean = training_mean_image(train_split(tmp_path / "data"), aug(), num_workers=0)
+    expected = ClassificationTransform(aug(), train=False)(torch.from_numpy(shown).permute(2, 0, 1))
+    assert (mean * 255 - expected.double()).abs().max() < 2  # one picture eight ways: its own mean

@@ -17,7 +17,7 @@ from torchvision.transforms import v2
 from cvtrain.data.images import BadImageError, read_image
 from cvtrain.data.transforms import ClassificationTransform, resized_size
 from cvtrain.tasks.inputs import ImageInput
-from tests.conftest import fixture_dir, write_image
+from tests.conftest import block_picture, fixture_dir, write_image, write_oriented
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -134,3 +134,20 @@ def test_truncated_and_empty_files_are_bad_images(tmp_path: Path) -> None:
     # libjpeg-turbo refuses it, and so does the general decoder, as it did before: a BadImageError naming it
     with pytest.raises(BadImageError, match="cut.jpg: not a decodable image"):
         transform.read(tmp_path / "cut.jpg")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_a_phone_photo_is_cropped_from_the_displayed_picture(
+    tmp_path: Path, orientation: int, train: bool
+) -> None:
+    shown = block_picture(96, 64)
+    path = write_oriented(tmp_path / "phone.jpg", shown, orientation)
+    transform = ClassificationTransform(aug(), train=train)
+    torch.manual_seed(orientation)
+    ours = transform.read(path)
+    torch.manual_seed(orientation)
+    expected = transform(torch.from_numpy(shown).permute(2, 0, 1))
+    # a turned picture differs by tens of levels; orientation 1 takes the DCT-scaled decode (rounded box)
+    assert ours.shape == expected.shape == (3, 32, 32)
+    assert (ours.float() - expected.float()).abs().mean() < (6 if orientation == 1 else 1)

@@ -17,7 +17,7 @@ from cvtrain.contracts.batch import BadSample
 from cvtrain.data.annotation_checks import AnnotationLog
 from cvtrain.data.voc import VOC_CLASSES, VOCDetection
 from cvtrain.errors import DataError
-from tests.conftest import fixture_dir
+from tests.conftest import block_picture, fixture_dir, write_oriented
 
 # (name, xmin, ymin, xmax, ymax, difficult) as written in the XML (1-based corners)
 Obj = tuple[str, float, float, float, float, int]
@@ -242,3 +242,41 @@ def test_real_voc_sample(tmp_path: Path) -> None:
     assert image.shape == (3, 500, 375) and meta["orig_size"] == (500, 375)
     assert target["boxes"].tolist()[0] == pytest.approx([129, 44.7, 375, 470], abs=1e-4)
     assert dataset.aspect_ratios() == [500 / 375, 375 / 500]
+
+
+# A phone's portrait photo: 32 wide and 48 high as displayed, stored 48 x 32 with EXIF orientation 6.
+PHONE_SHOWN, PHONE_STORED = (32, 48), (48, 32)  # (width, height)
+
+
+def phone_voc(root: Path, size: tuple[int, int], obj: Obj) -> Path:
+    """A VOC2007 devkit whose one image, in trainval and test, is the phone photo; its XML records `size`."""
+    devkit = write_voc(root, 2007, {"phone": [obj]}, {"trainval": ["phone"], "test": ["phone"]}, size=size)
+    write_oriented(devkit / "VOC2007" / "JPEGImages" / "phone.jpg", block_picture(*PHONE_SHOWN), 6)
+    return devkit
+
+
+def test_a_phone_photo_keeps_its_boxes_where_the_annotation_put_them(tmp_path: Path) -> None:
+    # the dog is at the bottom of the displayed picture: below the stored pixels' 32 rows
+    devkit = phone_voc(tmp_path / "VOCdevkit", PHONE_SHOWN, ("dog", 5, 35, 28, 46, 0))
+    image, target, meta = VOCDetection(root=devkit, years=[2007], split="trainval")[0]
+    assert image.shape == (3, 48, 32) and meta["orig_size"] == (48, 32)
+    assert target["boxes"].tolist() == [[4.0, 34.0, 28.0, 46.0]]  # as written, not clipped
+    assert np.abs(image.permute(1, 2, 0).numpy().astype(int) - block_picture(*PHONE_SHOWN)).max() <= 2
+
+
+def test_an_xml_recording_the_unrotated_size_is_a_bad_sample_naming_both_sizes(tmp_path: Path) -> None:
+    devkit = phone_voc(tmp_path / "VOCdevkit", PHONE_STORED, ("dog", 5, 5, 28, 30, 0))
+    bad = VOCDetection(root=devkit, years=[2007], split="trainval")[0]
+    assert isinstance(bad, BadSample) and bad.path == str(devkit / "VOC2007" / "JPEGImages" / "phone.jpg")
+    assert bad.reason.startswith(
+        "the image is 48x32 (height x width, as displayed after its EXIF orientation 6) but its annotation says "
+        "32x48, the size of the stored, unrotated pixels: record the displayed size"
+    )
+
+
+def test_an_xml_without_size_takes_the_displayed_size_from_the_header(tmp_path: Path) -> None:
+    devkit = phone_voc(tmp_path / "VOCdevkit", PHONE_SHOWN, ("dog", 5, 35, 28, 46, 0))
+    write_xml(devkit / "VOC2007" / "Annotations" / "phone.xml", [("dog", 5, 35, 28, 46, 0)], None)
+    dataset = VOCDetection(root=devkit, years=[2007], split="trainval")
+    assert (dataset.records[0].width, dataset.records[0].height) == PHONE_SHOWN
+    assert dataset[0][1]["boxes"].tolist() == [[4.0, 34.0, 28.0, 46.0]]

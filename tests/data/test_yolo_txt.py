@@ -16,7 +16,7 @@ from cvtrain.data.yolo_labels import read_data_yaml
 from cvtrain.data.yolo_txt import YoloTxtDetection
 from cvtrain.errors import DataError
 from cvtrain.metrics.detection import CombinedEvaluator, detection_evaluator
-from tests.conftest import compose_config, write_image
+from tests.conftest import block_picture, compose_config, write_image, write_oriented
 
 SIZE = (40, 30)  # width, height of every test image
 
@@ -207,3 +207,11 @@ def test_a_split_may_be_a_txt_list_of_images_relative_to_the_list(tmp_path: Path
     val = split(root, "val")
     assert [r.image_id for r in val.records] == ["images/train/a", "images/val/v"]
     assert [r.labels.tolist() for r in val.records] == [[0, 1], [1]]
+
+
+def test_normalised_boxes_of_a_phone_photo_are_of_the_displayed_picture(tmp_path: Path) -> None:
+    # 32 wide and 48 high as displayed, stored 48 x 32 with EXIF orientation 6; the cat fills the bottom half
+    root = write_yolo(tmp_path, train={"phone.jpg": "0 0.5 0.75 1.0 0.5\n"}, val={"v.jpg": None})
+    write_oriented(root / "images" / "train" / "phone.jpg", block_picture(32, 48), 6)
+    image, target, _ = split(root)[0]
+    assert image.shape == (3, 48, 32) and target["boxes"].tolist() == [[0.0, 24.0, 32.0, 48.0]]

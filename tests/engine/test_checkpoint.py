@@ -1,3 +1,4 @@
+import contextlib
 import errno
 import logging
 import os
@@ -5,13 +6,16 @@ import random
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, BinaryIO
 
 import numpy as np
 import pytest
 import torch
 
+from cvtrain.engine import checkpoint
 from cvtrain.engine.checkpoint import (
     CheckpointWriteError,
     load_checkpoint,
@@ -20,8 +24,10 @@ from cvtrain.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from cvtrain.engine.loop import fit
 from cvtrain.errors import CvtrainError
 from cvtrain.overrides import checkpoint_group_choices
+from tests.engine.test_loop import make_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,7 +126,7 @@ def test_a_checkpoint_carrying_code_is_refused_and_nothing_in_it_runs(
 
 
 def _real_checkpoint(path: Path) -> Path:
-    save_checkpoint({**_state(), "model": {"w": torch.randn(1000)}}, path)
+    save_checkpoint({**_state(), "model": {"w": torch.randn(1000)}, "step": 6, "epoch": 1}, path)
     return path
 
 
@@ -198,19 +204,106 @@ def test_a_full_disk_is_a_clear_error_that_leaves_the_previous_checkpoint_intact
     assert isinstance(caught.value, CvtrainError)
     assert f"could not write checkpoint {path}: the disk is full" in message
     assert "needs about 4.0 MB, 4.1 kB free" in message
-    assert "the previous last.ckpt is intact" in message and f"trainer.resume={path}" in message
+    assert f"On disk in {folder}: last.ckpt (the previous one, complete, step 6, after epoch 1)" in message
+    assert f"trainer.resume={path}" in message
     assert "hydra.run.dir=" in message
     assert sorted(folder.iterdir()) == [path]  # no temporary file left behind
     assert path.read_bytes() == before
 
 
-def test_a_failed_first_write_says_there_was_no_previous_checkpoint(
+def test_the_os_error_under_torchs_writer_error_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(torch, "save", _failing_save(OSError(errno.ENOSPC, "No space left on device")))
-    with pytest.raises(CheckpointWriteError, match="no previous checkpoint was there"):
-        save_checkpoint(_state(), tmp_path / "best.ckpt")
-    assert list(tmp_path.iterdir()) == []
+    def save(obj: object, f) -> None:  # torch's zip writer, on a full disk, as seen on a real tmpfs
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError(
+                "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598"
+            ) from None
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(CheckpointWriteError) as caught:
+        save_checkpoint(_state(), tmp_path / "last.ckpt")
+    assert f"{tmp_path / 'last.ckpt'}: the disk is full (No space left on device): " in str(caught.value)
+
+
+def _full_disk_for(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoint writes to a file called `name` run out of space after a first part; the others succeed."""
+    real = checkpoint.atomic_write
+
+    @contextlib.contextmanager
+    def atomic_write(path: Path, **kwargs: Any) -> Iterator[BinaryIO]:
+        with real(path, **kwargs) as f:
+            if Path(path).name == name:
+                f.write(b"x" * 4096)
+                raise OSError(errno.ENOSPC, "No space left on device")
+            yield f
+
+    monkeypatch.setattr(checkpoint, "atomic_write", atomic_write)
+
+
+def test_a_full_disk_at_the_first_last_ckpt_names_the_best_ckpt_just_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_run(tmp_path, epochs=2)  # 8 steps an epoch: best.ckpt, then last.ckpt after the first
+    _full_disk_for("last.ckpt", monkeypatch)
+    with pytest.raises(CheckpointWriteError) as caught:
+        fit(run)
+    folder = tmp_path / "checkpoints"
+    best = folder / "best.ckpt"
+    assert [p.name for p in folder.iterdir()] == ["best.ckpt"]  # no temporary, no partial last.ckpt
+    assert load_checkpoint(best)["step"] == 8
+    message = str(caught.value)
+    assert message.startswith(
+        f"could not write checkpoint {folder / 'last.ckpt'}: the disk is full (No space left on device): "
+    )
+    assert (
+        f"No part of it was left behind (its temporary file is removed). On disk in {folder}: "
+        "best.ckpt (complete, step 8, after epoch 1). Free space there, or put the run directory on a disk with "
+        "room (hydra.run.dir=DIR, for a sweep hydra.sweep.dir=DIR), then resume from the latest with "
+        f"trainer.resume={best} (the write that failed was of step 8)."
+    ) in message
+    assert "no previous checkpoint" not in message
+
+
+def test_a_full_disk_at_the_very_first_write_says_nothing_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_run(tmp_path, epochs=2)
+    _full_disk_for("best.ckpt", monkeypatch)
+    with pytest.raises(CheckpointWriteError) as caught:
+        fit(run)
+    folder = tmp_path / "checkpoints"
+    assert list(folder.iterdir()) == []
+    assert str(caught.value).startswith(
+        f"could not write checkpoint {folder / 'best.ckpt'}: the disk is full"
+    )
+    assert (
+        f"On disk in {folder}" not in str(caught.value)
+        and f"No checkpoint is on disk in {folder}: the run has nothing to resume from. Free space there, or put "
+        "the run directory on a disk with room (hydra.run.dir=DIR, for a sweep hydra.sweep.dir=DIR)."
+    ) in str(caught.value)
+
+
+def test_a_later_full_disk_lists_each_checkpoint_and_resumes_from_the_latest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "checkpoints"
+    save_checkpoint({**_state(), "step": 8, "epoch": 2, "batches_done": 0}, folder / "best.ckpt")
+    save_checkpoint({**_state(), "step": 14, "epoch": 3, "batches_done": 2}, folder / "last.ckpt")
+    (folder / "notes.ckpt").write_text("not a checkpoint")
+    _full_disk_for("last.ckpt", monkeypatch)
+    with pytest.raises(CheckpointWriteError) as caught:
+        save_checkpoint({**_state(), "step": 16, "epoch": 4, "batches_done": 0}, folder / "last.ckpt")
+    assert (
+        f"On disk in {folder}: best.ckpt (complete, step 8, after epoch 2); last.ckpt (the previous one, "
+        "complete, step 14, 2 batches into epoch 4); notes.ckpt (not readable as a cvtrain checkpoint). "
+    ) in str(caught.value)
+    assert str(caught.value).endswith(
+        f"then resume from the latest with trainer.resume={folder / 'last.ckpt'} (the write that failed was of "
+        "step 16)."
+    )
 
 
 def test_an_error_that_is_not_about_writing_keeps_its_traceback(

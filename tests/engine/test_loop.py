@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from cvtrain.engine.loop import evaluate, fit, start_epoch, train_step
 from cvtrain.engine.meters import LossMeter
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress
+from cvtrain.engine.signals import RunStopped
 from cvtrain.engine.state import FitRun, resume
 from cvtrain.errors import CvtrainError, DataError
 from tests.conftest import gpu_waits, needs_gpu
@@ -100,12 +103,13 @@ def make_run(
     batch_size: int = 8,
     accumulate: int = 1,
     device: str = "cpu",
+    task: RegressionTask | None = None,
 ) -> FitRun:
     tmp_path.mkdir(parents=True, exist_ok=True)  # the run directory Hydra makes
     torch.manual_seed(0)
     device = torch.device(device)
     model = nn.Linear(2, 1, bias=False).to(device)
-    task = RegressionTask()
+    task = task or RegressionTask()
     common = dict(
         collate=task.collate, num_workers=0, pin_memory=True, persistent_workers=False, device=device
     )
@@ -169,6 +173,47 @@ def test_a_run_stopped_by_max_steps_resumes_to_the_same_weights(tmp_path: Path) 
     fit(resumed)
     assert resumed.step == straight.step
     assert torch.equal(resumed.model.weight, straight.model.weight)
+
+
+class NoisyRegressionTask(RegressionTask):
+    """Draws from the global RNG in training (input noise) and in evaluation (as MC dropout would); sends this
+    process SIGTERM during its `signal_at`-th evaluation batch."""
+
+    def __init__(self, signal_at: int | None = None):
+        self.signal_at, self.evaluated = signal_at, 0
+
+    def training_step(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        noisy = batch.images + 0.01 * torch.randn_like(batch.images)
+        return {"loss": F.mse_loss(model(noisy), batch.targets)}
+
+    def predict(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        torch.rand(1)
+        self.evaluated += 1
+        if self.evaluated == self.signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return model(batch.images)
+
+
+def test_a_stop_signal_during_an_evaluation_checkpoints_the_trained_step_and_the_resume_evaluates_again(
+    tmp_path: Path,
+) -> None:
+    straight = make_run(tmp_path / "straight", epochs=2, task=NoisyRegressionTask())
+    fit(straight)
+    stopped = make_run(tmp_path / "stopped", epochs=2, task=NoisyRegressionTask(signal_at=2))
+    where = r"at step 8, during the evaluation after epoch 1 \(batch 2 of 4\), which the resumed run does again first"
+    with pytest.raises(RunStopped, match=f"stopped by SIGTERM {where}"):
+        fit(stopped)
+    assert stopped.history == [] and not (tmp_path / "stopped" / "checkpoints" / "best.ckpt").exists()
+    last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    state = load_checkpoint(last)
+    assert (state["epoch"], state["batches_done"], state["step"], state["pending_evaluation"]) == (1, 0, 8, 1)
+    resumed = make_run(tmp_path / "stopped", epochs=2, task=NoisyRegressionTask())
+    resume(resumed, last)
+    assert resumed.pending_evaluation == 1
+    fit(resumed)
+    assert resumed.history == straight.history  # epoch 1 evaluated again, then epoch 2: the same metrics
+    assert torch.equal(resumed.model.weight, straight.model.weight)  # and the same random draws in between
+    assert load_checkpoint(last)["pending_evaluation"] is None
 
 
 def test_evaluate_feeds_the_evaluator_and_finishes_every_sink(tmp_path: Path) -> None:

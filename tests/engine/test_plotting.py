@@ -16,6 +16,7 @@ from cvtrain.contracts.plots import ConfusionData, Panel, PlotData, PRCurve, Pre
 from cvtrain.engine.loop import evaluate, fit
 from cvtrain.engine.plotting import PreviewCollector, RunPlots, read_rows
 from cvtrain.engine.reporting import MetricsRecorder
+from cvtrain.plots import figures
 from tests.engine.test_loop import MSE, RegressionTask, make_run
 
 
@@ -46,7 +47,11 @@ def test_fit_writes_every_plot_after_each_evaluation_and_to_tensorboard(tmp_path
         with Image.open(tmp_path / "plots" / f"{name}.png") as png:
             assert png.mode == "RGB" and min(png.size) >= 60, name
     train = read_rows(tmp_path / "train_log.csv")
-    assert [r["step"] for r in train] == [4, 8, 12, 16] and {"loss", "lr", "images_per_s"} <= train[0].keys()
+    losses = [r for r in train if "loss" in r]
+    assert [r["step"] for r in losses] == [4, 8, 12, 16] and {"loss", "lr", "images_per_s"} <= losses[
+        0
+    ].keys()
+    assert [r["step"] for r in train if "data_wait_share" in r] == [8, 16]  # each epoch's end, its own rows
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0}).Reload()
     assert {f"plots/{n}" for n in names} <= set(events.Tags()["images"])
     assert [e.step for e in events.Images("plots/curves")] == [8, 16]  # refreshed at each evaluation
@@ -85,6 +90,25 @@ def test_read_rows_keeps_the_last_row_of_a_repeated_step(tmp_path: Path) -> None
     path.write_text("step,loss,lr\n1,2.0,0.1\n2,1.5,\n1,1.9,0.1\n")  # a resumed run repeated step 1
     assert read_rows(path) == [{"step": 1.0, "loss": 1.9, "lr": 0.1}, {"step": 2.0, "loss": 1.5}]
     assert read_rows(tmp_path / "absent.csv") == []
+
+
+def test_curves_plot_the_losses_of_loss_rows_only(tmp_path: Path) -> None:
+    recorder = MetricsRecorder(tmp_path, tensorboard=False)
+    for step in (3, 6, 9):
+        recorder.scalars("train", {"loss": 2.0 / step, "lr": 0.1, "images_per_s": 50.0}, step)
+    recorder.scalars("train", {"data_wait_share": 0.018}, 9)  # the epoch's end, at a logged step
+    recorder.scalars("train", {"data_wait_share": 0.02}, 10)
+    rows = read_rows(tmp_path / "train_log.csv")
+    at_9 = [r for r in rows if r["step"] == 9]  # two rows of the same step, neither lost
+    assert at_9 == [
+        {"step": 9.0, "loss": 2 / 9, "lr": 0.1, "images_per_s": 50.0},
+        {"step": 9.0, "data_wait_share": 0.018},
+    ]
+    losses = figures.curves_figure(rows, []).axes[0]
+    assert losses.get_title() == "train losses"
+    (line,) = losses.get_lines()
+    assert line.get_label() == "loss"
+    np.testing.assert_allclose(line.get_xydata(), [[3, 2 / 3], [6, 1 / 3], [9, 2 / 9]])
 
 
 def test_evaluate_shows_a_bar_over_its_batches(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Console output: rich's on a terminal; full, unwrapped lines when stdout is a log file, a pipe or CI."""
 
+import csv
 import fcntl
 import io
 import logging
@@ -138,3 +139,66 @@ def test_the_evaluation_has_its_own_bar_on_a_terminal_and_none_off_it(
     off.start_eval(4)
     assert off.progress is None
     assert reporting.TrainProgress(enabled=False).enabled is False
+
+
+# --- train_log.csv and metrics.csv: one header per file, every value in its own column ---------------------------
+
+LOGGED_RUN = (
+    "data.train_per_class=8",  # 40 images: 10 steps of 4 per epoch
+    "data.val_per_class=2",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "trainer.device=cpu",
+    "trainer.log_every=3",  # loss rows at steps 3, 6, 9, ...; data-wait rows at the epochs' ends, 10 and 20
+    "logger.progress=false",
+    "logger.tensorboard=false",
+)
+
+
+def _csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_train_log_and_metrics_csv_keep_each_value_in_its_column_across_a_resume(tmp_path: Path) -> None:
+    args = (*LOGGED_RUN, f"data.cache_dir={tmp_path / 'shapes'}", f"hydra.run.dir={tmp_path / 'run'}")
+    run_cli("fit", *args, "trainer.epochs=1", cwd=tmp_path)
+    first = (tmp_path / "run" / "train_log.csv").read_text()
+    run_cli("fit", *args, "trainer.epochs=2", "trainer.resume=auto", cwd=tmp_path)
+
+    text = (tmp_path / "run" / "train_log.csv").read_text()
+    assert text.startswith(first)  # the resumed run appended under the same header, nothing rewritten
+    assert text.count("step,") == 1
+    columns, rows = _csv(tmp_path / "run" / "train_log.csv")
+    assert columns == ["step", "loss", "lr", "images_per_s", "data_wait_share"]
+    assert all(None not in row and None not in row.values() for row in rows)  # no cell beyond the header
+    losses = [r for r in rows if r["loss"]]
+    waits = [r for r in rows if r["data_wait_share"]]
+    assert len(losses) + len(waits) == len(rows)
+    assert [int(r["step"]) for r in losses] == [3, 6, 9, 12, 15, 18]
+    for row in losses:
+        assert float(row["loss"]) > 0 and 0 <= float(row["lr"]) <= 0.1 and float(row["images_per_s"]) > 0
+        assert row["data_wait_share"] == ""
+    assert [int(r["step"]) for r in waits] == [10, 20]
+    for row in waits:
+        assert 0 <= float(row["data_wait_share"]) <= 1
+        assert row["loss"] == row["lr"] == row["images_per_s"] == ""
+
+    columns, evaluations = _csv(tmp_path / "run" / "metrics.csv")
+    assert columns == [
+        "epoch",
+        "step",
+        "top1_acc",
+        "top5_acc",
+        "top1_err",
+        "top5_err",
+        "loss",
+        "data_wait_share",
+    ]
+    assert [(int(r["epoch"]), int(r["step"])) for r in evaluations] == [(1, 10), (2, 20)]
+    assert [r["data_wait_share"] for r in evaluations] == [r["data_wait_share"] for r in waits]
+    for row in evaluations:
+        assert 0 <= float(row["top1_err"]) <= 1 and float(row["top1_acc"]) + float(
+            row["top1_err"]
+        ) == pytest.approx(1)

@@ -29,6 +29,7 @@ from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator
 from cvtrain.metrics.detection import CombinedEvaluator
 from cvtrain.models.detection import build_faster_rcnn
 from cvtrain.tasks.detection import DetectionTask
+from tests.conftest import block_picture, write_oriented
 
 EVAL = detection_transforms(
     type("Aug", (), {"hflip": 0.0, "scale_range": None, "photometric": False, "mean": [0.5] * 3})(),
@@ -277,3 +278,24 @@ def test_predict_pictures_have_the_boxes_drawn_and_the_json_is_filtered(tmp_path
     out = io.StringIO()
     Console(file=out, width=160).print(t.show_predictions(records, tmp_path / "run"))
     assert "a.png" in out.getvalue() and "cross (0.80)" in out.getvalue()
+
+
+def test_predict_reads_and_draws_a_phone_photo_as_displayed(tmp_path: Path) -> None:
+    shown = block_picture(32, 48)  # 32 wide, 48 high; stored 48 x 32 with EXIF orientation 6
+    path = write_oriented(tmp_path / "inputs" / "phone.jpg", shown, 6)
+    sample = InputImages(path, transform=EVAL)[0]
+    assert sample[2]["orig_size"] == (48, 32)
+    t = task()
+    sink = t.predict_writer(tmp_path / "run")
+    box = {
+        "boxes": torch.tensor([[2.0, 30.0, 20.0, 46.0]]),
+        "scores": torch.tensor([0.9]),
+        "labels": torch.tensor([1]),
+    }
+    sink.update(t.collate([sample]), [box])
+    drawn = np.asarray(Image.open(sink.records[0]["drawn"])).astype(int)
+    assert drawn.shape == (48, 32, 3)
+    assert np.abs(drawn[:14] - shown[:14]).max() <= 2  # above the box and its label: the displayed picture
+    assert (
+        np.abs(drawn[30:46, 2:20] - shown[30:46, 2:20]).max() > 50
+    )  # the box is drawn where it was predicted
