@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import read_results, run_cli
+from tests.conftest import read_results, run_cli, write_image
 
 # 30 steps per epoch, two epochs, two data workers, deterministic kernels.
 RUN = (
@@ -210,6 +210,34 @@ def test_eval_stopped_by_sigterm_says_so_and_writes_no_results(
     assert found is not None, out
     assert int(found.group(1)) < int(found.group(2)) == EVAL_BATCHES and found.group(3) == str(ckpt)
     assert not (tmp_path / "results.json").exists() and not (tmp_path / "predictions.json").exists()
+
+
+def test_predict_stopped_by_sigterm_says_so_and_writes_no_predictions(
+    uninterrupted_long_eval: Path, tmp_path: Path
+) -> None:
+    ckpt = uninterrupted_long_eval / "checkpoints" / "last.ckpt"
+    inputs = tmp_path / "pics"
+    for i in range(300):
+        write_image(inputs / f"{i}.png", size=(32, 32))
+    stopped = run_until(
+        [
+            "predict",
+            f"ckpt={ckpt}",
+            f"inputs={inputs}",
+            "predict.batch_size=1",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        tmp_path,
+        lambda line: f"predict {ckpt} on 300 image(s)" in line,
+        signal.SIGTERM,
+    )
+    out = stopped.stdout
+    assert stopped.returncode == 1 and "Traceback" not in out, out
+    found = re.search(r"cvtrain predict stopped by SIGTERM during the evaluation, after (\d+) of its 300 batches: "
+                      r"predictions.json was not written; run the same command again to predict (\S+)\.\n", out)  # fmt: skip
+    assert found is not None, out
+    assert int(found.group(1)) < 300 and found.group(2) == str(inputs)
+    assert not (tmp_path / "run" / "predictions.json").exists()
 
 
 def test_a_diverged_run_fails_whatever_log_every_is(cache: str, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from cvtrain.engine.checkpoint import load_checkpoint
 from cvtrain.engine.host_memory import keep_freed_memory
 from cvtrain.engine.loop import evaluate
 from cvtrain.engine.reporting import TrainProgress, log, show
+from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
 from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
 from cvtrain.models.build import build_model
@@ -58,17 +59,25 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
     writer = task.predict_writer(run_dir)
     progress = TrainProgress(cfg.logger.progress)
     try:
-        evaluate(
-            model=model,
-            loader=loader,
-            task=task,
-            evaluator=None,
-            device=device,
-            amp_dtype=amp_dtype_for(cfg.trainer.precision, device),
-            bad_samples=BadSampleLog("skip", run_dir),
-            sinks=[writer],
-            progress=progress,
-        )
+        with StopRequest() as stop:
+            log.info("predict %s on %d image(s), device %s", cfg.ckpt, len(images), device)
+            evaluate(
+                model=model,
+                loader=loader,
+                task=task,
+                evaluator=None,
+                device=device,
+                amp_dtype=amp_dtype_for(cfg.trainer.precision, device),
+                bad_samples=BadSampleLog("skip", run_dir),
+                sinks=[writer],
+                progress=progress,
+                stop=stop,
+            )
+    except EvaluationStopped as e:
+        raise Stopped(
+            f"cvtrain predict {e}: predictions.json was not written; run the same command again to predict "
+            f"{cfg.inputs}."
+        ) from None
     finally:
         progress.stop()
     show(task.show_predictions(writer.records, run_dir))
