@@ -21,7 +21,7 @@ from cvtrain.commands import predict, setup
 from cvtrain.config import Config, to_typed
 from cvtrain.config.compose import compose_config as compose_config_raw
 from cvtrain.config.compose import config_composer
-from cvtrain.engine.host_memory import has_glibc_malloc
+from cvtrain.host_memory import has_glibc_malloc
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared fixtures beside the checkout; CVTRAIN_FIXTURES points elsewhere (a git worktree of the checkout).
@@ -241,7 +241,7 @@ needs_glibc = pytest.mark.skipif(not has_glibc_malloc(), reason="malloc's knobs 
 
 @pytest.fixture(autouse=True)
 def _no_malloc_settings_in_the_test_process(monkeypatch):
-    """`fit`, `eval` and `bench` run in-process here set malloc up for a run (`cvtrain.engine.host_memory`); the
+    """`fit`, `eval` and `bench` run in-process here set malloc up for a run (`cvtrain.host_memory`); the
     test process keeps glibc's defaults, whatever ran before. Commands run through `run_cli` do set it."""
     monkeypatch.setattr(setup, "keep_freed_memory", lambda device: False)
     monkeypatch.setattr(predict, "keep_freed_memory", lambda device: False)
