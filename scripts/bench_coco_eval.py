@@ -28,7 +28,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from cvtrain.contracts.batch import Batch
-from cvtrain.data.coco import coco_api_from_dict
+from cvtrain.data.annotations.coco_api import coco_api_from_dict
 from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator
 from cvtrain.metrics.synthetic_coco import SyntheticCOCO, synthetic_coco
 

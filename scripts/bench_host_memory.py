@@ -1,4 +1,4 @@
-"""What keeping freed memory in the process (`cvtrain.engine.host_memory`) gains a training step on the CPU.
+"""What keeping freed memory in the process (`cvtrain.host_memory`) gains a training step on the CPU.
 
 Runs `bench_loop.py`'s bare PyTorch loop (forward, cross-entropy, backward, SGD with momentum on one fixed batch) in fresh
 child processes, in turns: one with glibc's malloc as it comes, one after `keep_freed_memory`, as cvtrain sets it up
@@ -20,7 +20,7 @@ import sys
 import torch
 from bench_loop import BareLoop  # scripts/, the first entry of sys.path
 
-from cvtrain.engine.host_memory import has_glibc_malloc, keep_freed_memory, user_malloc_settings
+from cvtrain.host_memory import has_glibc_malloc, keep_freed_memory, user_malloc_settings
 
 WARM_STEPS = 3
 

@@ -15,7 +15,7 @@ sides; the overhead is the median ratio. On a GPU the device is synchronised at 
 data workers keep loading while the bare loop runs, so a cvtrain segment may start with batches loaded off the
 clock: that matters only where loading, not the GPU, is the bottleneck.
 
-On the CPU, cvtrain's set-up has malloc keep the memory it frees (`cvtrain.engine.host_memory`). That holds for the
+On the CPU, cvtrain's set-up has malloc keep the memory it frees (`cvtrain.host_memory`). That holds for the
 whole process, so the bare loop, which first runs after the set-up, keeps its memory too: the figure compares the
 loops, not the allocators. `scripts/bench_host_memory.py` measures what the setting gains on its own.
 

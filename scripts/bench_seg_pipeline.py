@@ -16,7 +16,7 @@ Both read the same Pascal VOC 2012 files (a JPEG photo and its palette PNG mask)
 
 The fixture holds one VOC photo with a segmentation mask (`2007_000063`, 500 x 375), so the split lists it
 `--images` times, under links. The two take turns; CPU time of the process is counted (`time.process_time`).
-cvtrain's set-up has malloc keep freed memory (`cvtrain.engine.host_memory`) for the whole process, before the first
+cvtrain's set-up has malloc keep freed memory (`cvtrain.host_memory`) for the whole process, before the first
 timed turn of either pipeline.
 
     .venv/bin/python scripts/bench_seg_pipeline.py --voc ../shared/fixtures/voc-sample/VOCdevkit

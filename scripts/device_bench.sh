@@ -248,7 +248,7 @@ if [ "$CHECK_CONFIGS" != 1 ]; then
     # (the files of every test that needs a GPU: nvJPEG, the metric on the device, and the training steps that
     # must not wait for the GPU; their CPU tests take seconds)
     run cuda_tests "$T_CHECK" env CVTRAIN_FIXTURES="$FX" "$PY" -m pytest -q -p no:cacheprovider -rs \
-        tests/data/test_device_decode.py tests/metrics/test_segmentation_metrics.py \
+        tests/data/decoding/test_device_decode.py tests/metrics/test_segmentation_metrics.py \
         tests/engine/test_loop.py tests/tasks/test_inputs.py tests/tasks/test_segmentation_task.py \
         tests/models/yolo/test_yolo_inputs.py
     CHECKS=$WORK/checks

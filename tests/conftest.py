@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from cvtrain.commands import predict, setup
 from cvtrain.config import Config, to_typed
 from cvtrain.config.compose import compose_config as compose_config_raw
 from cvtrain.config.compose import config_composer
-from cvtrain.engine.host_memory import has_glibc_malloc
+from cvtrain.host_memory import has_glibc_malloc
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared fixtures beside the checkout; CVTRAIN_FIXTURES points elsewhere (a git worktree of the checkout).
@@ -59,7 +61,7 @@ def write_image(
     mode: str = "RGB",
 ) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(abs(hash(path.name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(path.name.encode()))  # the same pixels in every run
     array = np.clip(np.array(colour)[None, None] + rng.normal(0, 10, (size[1], size[0], 3)), 0, 255).astype(
         np.uint8
     )
@@ -168,6 +170,29 @@ def run_main_reporting_imports(*args: str, cwd: Path) -> subprocess.CompletedPro
     )
 
 
+def run_until(
+    args: list[str], cwd: Path, reached: Callable[[str], bool], send: signal.Signals
+) -> subprocess.CompletedProcess:
+    """Start `cvtrain ARGS`, send `send` at the first line of its output that is `reached`, wait for it to end."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cvtrain.cli", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if reached(line):
+            proc.send_signal(send)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + rest, "")
+
+
 def run_script(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python scripts/NAME ARGS` from the repository root, as its docstring tells a user to."""
     return subprocess.run(
@@ -210,6 +235,19 @@ TINY_FASTER_RCNN = (
 # pycocotools' COCOeval.stats for the COCO API's own fake box and mask results on `coco-eval-parity` (the fixture's
 # README; official_printout.txt prints them to 3 decimals). pycocotools under another numpy, or faster-coco-eval,
 # may differ in the last ulp (see cvtrain/metrics/coco.py): compare with `same_coco_stats`.
+def tiny_shapes(cache: Path) -> tuple[str, ...]:
+    """A CPU run on `data=shapes` at its smallest: 4 training and 6 validation scenes of 64 px, batches of 2."""
+    return (
+        *FAST,
+        "data=shapes",
+        f"data.cache_dir={cache}",
+        "data.scene_size=64",  # aug=yolo letterboxes to data.image_size, which follows it (a multiple of 32)
+        "data.train_images=4",
+        "data.val_images=6",
+        "data.batch_size=2",
+    )
+
+
 OFFICIAL_COCO_STATS = {
     "bbox": [
         0.5045806987249628, 0.6969727247299577, 0.5729816669904824, 0.5856257209410443, 0.5193996948036719,
@@ -241,7 +279,7 @@ needs_glibc = pytest.mark.skipif(not has_glibc_malloc(), reason="malloc's knobs 
 
 @pytest.fixture(autouse=True)
 def _no_malloc_settings_in_the_test_process(monkeypatch):
-    """`fit`, `eval` and `bench` run in-process here set malloc up for a run (`cvtrain.engine.host_memory`); the
+    """`fit`, `eval` and `bench` run in-process here set malloc up for a run (`cvtrain.host_memory`); the
     test process keeps glibc's defaults, whatever ran before. Commands run through `run_cli` do set it."""
     monkeypatch.setattr(setup, "keep_freed_memory", lambda device: False)
     monkeypatch.setattr(predict, "keep_freed_memory", lambda device: False)

@@ -26,6 +26,15 @@ FORBIDDEN = {
     "tasks": {"engine", *ENTRY_POINTS},
 }
 
+# cvtrain/data/: a folder per format, and the parts formats share (which must know no format).
+SHARED_DATA_PARTS = {"annotations", "decoding", "samples", "transforms"}
+DATA_FORMATS = {
+    p.name for p in (PACKAGE / "data").iterdir() if p.is_dir() and (p / "__init__.py").is_file()
+} - (SHARED_DATA_PARTS)
+# The built-in shapes write their scenes in the real ImageFolder, VOC and COCO formats and read them back with those
+# formats' own loaders (what trains on shapes is what trains on real data): the one format that imports others.
+FORMATS_READ_BY = {"shapes": {"imagefolder", "voc", "coco"}}
+
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
@@ -78,6 +87,34 @@ def test_no_module_reaches_a_layer_it_must_not_know(module: str) -> None:
     assert not bad, f"{module} ({layer(module)}) reaches {bad}"
 
 
+def data_format(module: str) -> str | None:
+    """The format folder of cvtrain/data/ that `module` belongs to, if any."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 and parts[1] == "data" and parts[2] in DATA_FORMATS else None
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if data_format(m)))
+def test_no_data_format_imports_another(module: str) -> None:
+    own = data_format(module)
+    allowed = {own, *FORMATS_READ_BY.get(own, ())}
+    bad = sorted(m for m in reachable(module) if data_format(m) not in {None, *allowed})
+    assert not bad, f"{module} (data format {own}) reaches another format: {bad}"
+
+
+@pytest.mark.parametrize(
+    "module", sorted(m for m in MODULES if not data_format(m) and layer(m) not in ENTRY_POINTS)
+)
+def test_only_the_entry_points_know_a_data_format(module: str) -> None:
+    # the shared parts of data/, the engine, tasks and metrics work for any format; the commands pick one
+    bad = sorted(m for m in reachable(module) if data_format(m))
+    assert not bad, f"{module} reaches the data formats {bad}"
+
+
+def test_the_data_formats_are_found() -> None:
+    assert {"imagefolder", "voc", "coco", "yolo_txt", "shapes", "synthetic"} <= DATA_FORMATS
+    assert data_format("cvtrain.data.voc.xml") == "voc" and data_format("cvtrain.data.decoding.jpeg") is None
+
+
 def test_there_are_no_import_cycles() -> None:
     cycles = [m for m in MODULES if m in reachable(m)]
     assert not cycles, f"modules that import themselves through others: {cycles}"
@@ -94,3 +131,4 @@ def test_the_import_graph_is_read() -> None:
     assert "cvtrain.engine.loop" in imports("cvtrain.commands.fit")
     assert "cvtrain.commands.fit" in imports("cvtrain.cli")  # imported inside a function
     assert "cvtrain.contracts.batch" in reachable("cvtrain.engine.loop")
+    assert "cvtrain.data.voc.detection" in imports("cvtrain.data.shapes.detection")

@@ -14,7 +14,6 @@ from pycocotools.cocoeval import COCOeval
 
 from cvtrain.metrics.coco import COCO_METRICS
 from tests.conftest import (
-    FAST,
     OFFICIAL_COCO_STATS,
     PARITY_RESULTS,
     TINY_FASTER_RCNN,
@@ -22,22 +21,14 @@ from tests.conftest import (
     read_results,
     run_cli,
     same_coco_stats,
+    tiny_shapes,
 )
 
 FOUR_LOSSES = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg")
 
 
 def tiny(cache: Path) -> tuple[str, ...]:
-    return (
-        *FAST,
-        *TINY_FASTER_RCNN,
-        "data=shapes",
-        f"data.cache_dir={cache}",
-        "data.scene_size=64",
-        "data.train_images=4",
-        "data.val_images=6",
-        "data.batch_size=2",
-    )
+    return (*tiny_shapes(cache), *TINY_FASTER_RCNN)
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,15 @@ diverged run fails instead of reporting "ok"."""
 from __future__ import annotations
 
 import csv
-import os
 import re
 import signal
 import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import read_results, run_cli, write_image
+from tests.conftest import read_results, run_cli, run_until, write_image
 
 # 30 steps per epoch, two epochs, two data workers, deterministic kernels.
 RUN = (
@@ -57,29 +54,6 @@ def run_until_step(
         return found is not None and int(found.group(1)) >= step
 
     return run_until(["fit", *args], cwd, reached, send)
-
-
-def run_until(
-    args: list[str], cwd: Path, reached: Callable[[str], bool], send: signal.Signals
-) -> subprocess.CompletedProcess:
-    """Start `cvtrain ARGS`, send `send` at the first line of its output that is `reached`, wait for it to end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cvtrain.cli", *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if reached(line):
-            proc.send_signal(send)
-            break
-    rest, _ = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + rest, "")
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:

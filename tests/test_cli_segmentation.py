@@ -10,7 +10,7 @@ from PIL import Image
 from cvtrain.commands.evaluate import run_eval
 from cvtrain.commands.fit import run_fit
 from cvtrain.config.compose import CONF_DIR
-from cvtrain.data.palette import read_index_png
+from cvtrain.data.decoding.palette import read_index_png
 from tests.conftest import (
     FAST,
     VOC_SEG_SAMPLE_ID,

@@ -8,21 +8,11 @@ from pathlib import Path
 import pytest
 
 from cvtrain.metrics.coco import COCO_METRICS
-from tests.conftest import FAST, read_results, run_cli
+from tests.conftest import read_results, run_cli, tiny_shapes
 
 
 def tiny(cache: Path) -> tuple[str, ...]:
-    return (
-        *FAST,
-        "data=shapes",
-        f"data.cache_dir={cache}",
-        "data.scene_size=64",  # aug=yolo letterboxes to data.image_size, which follows it (a multiple of 32)
-        "data.train_images=4",
-        "data.val_images=6",
-        "data.batch_size=2",
-        "aug=yolo",
-        "trainer.max_steps=2",
-    )
+    return (*tiny_shapes(cache), "aug=yolo", "trainer.max_steps=2")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cvtrain.metrics.coco import COCO_METRICS
 from tests.conftest import FAST, read_results, run_cli
-from tests.data.test_yolo_txt import clean
+from tests.data.yolo_txt.test_yolo_txt import clean
 
 
 def test_yolo_fits_one_epoch_on_yolo_txt_data_and_evaluates(tmp_path: Path) -> None:

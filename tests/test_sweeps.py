@@ -6,10 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from omegaconf import OmegaConf
 
 from cvtrain.errors import ConfigError
 from cvtrain.overrides import check_overrides, sweeper_overrides
-from tests.conftest import FAST, read_results, run_cli
+from tests.conftest import FAST, read_results, run_cli, run_until
 
 # One epoch of two steps on 16 random 16-pixel images: a job takes about a second after start-up.
 TINY = (
@@ -217,29 +214,6 @@ def test_rerunning_a_sweep_reuses_finished_jobs_and_runs_the_rest(tmp_path: Path
     assert math.isfinite(float(next(r for r in summary_rows(sweep_dir) if r["job"] == "0")["value"]))
 
 
-def run_until_step(
-    args: list[str], cwd: Path, step: int, send: signal.Signals
-) -> subprocess.CompletedProcess:
-    """Start `cvtrain ARGS`, send `send` once its log reports optimizer step `step`, wait for it to end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cvtrain.cli", *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if f"step {step} " in line:
-            proc.send_signal(send)
-            break
-    rest, _ = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + rest, "")
-
-
 def test_a_sweep_stopped_by_a_signal_closes_with_its_summary_and_a_rerun_continues_it(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     args = (
@@ -250,7 +224,7 @@ def test_a_sweep_stopped_by_a_signal_closes_with_its_summary_and_a_rerun_continu
         "optim.lr=0.1,0.05",
         f"hydra.sweep.dir={sweep_dir}",
     )  # 64 steps
-    stopped = run_until_step([*args], tmp_path, 3, signal.SIGTERM)
+    stopped = run_until([*args], tmp_path, lambda line: "step 3 " in line, signal.SIGTERM)
     assert stopped.returncode == 1 and "Traceback" not in stopped.stdout
     out = " ".join(stopped.stdout.split())
     assert "the sweep stopped: stopped by SIGTERM" in out and "trainer.resume=auto" in out

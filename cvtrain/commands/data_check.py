@@ -27,10 +27,10 @@ from torch.utils.data import DataLoader, Dataset
 from cvtrain.config import Config, to_typed
 from cvtrain.config.data import OnBadAnnotation
 from cvtrain.contracts.batch import BadSample
-from cvtrain.data import annotation_checks
-from cvtrain.data.mosaic import MosaicDataset
-from cvtrain.data.palette import IGNORE_INDEX
+from cvtrain.data.annotations import checks as annotation_checks
+from cvtrain.data.decoding.palette import IGNORE_INDEX
 from cvtrain.data.splits import build_data
+from cvtrain.data.transforms.mosaic import MosaicDataset
 from cvtrain.engine.reporting import console, log, show, write_json
 from cvtrain.errors import DataError
 from cvtrain.workers import worker_init_fn

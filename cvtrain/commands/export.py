@@ -22,13 +22,13 @@ import torch
 from omegaconf import DictConfig
 from rich.table import Table
 
+from cvtrain.commands import export_formats
 from cvtrain.commands.setup import checkpoint_config, checkpoint_mean_image, task_of
 from cvtrain.config import Config, to_plain, to_typed
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.splits import build_data
-from cvtrain.data.transforms import eval_resize_size, eval_transform
-from cvtrain.engine import export_formats
+from cvtrain.data.transforms.pipelines import eval_resize_size, eval_transform
 from cvtrain.engine.checkpoint import load_checkpoint
 from cvtrain.engine.reporting import log, show, write_json
 from cvtrain.engine.state import evaluated_weights, load_weights

@@ -19,16 +19,16 @@ from cvtrain.commands.setup import (
 )
 from cvtrain.config import to_plain, to_typed
 from cvtrain.data.inputs import InputImages
-from cvtrain.data.transforms import eval_transform
+from cvtrain.data.transforms.pipelines import eval_transform
 from cvtrain.engine import distributed, loaders
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
-from cvtrain.engine.host_memory import keep_freed_memory
 from cvtrain.engine.loop import evaluate
 from cvtrain.engine.reporting import TrainProgress, log, show
 from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
 from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
+from cvtrain.host_memory import keep_freed_memory
 from cvtrain.models.build import build_model
 
 

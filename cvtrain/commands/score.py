@@ -24,7 +24,7 @@ import numpy as np
 
 from cvtrain.config import Config
 from cvtrain.contracts.ground_truth import DetectionGroundTruth
-from cvtrain.data.coco_checks import segmentation_problem
+from cvtrain.data.annotations.coco_checks import segmentation_problem
 from cvtrain.data.splits import build_data
 from cvtrain.errors import ConfigError, DataError
 from cvtrain.metrics.coco import evaluate_coco

@@ -17,13 +17,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from cvtrain.config import GROUPS, Config, to_plain
 from cvtrain.contracts.task import Task
-from cvtrain.data.annotation_checks import write_listing
-from cvtrain.data.mean_image import training_mean_image
+from cvtrain.data.annotations.checks import write_listing
+from cvtrain.data.imagefolder.mean_image import training_mean_image
 from cvtrain.data.splits import DataSplits, build_data
 from cvtrain.engine import distributed, loaders
-from cvtrain.engine.host_memory import keep_freed_memory
 from cvtrain.engine.reporting import log, metrics_table, show, write_json
 from cvtrain.errors import ConfigError
+from cvtrain.host_memory import keep_freed_memory
 from cvtrain.models.build import build_model
 from cvtrain.tasks.build import build_task
 
@@ -158,19 +158,24 @@ def checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, An
     """The checkpoint's config with the user's command-line overrides applied on top, still typed by the schema.
 
     A group the user names (`data=imagefolder`) keeps the freshly composed option; every other group takes the
-    checkpoint's values, typed by the schema it was trained with; a key override (`data.root=DIR`) then wins,
-    taken from `cfg` where it is already parsed. Command keys (ckpt, inputs, eval, predict) come from `cfg`.
+    checkpoint's values, typed by the schema it was trained with, but `_target_` from the option's current YAML; a
+    key override (`data.root=DIR`) then wins, taken from `cfg` where it is already parsed. Command keys (ckpt, inputs, eval, predict) come from `cfg`.
     """
-    saved, schemas = state["config"], state.get("schemas", {})
+    saved, schemas, choices = state["config"], state.get("schemas", {}), state.get("choices") or {}
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     merged = cfg.copy()
     for group in GROUPS:
         if group in keys or group not in saved:
             continue
         composed = merged[group]
+        target = OmegaConf.select(composed, "_target_")
         if group in schemas and schemas[group] != _qualified(OmegaConf.get_type(composed)):
             composed = OmegaConf.structured(get_class(schemas[group]))
         merged[group] = OmegaConf.merge(composed, saved[group])
+        if target is not None and group in choices:
+            # `cfg` recomposed the checkpoint's option (overrides.checkpoint_group_choices): its YAML names where
+            # the builder lives now, which wins over the path stored when the code was elsewhere
+            merged[group]._target_ = target
     for key in keys:
         if key.split(".")[0] in GROUPS and key not in GROUPS:
             OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False)

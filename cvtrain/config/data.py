@@ -53,7 +53,7 @@ class DataConfig:
     on_bad_image: OnBadImage = OnBadImage.error
     on_bad_annotation: OnBadAnnotation = (
         OnBadAnnotation.error
-    )  # which defects follow it: data/annotation_checks.py
+    )  # which defects follow it: data/annotations/checks.py
     # the size the data is meant to be seen at; aug.image_size follows it by default
     image_size: int = bounded(224, ge=1)
 
@@ -66,7 +66,7 @@ class ImageFolderDataConfig(DataConfig):
     train_dir: str = "train"
     val_dir: str = "val"
     synset_mapping: str | None = None  # a file of "<folder> <human readable name>" lines, relative to root
-    # where JPEGs are decoded: workers, or device (cvtrain/data/device_decode.py)
+    # where JPEGs are decoded: workers, or device (cvtrain/data/decoding/device_decode.py)
     decode: DecodeOn = DecodeOn.workers
     # a training class folder without images is refused (as torchvision's ImageFolder does); true: keep it as a
     # class (its index stays, e.g. to match another split or a checkpoint) and warn

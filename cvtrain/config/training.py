@@ -62,7 +62,7 @@ class AugConfig:
     # random scale of the image content, e.g. [0.75, 1.25]; None = off
     scale_range: list[float] | None = bounded(None, gt=0)
     photometric: bool = False  # detection: random brightness / contrast / saturation / hue / channel order
-    # aug=yolo (cvtrain/data/yolo_transforms.py, cvtrain/data/mosaic.py); the defaults leave them off.
+    # aug=yolo (cvtrain/data/transforms/yolo.py, cvtrain/data/transforms/mosaic.py); the defaults leave them off.
     # [hue, saturation, value] jitter gains, e.g. [0.015, 0.7, 0.4]
     hsv: list[float] | None = bounded(None, ge=0)
     translate: float = bounded(0.0, ge=0, le=1)  # random affine shift, a fraction of the image

@@ -28,7 +28,7 @@ class DeferredImages(Protocol):
 
 def stack_images(images: list[Any]) -> torch.Tensor | DeferredImages:
     """One batch of equally sized images: `torch.stack` of uint8 tensors, or, when any sample is left for the
-    device (it has `stack`, e.g. `cvtrain.data.device_decode.JpegCrop`), that sample type's own batch."""
+    device (it has `stack`, e.g. `cvtrain.data.decoding.device_decode.JpegCrop`), that sample type's own batch."""
     deferred = next((image for image in images if not isinstance(image, torch.Tensor)), None)
     if deferred is None:
         return torch.stack(images)

@@ -15,9 +15,9 @@ from typing import Any
 
 from torch.utils.data import Sampler
 
-from cvtrain.data.det_transforms import detection_transforms
-from cvtrain.data.mosaic import with_mosaic
 from cvtrain.data.splits import DataSplits
+from cvtrain.data.transforms.detection import detection_transforms
+from cvtrain.data.transforms.mosaic import with_mosaic
 from cvtrain.errors import ConfigError
 
 # ------------------------------------------------------------------------------------------ aspect-ratio grouping

@@ -10,8 +10,8 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from cvtrain.contracts.batch import BadSample
-from cvtrain.data.images import BadImageError, is_image_file, read_image
-from cvtrain.data.transforms import ClassificationTransform
+from cvtrain.data.decoding.images import BadImageError, is_image_file, read_image
+from cvtrain.data.transforms.pipelines import ClassificationTransform
 from cvtrain.errors import ConfigError
 
 

@@ -1,6 +1,6 @@
 """What a data builder returns, and the one dispatch from a `data` config to its format's builder.
 
-Every `conf/data/*.yaml` names its builder with `_target_` (e.g. `cvtrain.data.voc.build_voc`). A builder is
+Every `conf/data/*.yaml` names its builder with `_target_` (e.g. `cvtrain.data.voc.detection.build_voc`). A builder is
 
     build_xxx(cfg, *, aug, task, need_train, require_images=True) -> DataSplits
 
@@ -17,7 +17,7 @@ from typing import Any
 from hydra.utils import get_method
 from torch.utils.data import Dataset
 
-from cvtrain.data.annotation_checks import AnnotationProblem
+from cvtrain.data.annotations.checks import AnnotationProblem
 from cvtrain.errors import ConfigError
 
 

@@ -34,7 +34,7 @@ from rich.table import Table
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.plots import PlotData, PRCurve
-from cvtrain.data.detection_records import VOCRecord
+from cvtrain.data.annotations.records import VOCRecord
 from cvtrain.errors import DataError
 
 log = logging.getLogger(__name__)

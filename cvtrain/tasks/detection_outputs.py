@@ -14,7 +14,7 @@ from PIL import Image
 from torchvision.utils import draw_segmentation_masks
 
 from cvtrain.contracts.batch import Batch
-from cvtrain.data.images import BadImageError, read_image
+from cvtrain.data.decoding.images import BadImageError, read_image
 from cvtrain.metrics.coco import encode_masks
 from cvtrain.plots.draw import class_colour, draw_boxes
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cvtrain.data.images import BadImageError, read_image
+from cvtrain.data.decoding.images import BadImageError, read_image
 from cvtrain.plots.draw import fit_to
 
 PREVIEW_SIDE = 256  # pixels, the longer side of each picture in predictions.png

@@ -26,7 +26,7 @@ from cvtrain.contracts.batch import Batch, split_bad
 from cvtrain.contracts.monitor import MonitorMode
 from cvtrain.contracts.monitor import monitor_mode as mode_of
 from cvtrain.contracts.plots import Panel, Preview
-from cvtrain.data.palette import IGNORE_INDEX
+from cvtrain.data.decoding.palette import IGNORE_INDEX
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
 from cvtrain.tasks.inputs import ImageInput

@@ -2,7 +2,7 @@
 
 - `predictions/<stem>.png`: the predicted label map as a VOC palette PNG (pixel values are class indices, the
   palette shows them in VOC's colours), the same size as the original image and named after its file stem, so
-  it can be scored with the VOC devkit or read back with `cvtrain.data.palette.read_index_png`;
+  it can be scored with the VOC devkit or read back with `cvtrain.data.decoding.palette.read_index_png`;
 - `overlays/<stem>.jpg` (predict only): the image with every non-background class painted over it, and a legend
   strip below it (colour and name of each class present);
 - `predictions.json`: one record per image: {"path", "image_id", "mask", ["overlay"], "height", "width",
@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cvtrain.contracts.batch import Batch
-from cvtrain.data.images import BadImageError, read_image
-from cvtrain.data.palette import IGNORE_INDEX, VOC_PALETTE, colorize, write_index_png
+from cvtrain.data.decoding.images import BadImageError, read_image
+from cvtrain.data.decoding.palette import IGNORE_INDEX, VOC_PALETTE, colorize, write_index_png
 from cvtrain.plots.draw import add_legend, legend_entries
 
 OVERLAY_ALPHA = 0.5  # weight of the class colour over the image

@@ -11,15 +11,15 @@ import pytest
 from PIL import Image
 
 from cvtrain.commands.data_check import run_data_check
-from cvtrain.data.palette import write_index_png
+from cvtrain.data.decoding.palette import write_index_png
 from cvtrain.errors import DataError
 from tests.conftest import FAST, compose_raw, make_imagefolder, run_cli
-from tests.data.test_coco_checks import write as write_coco
-from tests.data.test_coco_detection import phone_coco
-from tests.data.test_images import SAMPLES_16
-from tests.data.test_voc_detection import PHONE_SHOWN, PHONE_STORED, phone_voc, write_voc
-from tests.data.test_voc_seg import make_voc as make_voc_seg
-from tests.data.test_yolo_txt import clean, write_yolo
+from tests.data.annotations.test_coco_checks import write as write_coco
+from tests.data.coco.test_coco_detection import phone_coco
+from tests.data.decoding.test_images import SAMPLES_16
+from tests.data.voc.test_voc_detection import PHONE_SHOWN, PHONE_STORED, phone_voc, write_voc
+from tests.data.voc.test_voc_segmentation import make_voc as make_voc_seg
+from tests.data.yolo_txt.test_yolo_txt import clean, write_yolo
 
 CORRUPT_JPEG = b"\xff\xd8\xff\xe0 truncated"
 

@@ -19,7 +19,7 @@ from cvtrain.errors import ConfigError, DataError
 from cvtrain.metrics.coco import COCO_METRICS
 from cvtrain.tasks.detection import DetectionTask
 from tests.conftest import OFFICIAL_COCO_STATS, PARITY_RESULTS, compose_config, fixture_dir, same_coco_stats
-from tests.data.test_instance_masks import with_garbage_rle
+from tests.data.coco.test_instance_masks import with_garbage_rle
 
 
 def jittered_predictions(dataset) -> Iterator[tuple[Batch, list[dict[str, torch.Tensor]]]]:

@@ -47,3 +47,27 @@ def test_mean_image_and_lighting_train_and_the_checkpoint_alone_evaluates_and_pr
         cwd=tmp_path,
     )
     assert len(json.loads((predict_dir / "predictions.json").read_text())) == 4
+
+
+def test_a_checkpoint_whose_builder_has_moved_since_still_evaluates(tmp_path: Path) -> None:
+    # a checkpoint stores the resolved config, `_target_` included: the option's current YAML names the builder
+    data = make_imagefolder(tmp_path / "data")
+    fit_dir = tmp_path / "fit"
+    run_cli(
+        "fit",
+        "data=imagefolder",
+        f"data.root={data}",
+        *TINY,
+        "trainer.epochs=1",
+        f"hydra.run.dir={fit_dir}",
+        cwd=tmp_path,
+    )
+    ckpt = fit_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    state["config"]["data"]["_target_"] = (
+        "cvtrain.data.imagefolder.build_imagefolder"  # before data/ had folders
+    )
+    torch.save(state, ckpt)
+    eval_dir = tmp_path / "eval"
+    run_cli("eval", f"ckpt={ckpt}", f"hydra.run.dir={eval_dir}", cwd=tmp_path)
+    assert read_results(eval_dir)["top1_err"] == read_results(fit_dir)["top1_err"]

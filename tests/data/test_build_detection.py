@@ -17,10 +17,11 @@ from torch.utils.data import DistributedSampler
 from cvtrain.config import Config
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.ground_truth import DetectionGroundTruth
-from cvtrain.data.coco import COCODetection, coco_paths
+from cvtrain.data.annotations.class_names import VOC_CLASSES
+from cvtrain.data.coco.detection import COCODetection, coco_paths
 from cvtrain.data.detection_splits import AspectRatioGrouping, GroupedBatchSampler
 from cvtrain.data.splits import build_data
-from cvtrain.data.voc import VOC_CLASSES, VOCDetection
+from cvtrain.data.voc.detection import VOCDetection
 from cvtrain.errors import ConfigError, DataError
 from cvtrain.metrics.detection import detection_evaluator
 from tests.conftest import compose_config, fixture_dir

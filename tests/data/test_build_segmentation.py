@@ -7,12 +7,12 @@ from PIL import Image
 from torchvision import tv_tensors
 
 from cvtrain.contracts.batch import Batch
-from cvtrain.data.images import read_image
-from cvtrain.data.palette import IGNORE_INDEX, read_index_png, write_index_png
-from cvtrain.data.shapes_segmentation import SHAPES_SEGMENTATION_CLASSES
+from cvtrain.data.annotations.class_names import VOC_SEG_CLASSES
+from cvtrain.data.decoding.images import read_image
+from cvtrain.data.decoding.palette import IGNORE_INDEX, read_index_png, write_index_png
+from cvtrain.data.shapes.segmentation import SHAPES_SEGMENTATION_CLASSES
 from cvtrain.data.splits import build_data
-from cvtrain.data.transforms import eval_transform
-from cvtrain.data.voc_seg import VOC_SEG_CLASSES
+from cvtrain.data.transforms.pipelines import eval_transform
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
 from tests.conftest import VOC_SEG_SAMPLE_ID, compose_config, fixture_dir, voc_seg_sample

@@ -14,7 +14,7 @@ from torchvision import tv_tensors
 
 from cvtrain.config.registry import SCHEMAS
 from cvtrain.data.splits import build_data, require_task
-from cvtrain.data.transforms import eval_transform
+from cvtrain.data.transforms.pipelines import eval_transform
 from cvtrain.errors import ConfigError
 from tests.conftest import REPO, compose_config, compose_raw
 

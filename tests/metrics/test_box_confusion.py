@@ -7,7 +7,7 @@ import pickle
 import torch
 
 from cvtrain.contracts.batch import Batch
-from cvtrain.data.coco import coco_api_from_dict
+from cvtrain.data.annotations.coco_api import coco_api_from_dict
 from cvtrain.metrics.box_confusion import BoxConfusionEvaluator, match_counts
 
 CAT, DOG, BG = 0, 1, 2

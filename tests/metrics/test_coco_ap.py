@@ -18,8 +18,9 @@ from rich.console import Console
 
 from cvtrain.commands.score import score_results
 from cvtrain.contracts.batch import Batch
-from cvtrain.data.coco import COCODetection, coco_api_from_dict
-from cvtrain.data.voc import VOCDetection, VOCRecord
+from cvtrain.data.annotations.coco_api import coco_api_from_dict
+from cvtrain.data.coco.detection import COCODetection
+from cvtrain.data.voc.detection import VOCDetection, VOCRecord
 from cvtrain.errors import DataError
 from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator, metric_names
 from tests.conftest import OFFICIAL_COCO_STATS, PARITY_RESULTS, fixture_dir, same_coco_stats

@@ -18,7 +18,7 @@ from faster_coco_eval import COCOeval_faster
 from pycocotools.cocoeval import COCOeval
 
 from cvtrain.contracts.batch import Batch
-from cvtrain.data.coco import coco_api_from_dict, load_coco_api
+from cvtrain.data.annotations.coco_api import coco_api_from_dict, load_coco_api
 from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator, evaluate_coco, metric_names, run_cocoeval
 from cvtrain.metrics.synthetic_coco import SyntheticCOCO, synthetic_coco
 from tests.conftest import OFFICIAL_COCO_STATS, PARITY_RESULTS, fixture_dir, same_coco_stats

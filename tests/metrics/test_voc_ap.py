@@ -15,7 +15,7 @@ from torchvision.ops import box_iou
 
 from cvtrain.commands.score import score_results
 from cvtrain.contracts.batch import Batch
-from cvtrain.data.voc import VOCDetection, VOCRecord
+from cvtrain.data.voc.detection import VOCDetection, VOCRecord
 from cvtrain.errors import DataError
 from cvtrain.metrics.voc import (
     VOCEvaluator,

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from cvtrain.contracts.plots import Panel, Preview
-from cvtrain.data.palette import VOC_PALETTE
+from cvtrain.data.decoding.palette import VOC_PALETTE
 from cvtrain.plots.draw import (
     add_legend,
     class_colour,

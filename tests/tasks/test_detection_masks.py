@@ -19,10 +19,10 @@ from torch import nn
 
 from cvtrain.commands.score import score_results
 from cvtrain.contracts.batch import Batch
-from cvtrain.data.coco import COCODetection
-from cvtrain.data.det_transforms import detection_transforms
-from cvtrain.data.shapes import SHAPE_CLASSES
-from cvtrain.data.shapes_detection import ensure_shapes_detection, shapes_coco_paths
+from cvtrain.data.coco.detection import COCODetection
+from cvtrain.data.shapes.detection import ensure_shapes_detection, shapes_coco_paths
+from cvtrain.data.shapes.scenes import SHAPE_CLASSES
+from cvtrain.data.transforms.detection import detection_transforms
 from cvtrain.metrics.coco import COCO_METRICS, metric_names
 from cvtrain.tasks.detection import DetectionTask, binary_masks
 from tests.conftest import same_coco_stats

@@ -19,12 +19,12 @@ from torchvision import tv_tensors
 
 from cvtrain.commands.score import score_results
 from cvtrain.contracts.batch import BadSample, Batch
-from cvtrain.data.coco import COCODetection
-from cvtrain.data.det_transforms import detection_transforms
+from cvtrain.data.coco.detection import COCODetection
 from cvtrain.data.inputs import InputImages
-from cvtrain.data.shapes import SHAPE_CLASSES
-from cvtrain.data.shapes_detection import ensure_shapes_detection, shapes_coco_paths, shapes_voc_root
-from cvtrain.data.voc import VOCDetection
+from cvtrain.data.shapes.detection import ensure_shapes_detection, shapes_coco_paths, shapes_voc_root
+from cvtrain.data.shapes.scenes import SHAPE_CLASSES
+from cvtrain.data.transforms.detection import detection_transforms
+from cvtrain.data.voc.detection import VOCDetection
 from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator
 from cvtrain.metrics.detection import CombinedEvaluator
 from cvtrain.models.detection import build_faster_rcnn

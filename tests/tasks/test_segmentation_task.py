@@ -13,8 +13,8 @@ from torch import nn
 from torchvision import tv_tensors
 
 from cvtrain.contracts.batch import BadSample
+from cvtrain.data.decoding.palette import IGNORE_INDEX, VOC_PALETTE, read_index_png
 from cvtrain.data.inputs import InputImages
-from cvtrain.data.palette import IGNORE_INDEX, VOC_PALETTE, read_index_png
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
 from cvtrain.tasks.segmentation import SegmentationTask

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cvtrain.data.shapes import render_scene
+from cvtrain.data.shapes.scenes import render_scene
 from cvtrain.errors import ConfigError
 from cvtrain.models.yolo import YOLOv1
 from cvtrain.models.yolo.v1_loss import (

@@ -1,0 +1,157 @@
+"""`data=yolo_txt data.root=DIR`: detection data in the Ultralytics YOLO-txt layout (see `labels.py`).
+
+Normalised boxes need each image's size as displayed: it is read from the image header (no decoding; EXIF
+orientation applied) when the split is built; an image whose header cannot be read stays in the split as a
+`BadSample` (the run stops naming it, or skips it with `data.on_bad_image=skip`) and out of the ground truth. The ground truth is the VOC one (per-image records,
+no `difficult` objects), so a detector is scored with VOC AP (`voc_map`, the headline) and COCO AP.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvtrain.contracts.batch import BadSample
+from cvtrain.data.annotations.checks import AnnotationLog
+from cvtrain.data.annotations.records import RecordsGroundTruth, VOCRecord
+from cvtrain.data.decoding.images import displayed_size
+from cvtrain.data.detection_splits import detection_splits
+from cvtrain.data.samples.detection import DetectionTransforms, Sample, load_sample
+from cvtrain.data.splits import DataSplits, require_task
+from cvtrain.data.yolo_txt.labels import (
+    YoloLayout,
+    label_path,
+    parse_labels,
+    read_data_yaml,
+    split_images,
+)
+from cvtrain.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+class YoloTxtDetection(RecordsGroundTruth):
+    """One split ("train" or "val") of a YOLO-txt dataset.
+
+    `samples` holds a `VOCRecord` per image (boxes in pixels, clipped to the image) or a `BadSample` for an image
+    whose header cannot be read. Label problems go to `checks` (policy `data.on_bad_annotation`; by default every
+    unusable line is an error naming the file and line).
+    """
+
+    def __init__(
+        self,
+        *,
+        layout: YoloLayout,
+        split: str,
+        transforms: DetectionTransforms | None = None,
+        checks: AnnotationLog | None = None,
+    ):
+        self.layout = layout
+        self.split = split
+        self.transforms = transforms
+        self.class_names = list(layout.class_names)
+        self.checks = checks if checks is not None else AnnotationLog()
+        since = len(self.checks.problems)
+        images = split_images(layout, split)
+        if not images:
+            raise DataError(f"{layout.yaml_file}: `{split}` ({layout.sources[split]}) holds no image files")
+        self.samples: list[VOCRecord | BadSample] = [self._read(image) for image in images]
+        if not any(label_path(image).is_file() for image in images):
+            # Legal (all backgrounds) but nearly always a layout mistake: say where the labels were looked for.
+            log.warning(
+                "%s: no label file for any of the %d %s images (looked for e.g. %s): every image is a background",
+                layout.yaml_file,
+                len(images),
+                split,
+                label_path(images[0]),
+            )
+        self.records = [s for s in self.samples if isinstance(s, VOCRecord)]
+        seen: dict[str, Path] = {}
+        for record in self.records:
+            if record.image_id in seen:
+                raise DataError(
+                    f"{record.path} and {seen[record.image_id]} are the same image id {record.image_id}"
+                )
+            seen[record.image_id] = record.path
+        self.checks.report(f"{layout.yaml_file} ({split})", since)
+
+    def _read(self, image: Path) -> VOCRecord | BadSample:
+        try:
+            width, height = displayed_size(image)  # normalised coordinates are of the picture as displayed
+        except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for a missing or unreadable file
+            return BadSample(path=str(image), reason=f"not a readable image ({e})")
+        labels = parse_labels(label_path(image), len(self.class_names), width, height, self.checks)
+        boxes, classes = labels.arrays(width, height)
+        return VOCRecord(
+            image_id=self._image_id(image),
+            path=image,
+            width=width,
+            height=height,
+            boxes=boxes,
+            labels=classes,
+            difficult=np.zeros(len(classes), dtype=bool),
+        )
+
+    def _image_id(self, image: Path) -> str:
+        """The image's path below the dataset root, without extension (stems may repeat in sub-folders)."""
+        try:
+            return image.relative_to(self.layout.base).with_suffix("").as_posix()
+        except ValueError:
+            return image.with_suffix("").as_posix()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Sample | BadSample:
+        sample = self.samples[index]
+        if isinstance(sample, BadSample):
+            return sample
+        size = (sample.height, sample.width)
+        return load_sample(
+            sample.path, sample.image_id, sample.boxes, sample.labels, self.transforms, size=size
+        )
+
+    def aspect_ratios(self) -> list[float]:
+        """Width / height of every image, from the headers read at construction, for aspect-ratio grouping."""
+        return [s.width / s.height if isinstance(s, VOCRecord) else 1.0 for s in self.samples]
+
+    @property
+    def ground_truth_source(self) -> str:
+        return str(self.layout.yaml_file)
+
+
+def yolo_txt_split(
+    cfg: Any,
+    *,
+    train: bool,
+    transforms: DetectionTransforms | None = None,
+    require_images: bool = True,
+    checks: AnnotationLog | None = None,
+) -> YoloTxtDetection:
+    """`train` or `val` of `data.root`'s data.yaml. The images are needed even to score a predictions file
+    (`require_images=False`): the labels are normalised by their sizes."""
+    layout = read_data_yaml(Path(cfg.root).expanduser() / cfg.yaml)
+    return YoloTxtDetection(
+        layout=layout, split="train" if train else "val", transforms=transforms, checks=checks
+    )
+
+
+def build_yolo_txt(
+    cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True
+) -> DataSplits:
+    """`data=yolo_txt`: the `train` and `val` splits of `data.root`/data.yaml."""
+    require_task(cfg.format, task, ("detection",))
+    checks = AnnotationLog(cfg.on_bad_annotation)
+    splits = detection_splits(
+        partial(yolo_txt_split, cfg, checks=checks),
+        aug=aug,
+        need_train=need_train,
+        grouping=cfg.aspect_ratio_grouping,
+        require_images=require_images,
+    )
+    splits.problems = checks.problems
+    return splits

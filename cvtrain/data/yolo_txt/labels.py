@@ -1,0 +1,190 @@
+"""The Ultralytics YOLO-txt layout: `data.yaml` and the per-image label files, read as Ultralytics reads them.
+
+    DIR/data.yaml            path: .   train: images/train   val: images/val   names: [cat, dog] (or {0: cat, 1: dog})
+    DIR/images/train/a.jpg   DIR/labels/train/a.txt: one `class cx cy w h` line per object, normalised to [0, 1]
+
+`train` / `val` are relative to `path`, which is relative to the yaml's folder (absent: that folder); each is a
+folder of images (searched recursively), a `.txt` list of image paths (relative ones from the list's folder), or a
+list of those. An image's label file is its path with the last `/images/` replaced by `/labels/` and the
+extension by `.txt`. No label file, or an empty one, is a background image. A line that cannot be used is reported
+to the shared annotation checks (`data.on_bad_annotation`) by file and line; a box that only sticks out of the image
+is clipped to it (and listed).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from cvtrain.data.annotations.checks import AnnotationLog, check_box
+from cvtrain.data.decoding.images import is_image_file
+from cvtrain.errors import DataError
+
+# How far outside [0, 1] a normalised coordinate may be and still count as a rounding error (then clipped).
+TOLERANCE = 0.01
+LINE_FORMAT = "`class cx cy w h` (class index; box centre, width, height in [0, 1])"
+
+
+@dataclass
+class Labels:
+    """The usable objects of one label file: XYXY boxes in continuous 0-based pixels, clipped to the image."""
+
+    classes: list[int] = field(default_factory=list)
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+
+    def arrays(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes float64 [N, 4] clipped to the image, labels int64 [N])."""
+        boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        boxes = np.clip(boxes, 0.0, np.array([width, height, width, height], dtype=np.float64))
+        return boxes, np.asarray(self.classes, dtype=np.int64)
+
+
+def parse_labels(path: Path, num_classes: int, width: int, height: int, checks: AnnotationLog) -> Labels:
+    """Read the label file of a `width` x `height` image (absent: a background image, no objects). Every unusable
+    line goes to `checks` (`data.on_bad_annotation`); a box that only sticks out of the image is clipped."""
+    labels = Labels()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return labels
+    except (OSError, UnicodeDecodeError) as e:
+        checks.bad(path, "the file", f"cannot be read ({e})", "rewrite it as UTF-8 text, one object per line")
+        return labels
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            _parse_line(labels, path, f"line {number}", line.split(), (num_classes, width, height), checks)
+    return labels
+
+
+def _parse_line(
+    labels: Labels,
+    path: Path,
+    where: str,
+    fields: list[str],
+    sizes: tuple[int, int, int],
+    checks: AnnotationLog,
+) -> None:
+    num_classes, width, height = sizes
+    text = " ".join(fields)
+
+    def bad(what: str, fix: str = f"write it as {LINE_FORMAT}") -> None:
+        checks.bad(path, where, what, fix)
+
+    if len(fields) != 5:
+        return bad(f"{text!r} has {len(fields)} fields, not 5")
+    try:
+        values = [float(v) for v in fields]
+    except ValueError:
+        return bad(f"{text!r} has a field that is not a number")
+    if not all(math.isfinite(v) for v in values):
+        return bad(f"{text!r} has a non-finite number")
+    cls, cx, cy, w, h = values
+    if cls != int(cls) or not 0 <= cls < num_classes:
+        return bad(
+            f"class {fields[0]} is not a class index 0..{num_classes - 1}",
+            f"use the index of the object's name in data.yaml `names` ({num_classes} classes)",
+        )
+    if not all(-TOLERANCE <= v <= 1 + TOLERANCE for v in (cx, cy, w, h)):
+        return bad(
+            f"coordinates {' '.join(fields[1:])} are outside [0, 1]",
+            "YOLO boxes are normalised: divide x and width by the image width, y and height by its height",
+        )
+    # rounded to a millionth of a pixel: no float noise in the messages (36.2, not 36.199999999999996)
+    corners = [
+        round(v, 6)
+        for v in ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
+    ]
+    box = check_box(
+        checks, corners, width=width, height=height, file=path, where=where, fix="fix or delete the line"
+    )
+    if box is not None:
+        labels.classes.append(int(cls))
+        labels.boxes.append(box)
+
+
+def label_path(image: Path) -> Path:
+    """Ultralytics' rule: the last `/images/` of the path becomes `/labels/`, the extension `.txt`."""
+    images, labels = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    return Path(labels.join(str(image).rsplit(images, 1))).with_suffix(".txt")
+
+
+# ------------------------------------------------------------------------------------------------- data.yaml
+
+
+@dataclass(frozen=True)
+class YoloLayout:
+    yaml_file: Path
+    base: Path  # `path`, resolved: the dataset root every split is relative to
+    class_names: list[str]
+    sources: dict[str, list[Path]]  # "train" / "val" -> folders or .txt lists of images
+
+
+def read_data_yaml(yaml_file: Path) -> YoloLayout:
+    """Read and check `data.yaml`; every problem is a `DataError` naming the file and the key."""
+    if not yaml_file.is_file():
+        raise DataError(
+            f"{yaml_file} does not exist: data=yolo_txt needs data.root=DIR holding data.yaml (keys path, train, "
+            "val, names) with images/{train,val}/ and labels/{train,val}/ beside it (the Ultralytics layout)"
+        )
+    try:
+        content = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{yaml_file} is not readable YAML: {e}") from e
+    if not isinstance(content, dict):
+        raise DataError(f"{yaml_file}: expected a mapping with keys path, train, val, names")
+    names = _class_names(content.get("names"), yaml_file)
+    if content.get("nc") is not None and content["nc"] != len(names):
+        raise DataError(f"{yaml_file}: nc is {content['nc']} but `names` lists {len(names)} classes")
+    base = yaml_file.parent / str(content.get("path") or ".")
+    sources = {split: _sources(content.get(split), split, base, yaml_file) for split in ("train", "val")}
+    return YoloLayout(yaml_file=yaml_file, base=base, class_names=names, sources=sources)
+
+
+def _class_names(names: Any, yaml_file: Path) -> list[str]:
+    if isinstance(names, list) and names:
+        return [str(n) for n in names]
+    if isinstance(names, dict) and names:
+        try:
+            index = {int(k): str(v) for k, v in names.items()}
+        except (TypeError, ValueError):
+            index = {}
+        if sorted(index) == list(range(len(names))):
+            return [index[i] for i in range(len(names))]
+        raise DataError(f"{yaml_file}: the keys of `names` must be the class indices 0..{len(names) - 1}")
+    raise DataError(
+        f"{yaml_file}: `names` must list the class names (a list, or a map from index 0.. to name)"
+    )
+
+
+def _sources(value: Any, split: str, base: Path, yaml_file: Path) -> list[Path]:
+    if not value:
+        raise DataError(
+            f"{yaml_file}: `{split}` is missing: give the {split} images folder, relative to `path`"
+        )
+    paths = []
+    for entry in value if isinstance(value, list) else [value]:
+        path = base / str(entry)
+        if not path.exists() and str(entry).startswith("../"):  # Roboflow exports: Ultralytics tries this too
+            path = base / str(entry)[3:]
+        if not path.exists():
+            raise DataError(f"{yaml_file}: `{split}: {entry}` is {path}, which does not exist")
+        paths.append(path)
+    return paths
+
+
+def split_images(layout: YoloLayout, split: str) -> list[Path]:
+    """Every image of `split`: the folders' image files (recursive, sorted) and the lists' entries, in order."""
+    images: list[Path] = []
+    for source in layout.sources[split]:
+        if source.is_dir():
+            images += sorted(p for p in source.rglob("*") if p.is_file() and is_image_file(p))
+        else:
+            lines = [s.strip() for s in source.read_text(encoding="utf-8").splitlines()]
+            images += [source.parent / s for s in lines if s]
+    return images
