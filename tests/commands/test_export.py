@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from cvtrain.commands import export as export_command
-from cvtrain.commands.setup import group_schemas
 from cvtrain.config import to_plain
 from cvtrain.engine import export_formats
+from cvtrain.engine.checkpoints.restore import group_schemas
 from cvtrain.errors import ConfigError
 from cvtrain.models.build import build_model
 from cvtrain.models.yolo.nms import select_detections

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from cvtrain.commands import setup
+from cvtrain import composition
 from cvtrain.engine import host_memory
 from tests.conftest import FAST, compose_config, needs_glibc
 
@@ -92,7 +92,7 @@ def test_a_gpu_run_keeps_mallocs_defaults(monkeypatch):
 
 def test_build_setup_applies_it_to_the_run_device(monkeypatch):
     devices = []
-    monkeypatch.setattr(setup, "keep_freed_memory", devices.append)
+    monkeypatch.setattr(composition, "keep_freed_memory", devices.append)
     cfg = compose_config("data=synthetic", "data.length=8", "model=small_cnn", *FAST)
-    setup.build_setup(cfg, need_train=True)
+    composition.build_setup(cfg, need_train=True)
     assert devices == [torch.device("cpu")]
