@@ -18,7 +18,7 @@ def atomic_write(path: str | Path, *, fsync: bool = False) -> Iterator[BinaryIO]
     a reader (another DataLoader worker, a resumed run) sees the previous file or the whole new one. `fsync=True`
     also forces the bytes to disk before the rename (checkpoints: the file must survive a power loss). Only a
     process killed outright (kill -9, a node lost) leaves the temporary file behind: see
-    `cvtrain.engine.checkpoint.remove_stale_temporaries`.
+    `cvtrain.engine.checkpoints.writing.remove_stale_temporaries`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -274,11 +274,8 @@ def checkpoint_group_choices(args: list[str]) -> list[str]:
     ckpt = next((a.split("=", 1)[1] for a in args if a.startswith("ckpt=")), None)
     if ckpt is None or not Path(ckpt).is_file():
         return []  # the command itself reports a missing checkpoint
-    import torch
+    from cvtrain.engine.checkpoints.reading import peek  # here: `cvtrain --help` does not load torch
 
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        return []
+    state = peek(ckpt) or {}
     given = {a.split("=", 1)[0].lstrip("+~") for a in args}
     return [f"{g}={o}" for g, o in (state.get("choices") or {}).items() if g not in given]

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from cvtrain.commands.setup import build_setup
+from cvtrain.composition import build_setup
 from tests.conftest import compose_config
 
 

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as T
 
-from cvtrain.commands.setup import build_setup
+from cvtrain.composition import build_setup
 from cvtrain.config import to_typed
 from cvtrain.config.compose import compose_config, config_composer
 from cvtrain.engine import loaders

@@ -37,7 +37,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
 
-from cvtrain.commands.setup import Setup, build_setup
+from cvtrain.composition import Setup, build_setup
 from cvtrain.config import to_typed
 from cvtrain.config.compose import compose_config, config_composer
 from cvtrain.engine import loaders

@@ -19,7 +19,8 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from cvtrain.commands import predict, setup
+from cvtrain import composition
+from cvtrain.commands import predict
 from cvtrain.config import Config, to_typed
 from cvtrain.config.compose import compose_config as compose_config_raw
 from cvtrain.config.compose import config_composer
@@ -281,7 +282,7 @@ needs_glibc = pytest.mark.skipif(not has_glibc_malloc(), reason="malloc's knobs 
 def _no_malloc_settings_in_the_test_process(monkeypatch):
     """`fit`, `eval` and `bench` run in-process here set malloc up for a run (`cvtrain.host_memory`); the
     test process keeps glibc's defaults, whatever ran before. Commands run through `run_cli` do set it."""
-    monkeypatch.setattr(setup, "keep_freed_memory", lambda device: False)
+    monkeypatch.setattr(composition, "keep_freed_memory", lambda device: False)
     monkeypatch.setattr(predict, "keep_freed_memory", lambda device: False)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cvtrain.engine.checkpoint import load_checkpoint
+from cvtrain.engine.checkpoints.reading import load_checkpoint
 from tests.conftest import FAST, TINY_FASTER_RCNN, make_imagefolder, read_results, run_cli
 
 SIZE = 64

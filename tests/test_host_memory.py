@@ -10,8 +10,7 @@ import textwrap
 import pytest
 import torch
 
-from cvtrain import host_memory
-from cvtrain.commands import setup
+from cvtrain import composition, host_memory
 from tests.conftest import FAST, compose_config, needs_glibc
 
 # In a fresh process (the setting cannot be undone): where buffers live before and after keep_freed_memory, and
@@ -92,7 +91,7 @@ def test_a_gpu_run_keeps_mallocs_defaults(monkeypatch):
 
 def test_build_setup_applies_it_to_the_run_device(monkeypatch):
     devices = []
-    monkeypatch.setattr(setup, "keep_freed_memory", devices.append)
+    monkeypatch.setattr(composition, "keep_freed_memory", devices.append)
     cfg = compose_config("data=synthetic", "data.length=8", "model=small_cnn", *FAST)
-    setup.build_setup(cfg, need_train=True)
+    composition.build_setup(cfg, need_train=True)
     assert devices == [torch.device("cpu")]

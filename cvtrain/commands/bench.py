@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from rich.table import Table
 
 from cvtrain.commands.fit import build_run
-from cvtrain.commands.setup import build_setup, group_choices
+from cvtrain.composition import build_setup, group_choices
 from cvtrain.config import to_typed
 from cvtrain.contracts.batch import Batch
 from cvtrain.engine import distributed

@@ -10,22 +10,13 @@ from typing import Any
 from omegaconf import DictConfig
 
 from cvtrain.commands.score import score_predictions_file
-from cvtrain.commands.setup import (
-    build_setup,
-    checkpoint_config,
-    checkpoint_mean_image,
-    config_record,
-    eval_loader,
-    finish,
-    list_annotation_problems,
-)
-from cvtrain.config import to_plain, to_typed
+from cvtrain.composition import build_setup, config_record, eval_loader, finish, list_annotation_problems
+from cvtrain.config import to_typed
 from cvtrain.engine.bad_samples import BadSampleLog
-from cvtrain.engine.checkpoint import load_checkpoint
+from cvtrain.engine.checkpoints.restore import restore
 from cvtrain.engine.loop import evaluate
 from cvtrain.engine.reporting import TrainProgress, log, write_json
 from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
-from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
 
 
@@ -40,17 +31,12 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
             "cvtrain eval needs ckpt=PATH (a checkpoint), or predictions=FILE to score saved predictions."
         )
     started = time.perf_counter()
-    state = load_checkpoint(raw_cfg.ckpt)
-    cfg = to_typed(checkpoint_config(raw_cfg, overrides, state))
+    restored = restore(raw_cfg, overrides)
+    cfg, state = restored.cfg, restored.state
     setup = build_setup(
-        cfg,
-        need_train=False,
-        class_names=list(state["class_names"]),
-        mean_image=checkpoint_mean_image(cfg, state),
+        cfg, need_train=False, class_names=restored.class_names, mean_image=restored.mean_image
     )
-    load_weights(
-        setup.model, evaluated_weights(state), path=cfg.ckpt, state=state, model_config=to_plain(cfg.model)
-    )
+    restored.load_weights(setup.model)
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
     sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
     progress = TrainProgress(cfg.logger.progress)

@@ -23,15 +23,14 @@ from omegaconf import DictConfig
 from rich.table import Table
 
 from cvtrain.commands import export_formats
-from cvtrain.commands.setup import checkpoint_config, checkpoint_mean_image, task_of
-from cvtrain.config import Config, to_plain, to_typed
+from cvtrain.composition import task_of
+from cvtrain.config import Config
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.splits import build_data
 from cvtrain.data.transforms.pipelines import eval_resize_size, eval_transform
-from cvtrain.engine.checkpoint import load_checkpoint
+from cvtrain.engine.checkpoints.restore import restore
 from cvtrain.engine.reporting import log, show, write_json
-from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError, CvtrainError
 from cvtrain.models.build import build_model
 from cvtrain.models.exportable import Exportable, YOLOCandidates, YOLOv1Candidates, exportable
@@ -47,16 +46,12 @@ def run_export(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
     if raw_cfg.ckpt is None:
         raise ConfigError("cvtrain export needs ckpt=PATH (a checkpoint) and format=onnx|torchscript.")
     fmt = export_formats.check_format(str(raw_cfg.format))
-    state = load_checkpoint(raw_cfg.ckpt)
-    cfg = to_typed(checkpoint_config(raw_cfg, overrides, state))
-    class_names = list(state["class_names"])
+    restored = restore(raw_cfg, overrides)
+    cfg, class_names, mean_image = restored.cfg, restored.class_names, restored.mean_image
     model = build_model(cfg.model, num_classes=len(class_names))
-    load_weights(
-        model, evaluated_weights(state), path=cfg.ckpt, state=state, model_config=to_plain(cfg.model)
-    )
+    restored.load_weights(model)
     exp = exportable(model, task=cfg.model.task, name=cfg.model.name, num_classes=len(class_names))
     spec = input_spec(cfg, exp)
-    mean_image = checkpoint_mean_image(cfg, state)
     if mean_image is not None:  # AlexNet's mean image replaces the per-channel mean: ship it beside the model
         np.save(run_dir / MEAN_IMAGE_FILE, mean_image.float().numpy())
         spec = with_mean_image(spec, list(cfg.aug.std), tuple(mean_image.shape))
@@ -97,8 +92,8 @@ def run_export(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
         "file": written.path.name,
         **written.details,
         "ckpt": str(cfg.ckpt),
-        "epoch": state.get("epoch"),
-        "step": state.get("step"),
+        "epoch": restored.state.get("epoch"),
+        "step": restored.state.get("step"),
         "model": cfg.model.name,
         "task": cfg.model.task,
         "num_classes": len(class_names),

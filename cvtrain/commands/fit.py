@@ -11,14 +11,13 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from cvtrain.commands.setup import (
+from cvtrain.composition import (
     Setup,
     build_setup,
     config_record,
     eval_loader,
     finish,
     group_choices,
-    group_schemas,
     list_annotation_problems,
 )
 from cvtrain.config import Config, to_typed
@@ -26,13 +25,15 @@ from cvtrain.config.training import TrainerConfig
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine import distributed, loaders
 from cvtrain.engine.bad_samples import BadSampleLog
-from cvtrain.engine.checkpoint import remove_stale_temporaries
+from cvtrain.engine.checkpoints.restore import group_schemas
+from cvtrain.engine.checkpoints.training import resume
+from cvtrain.engine.checkpoints.writing import remove_stale_temporaries
 from cvtrain.engine.ema import ModelEMA
 from cvtrain.engine.loop import fit
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.plotting import RunPlots
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
-from cvtrain.engine.state import FitRun, resume
+from cvtrain.engine.state import FitRun
 from cvtrain.errors import ConfigError, CvtrainError
 
 

@@ -10,23 +10,15 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from cvtrain.commands.setup import (
-    amp_dtype_for,
-    checkpoint_config,
-    checkpoint_mean_image,
-    seed_everything,
-    task_of,
-)
-from cvtrain.config import to_plain, to_typed
+from cvtrain.composition import amp_dtype_for, seed_everything, task_of
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.transforms.pipelines import eval_transform
 from cvtrain.engine import distributed, loaders
 from cvtrain.engine.bad_samples import BadSampleLog
-from cvtrain.engine.checkpoint import load_checkpoint
+from cvtrain.engine.checkpoints.restore import restore
 from cvtrain.engine.loop import evaluate
 from cvtrain.engine.reporting import TrainProgress, log, show
 from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
-from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
 from cvtrain.host_memory import keep_freed_memory
 from cvtrain.models.build import build_model
@@ -35,17 +27,14 @@ from cvtrain.models.build import build_model
 def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list[dict[str, Any]]:
     if raw_cfg.ckpt is None or raw_cfg.inputs is None:
         raise ConfigError("cvtrain predict needs ckpt=PATH and inputs=IMAGE_OR_FOLDER.")
-    state = load_checkpoint(raw_cfg.ckpt)
-    cfg = to_typed(checkpoint_config(raw_cfg, overrides, state))
-    class_names = list(state["class_names"])
+    restored = restore(raw_cfg, overrides)
+    cfg = restored.cfg
     seed_everything(cfg.trainer.seed, deterministic=False)
     device = distributed.setup(cfg.trainer.device)
     keep_freed_memory(device)
-    task = task_of(cfg, class_names, checkpoint_mean_image(cfg, state))
-    model = build_model(cfg.model, num_classes=len(class_names)).to(device)
-    load_weights(
-        model, evaluated_weights(state), path=cfg.ckpt, state=state, model_config=to_plain(cfg.model)
-    )
+    task = task_of(cfg, restored.class_names, restored.mean_image)
+    model = build_model(cfg.model, num_classes=len(restored.class_names)).to(device)
+    restored.load_weights(model)
     images = InputImages(cfg.inputs, transform=eval_transform(cfg.model.task, cfg.aug))
     loader = loaders.eval_loader(
         images,

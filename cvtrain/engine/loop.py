@@ -1,7 +1,7 @@
 """The training loop: `fit` and `evaluate`, two plain functions.
 
 The loop knows nothing of labels, boxes or masks: the task turns a batch into losses and predictions, the
-evaluator turns predictions into metrics. `FitRun` and resuming live in `state.py`.
+evaluator turns predictions into metrics. `FitRun` lives in `state.py`; what a checkpoint holds, in `checkpoints/`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.task import PredictionSink, Task
 from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
-from cvtrain.engine.checkpoint import rng_state, save_checkpoint, set_rng_state
+from cvtrain.engine.checkpoints.training import checkpoint_state, rng_state, set_rng_state
+from cvtrain.engine.checkpoints.writing import save_checkpoint
 from cvtrain.engine.meters import DataWait, LossMeter
 from cvtrain.engine.plotting import PreviewCollector
 from cvtrain.engine.reporting import NO_PROGRESS, TrainProgress, log
 from cvtrain.engine.signals import EvaluationStopped, RunStopped, StopRequest
-from cvtrain.engine.state import FitRun, checkpoint_state, unwrap
+from cvtrain.engine.state import FitRun, unwrap
 from cvtrain.engine.step_faults import diverged, out_of_memory_advice
 from cvtrain.errors import CvtrainError
 

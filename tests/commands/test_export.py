@@ -15,8 +15,8 @@ import torch
 
 from cvtrain.commands import export as export_command
 from cvtrain.commands import export_formats
-from cvtrain.commands.setup import group_schemas
 from cvtrain.config import to_plain
+from cvtrain.engine.checkpoints.restore import group_schemas
 from cvtrain.errors import ConfigError
 from cvtrain.models.build import build_model
 from cvtrain.models.yolo.nms import select_detections

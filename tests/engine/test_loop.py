@@ -18,13 +18,14 @@ from cvtrain.contracts.batch import BadSample, Batch, split_bad
 from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.engine import loaders
 from cvtrain.engine.bad_samples import BadSampleLog
-from cvtrain.engine.checkpoint import load_checkpoint
+from cvtrain.engine.checkpoints.reading import load_checkpoint
+from cvtrain.engine.checkpoints.training import resume
 from cvtrain.engine.loop import evaluate, fit, start_epoch, train_step
 from cvtrain.engine.meters import LossMeter
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress
 from cvtrain.engine.signals import RunStopped
-from cvtrain.engine.state import FitRun, resume
+from cvtrain.engine.state import FitRun
 from cvtrain.errors import CvtrainError, DataError
 from tests.conftest import gpu_waits, needs_gpu
 

@@ -1,5 +1,5 @@
 """Why a checkpoint could not be written (a full disk, a quota, no permission) and what is on disk then: the
-message of `cvtrain.engine.checkpoint.CheckpointWriteError`."""
+message of `cvtrain.engine.checkpoints.writing.CheckpointWriteError`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from cvtrain.engine.checkpoints.reading import peek
 from cvtrain.files import format_bytes
 
 
@@ -78,8 +79,10 @@ def _on_disk(failed: Path) -> tuple[str, str | None]:
 def _saved_position(path: Path) -> tuple[int, str] | None:
     """(step, "step S, after epoch E" or "step S, B batches into epoch E") of a checkpoint; None when it cannot
     be read as one. Memory-mapped: the weights are not read."""
+    state = peek(path)
+    if state is None:
+        return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         step, epoch, batches = int(state["step"]), int(state["epoch"]), int(state.get("batches_done") or 0)
     except Exception:  # noqa: BLE001 - any file under a .ckpt name: described, never a second error
         return None

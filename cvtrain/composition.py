@@ -1,17 +1,16 @@
-"""What every subcommand builds the same way: seeds, device and precision, datasets, task, model, loaders, and the
-config of a checkpoint with the user's overrides on top."""
+"""The composition root: what every subcommand builds the same way from the config (seeds, device and precision,
+datasets, task, model, loaders) and how it ends (results.json, the tables). A checkpoint's config, class names
+and mean image come from `cvtrain/engine/checkpoints/restore.py`."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -21,6 +20,7 @@ from cvtrain.data.annotations.checks import write_listing
 from cvtrain.data.imagefolder.mean_image import training_mean_image
 from cvtrain.data.splits import DataSplits, build_data
 from cvtrain.engine import distributed, loaders
+from cvtrain.engine.checkpoints.restore import NO_MEAN_IMAGE
 from cvtrain.engine.reporting import log, metrics_table, show, write_json
 from cvtrain.errors import ConfigError
 from cvtrain.host_memory import keep_freed_memory
@@ -86,7 +86,7 @@ def build_setup(
     elif mean_image is None and data.train is not None:
         mean_image = training_mean_image(data.train, cfg.aug, num_workers=cfg.data.num_workers)
     elif mean_image is None:
-        raise ConfigError(_NO_MEAN_IMAGE)
+        raise ConfigError(NO_MEAN_IMAGE)
     task = task_of(cfg, names, mean_image)
     model = build_model(cfg.model, num_classes=len(names)).to(device)
     return Setup(cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, model, mean_image)
@@ -102,21 +102,6 @@ def task_of(cfg: Config, class_names: list[str], mean_image: torch.Tensor | None
         aug=cfg.aug,
         mean_image=mean_image,
     )
-
-
-_NO_MEAN_IMAGE = (
-    "aug.mean_image=true but the checkpoint holds no mean image (it was trained without it): "
-    "evaluate it with aug.mean_image=false"
-)
-
-
-def checkpoint_mean_image(cfg: Config, state: dict[str, Any]) -> torch.Tensor | None:
-    """The mean image a checkpoint was trained with, when `aug.mean_image=true`."""
-    if not cfg.aug.mean_image:
-        return None
-    if state.get("mean_image") is None:
-        raise ConfigError(_NO_MEAN_IMAGE)
-    return state["mean_image"]
 
 
 def list_annotation_problems(data: DataSplits, run_dir: Path) -> int:
@@ -147,43 +132,6 @@ def group_choices() -> dict[str, str]:
         return {}
     choices = HydraConfig.get().runtime.choices
     return {g: str(choices[g]) for g in GROUPS if g in choices and choices[g] is not None}
-
-
-def group_schemas(cfg: Config) -> dict[str, str]:
-    """The schema dataclass of every group, by import path: a checkpoint's config is typed back with them."""
-    return {g: _qualified(type(getattr(cfg, g))) for g in GROUPS if is_dataclass(getattr(cfg, g))}
-
-
-def checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, Any]) -> DictConfig:
-    """The checkpoint's config with the user's command-line overrides applied on top, still typed by the schema.
-
-    A group the user names (`data=imagefolder`) keeps the freshly composed option; every other group takes the
-    checkpoint's values, typed by the schema it was trained with, but `_target_` from the option's current YAML; a
-    key override (`data.root=DIR`) then wins, taken from `cfg` where it is already parsed. Command keys (ckpt, inputs, eval, predict) come from `cfg`.
-    """
-    saved, schemas, choices = state["config"], state.get("schemas", {}), state.get("choices") or {}
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
-    merged = cfg.copy()
-    for group in GROUPS:
-        if group in keys or group not in saved:
-            continue
-        composed = merged[group]
-        target = OmegaConf.select(composed, "_target_")
-        if group in schemas and schemas[group] != _qualified(OmegaConf.get_type(composed)):
-            composed = OmegaConf.structured(get_class(schemas[group]))
-        merged[group] = OmegaConf.merge(composed, saved[group])
-        if target is not None and group in choices:
-            # `cfg` recomposed the checkpoint's option (overrides.checkpoint_group_choices): its YAML names where
-            # the builder lives now, which wins over the path stored when the code was elsewhere
-            merged[group]._target_ = target
-    for key in keys:
-        if key.split(".")[0] in GROUPS and key not in GROUPS:
-            OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False)
-    return merged
-
-
-def _qualified(cls: Any) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def finish(run_dir: Path, results: dict[str, Any], evaluator: Any, title: str) -> None:

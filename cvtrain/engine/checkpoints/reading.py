@@ -1,55 +1,28 @@
-"""Checkpoints: written atomically, loaded with `weights_only=True`.
+"""Reading checkpoints: loaded with `weights_only=True`, every way a file can be wrong said in one message.
 
-A checkpoint holds everything needed to resume (model, optimizer, scheduler, scaler, EMA, epoch, step, RNG states)
-and to re-evaluate without any other argument (the resolved config and the class names). It holds only tensors
-and plain values: a file that carries pickled Python objects is refused, and nothing in it runs.
+A checkpoint holds only tensors and plain values: a file that carries pickled Python objects is refused, and
+nothing in it runs.
 """
 
 from __future__ import annotations
 
-import logging
 import pickle
-import random
 import re
 import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from cvtrain.engine.write_failure import is_write_failure, write_failure_message
 from cvtrain.errors import CvtrainError
-from cvtrain.files import atomic_write, format_bytes
+from cvtrain.files import format_bytes
 
-log = logging.getLogger(__name__)
-
-# `cvtrain.files.atomic_write` names its temporary `.<name>.<random>.tmp`; ours are `.<something>.ckpt.<random>.tmp`.
-STALE_TEMPORARY = re.compile(r"^\..+\.ckpt\.[A-Za-z0-9_]+\.tmp$")
 _EXPECTED = "the dict `cvtrain fit` writes (model weights, config, class names)"
 _PICK_ANOTHER = "use another checkpoint (e.g. best.ckpt or last.ckpt in the run's checkpoints/ folder)"
 
 
 class CheckpointError(CvtrainError):
     """A checkpoint file that cannot be read: missing, damaged, foreign, or carrying pickled Python objects."""
-
-
-class CheckpointWriteError(CvtrainError):
-    """A checkpoint that could not be written (disk full, no permission); the message says what is on disk."""
-
-
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write atomically and fsync'ed (`cvtrain.files.atomic_write`): a crash mid-write leaves the previous
-    checkpoint intact, never a truncated one. A failed write (disk full) removes its temporary file and raises a
-    `CheckpointWriteError` saying what it needed and what to do."""
-    path = Path(path)
-    try:
-        with atomic_write(path, fsync=True) as f:
-            torch.save(state, f)
-    except (OSError, RuntimeError) as e:
-        if isinstance(e, RuntimeError) and not is_write_failure(e):
-            raise  # not an I/O problem: a bug, keep the traceback
-        raise CheckpointWriteError(write_failure_message(state, path, e)) from e
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -83,6 +56,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                 f"{path} is not a cvtrain checkpoint: it has no {key!r} entry{what}; cvtrain expects {_EXPECTED}."
             )
     return state
+
+
+def peek(path: str | Path) -> dict[str, Any] | None:
+    """A checkpoint's entries with its weights memory-mapped, not read; None when the file cannot be read as one.
+    For a look before (or beside) the real load, which says what is wrong with a file: never an error itself."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - whatever the file is, load_checkpoint says it
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def _sniff(path: Path) -> str | None:
@@ -183,56 +166,3 @@ def _describe(obj: Any) -> str:
     if isinstance(obj, torch.Tensor):
         return f"a single tensor of shape {tuple(obj.shape)}"
     return f"a {type(obj).__name__}"
-
-
-def remove_stale_temporaries(checkpoint_dir: str | Path) -> int:
-    """Remove the temporary files a process killed while writing a checkpoint left in `checkpoint_dir`
-    (`.last.ckpt.<random>.tmp`, `.best.ckpt.<random>.tmp`: `atomic_write`'s names for `*.ckpt` files) and return
-    how many. Nothing else is touched: not the checkpoints, not other files, not links or folders. Call it on
-    rank 0 only, before this run writes any checkpoint (at start-up and on resume): a temporary of a write in
-    progress looks the same."""
-    folder = Path(checkpoint_dir)
-    if not folder.is_dir():
-        return 0
-    count = size = 0
-    for entry in folder.iterdir():
-        if not STALE_TEMPORARY.match(entry.name) or entry.is_symlink() or not entry.is_file():
-            continue
-        try:
-            nbytes = entry.stat().st_size
-            entry.unlink()
-        except FileNotFoundError:
-            continue
-        count += 1
-        size += nbytes
-    if count:
-        log.info(
-            "removed %d stale temporary checkpoint file%s (%s) left in %s by an interrupted write",
-            count,
-            "" if count == 1 else "s",
-            format_bytes(size),
-            folder,
-        )
-    return count
-
-
-def rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "python": list(random.getstate()[1]),
-        "python_pos": random.getstate()[2],
-        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": int(np_state[2]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate((3, tuple(state["python"]), state["python_pos"]))
-    np.random.set_state(
-        ("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0)
-    )
-    torch.set_rng_state(state["torch"])
-    if torch.cuda.is_available() and state["cuda"]:
-        torch.cuda.set_rng_state_all(state["cuda"])
