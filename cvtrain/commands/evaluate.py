@@ -52,7 +52,7 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
         setup.model, evaluated_weights(state), path=cfg.ckpt, state=state, model_config=to_plain(cfg.model)
     )
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
-    sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
+    sinks = [setup.outputs.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
     progress = TrainProgress(cfg.logger.progress)
     try:
         with StopRequest() as stop:

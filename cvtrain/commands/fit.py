@@ -46,7 +46,7 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run = build_run(cfg, setup, run_dir)
     monitor = run.monitor
     if cfg.logger.plots and distributed.is_main():
-        run.plots = RunPlots(run_dir, run.recorder, setup.task)
+        run.plots = RunPlots(run_dir, run.recorder, setup.outputs)
     if distributed.is_main():  # a killed write left its temporary behind; no other process writes here
         remove_stale_temporaries(run_dir / "checkpoints")
     resume_from = resume_path(cfg.trainer.resume, run_dir)
@@ -122,8 +122,8 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitRun:
         optimizer, cfg.sched, steps_per_epoch=steps_per_epoch, total_steps=total_steps
     )
     scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.amp_dtype == torch.float16)
-    evaluator = setup.task.evaluator(setup.data.val)  # first: a detection task's headline follows the data
-    monitor = t.monitor or setup.task.monitor
+    evaluator = setup.task.evaluator(setup.data.val)
+    monitor = t.monitor or setup.task.monitor(setup.data.val)
     return FitRun(
         model=model,
         task=setup.task,

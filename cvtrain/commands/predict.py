@@ -1,7 +1,7 @@
 """`cvtrain predict ckpt=PATH inputs=FILE_OR_DIR`: run a checkpoint on images and write what it sees.
 
 No dataset is needed: the inputs go through the task's evaluation transform and the engine's evaluation loop,
-with the task's `predict_writer` as the only sink (and no evaluator)."""
+with the task outputs' `predict_writer` as the only sink (and no evaluator)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from cvtrain.commands.setup import (
     amp_dtype_for,
     checkpoint_config,
     checkpoint_mean_image,
+    outputs_of,
     seed_everything,
     task_of,
 )
@@ -56,7 +57,8 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
         persistent_workers=False,
         device=device,
     )
-    writer = task.predict_writer(run_dir)
+    outputs = outputs_of(cfg, class_names)
+    writer = outputs.predict_writer(run_dir)
     progress = TrainProgress(cfg.logger.progress)
     try:
         with StopRequest() as stop:
@@ -80,6 +82,6 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
         ) from None
     finally:
         progress.stop()
-    show(task.show_predictions(writer.records, run_dir))
+    show(outputs.show_predictions(writer.records, run_dir))
     log.info("%d predictions written to %s", len(writer.records), run_dir)
     return writer.records

@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
-from cvtrain.contracts.task import PredictionSink, Task
+from cvtrain.contracts.outputs import PredictionSink
+from cvtrain.contracts.task import Task
 from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import rng_state, save_checkpoint, set_rng_state
