@@ -23,6 +23,7 @@ from cvtrain.commands.setup import (
 )
 from cvtrain.config import Config, to_typed
 from cvtrain.config.training import TrainerConfig
+from cvtrain.contracts.datasets import GroupsBatches
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine import distributed, loaders
 from cvtrain.engine.bad_samples import BadSampleLog
@@ -110,7 +111,7 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitRun:
         persistent_workers=d.persistent_workers,
         seed=t.seed,
         device=setup.device,
-        batch_sampler_factory=getattr(train_ds, "batch_sampler_factory", None),
+        batch_sampler_factory=train_ds.batch_sampler_factory if isinstance(train_ds, GroupsBatches) else None,
     )
     steps_per_epoch = math.ceil(len(train_loader) / t.accumulate)  # optimizer steps
     # The schedule spans the configured epochs; trainer.max_steps only stops the run early (a stopped run and
