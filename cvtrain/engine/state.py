@@ -1,4 +1,5 @@
-"""What a training run holds (`FitRun`), and how it becomes a checkpoint and comes back from one (resume)."""
+"""What a training run is built with (`FitSetup`) and how far it has come (`FitProgress`), and how they become a
+checkpoint and come back from one (resume)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from cvtrain.errors import CvtrainError
 
 
 @dataclass
-class FitRun:
-    """Everything `fit` needs, built by `cvtrain/commands/fit.py` from the config."""
+class FitSetup:
+    """What `fit` trains with, built once by `cvtrain/commands/fit.py` from the config."""
 
     model: nn.Module  # possibly DDP-wrapped
     task: Task
@@ -45,20 +46,30 @@ class FitRun:
     monitor: str
     monitor_mode: MonitorMode
     recorder: MetricsRecorder
-    progress: TrainProgress
+    bar: TrainProgress  # the console's progress bar
     bad_samples: BadSampleLog
     ema: ModelEMA | None = None
     checkpoint_every: int | None = None  # optimizer steps between mid-epoch last.ckpt writes
     accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
     channels_last: bool = False
     checkpoint_extra: dict[str, Any] = field(default_factory=dict)  # config, class names
+    plots: RunPlots | None = None  # rank 0 with logger.plots: the plots/ folder, refreshed at each evaluation
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+
+@dataclass
+class FitProgress:
+    """How far a run has come: fresh, or read back from a checkpoint (`resume`); `fit` advances it."""
+
     start_epoch: int = 0
     step: int = 0
     batches_done: int = 0  # batches of epoch `start_epoch` already trained on (a mid-epoch resume)
     pending_evaluation: int | None = None  # the epoch whose evaluation a stop signal interrupted: done first
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-    plots: RunPlots | None = None  # rank 0 with logger.plots: the plots/ folder, refreshed at each evaluation
     data_wait_share: float | None = None  # of the last epoch trained: time blocked on the loader / its time
 
 
@@ -70,7 +81,11 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def checkpoint_state(
-    run: FitRun, epoch: int, batches_done: int = 0, pending_evaluation: int | None = None
+    run: FitSetup,
+    progress: FitProgress,
+    epoch: int,
+    batches_done: int = 0,
+    pending_evaluation: int | None = None,
 ) -> dict[str, Any]:
     """`epoch` epochs are complete, and `batches_done` batches of the next one (a mid-epoch checkpoint);
     `pending_evaluation`: the epoch whose evaluation was interrupted (a resume evaluates it again first)."""
@@ -83,17 +98,18 @@ def checkpoint_state(
         "epoch": epoch,
         "batches_done": batches_done,
         "pending_evaluation": pending_evaluation,
-        "step": run.step,
+        "step": progress.step,
         "data_order": data_order(run),
-        "best": run.best,
+        "best": progress.best,
         "monitor": run.monitor,
         "rng": rng_state(),
         **run.checkpoint_extra,
     }
 
 
-def resume(run: FitRun, path: str | Path) -> None:
-    """Continue `run` from the checkpoint at `path`: weights, optimizer, schedule position, EMA, counters, RNG."""
+def resume(run: FitSetup, progress: FitProgress, path: str | Path) -> None:
+    """Continue `run` from the checkpoint at `path`: weights, optimizer, schedule position, EMA, RNG, and
+    `progress` (counters, best)."""
     state = load_checkpoint(path)
     load_weights(
         unwrap(run.model),
@@ -112,19 +128,21 @@ def resume(run: FitRun, path: str | Path) -> None:
     if run.ema is not None and state.get("ema"):
         run.ema.load_state_dict(state["ema"])
     _check_same_data_order(run, state, path)
-    run.start_epoch, run.step, run.best = state["epoch"], state["step"], state["best"]
-    run.batches_done = state.get("batches_done", 0)
-    run.pending_evaluation = state.get("pending_evaluation")
+    progress.start_epoch, progress.step, progress.best = state["epoch"], state["step"], state["best"]
+    progress.batches_done = state.get("batches_done", 0)
+    progress.pending_evaluation = state.get("pending_evaluation")
     set_rng_state(state["rng"])
-    where = f", {run.batches_done} batches into epoch {run.start_epoch + 1}" if run.batches_done else ""
-    if run.pending_evaluation is not None:
-        where += (
-            f"; its evaluation after epoch {run.pending_evaluation} was interrupted: evaluating again first"
-        )
-    log.info("resumed from %s at epoch %d, step %d%s", path, run.start_epoch, run.step, where)
+    where = (
+        f", {progress.batches_done} batches into epoch {progress.start_epoch + 1}"
+        if progress.batches_done
+        else ""
+    )
+    if progress.pending_evaluation is not None:
+        where += f"; its evaluation after epoch {progress.pending_evaluation} was interrupted: evaluating again first"
+    log.info("resumed from %s at epoch %d, step %d%s", path, progress.start_epoch, progress.step, where)
 
 
-def data_order(run: FitRun) -> dict[str, int]:
+def data_order(run: FitSetup) -> dict[str, int]:
     """What fixes the order of an epoch's remaining batches: a mid-epoch resume must have the same."""
     return {
         "world_size": distributed.world_size(),
@@ -133,7 +151,7 @@ def data_order(run: FitRun) -> dict[str, int]:
     }
 
 
-def _check_same_data_order(run: FitRun, state: dict[str, Any], path: str | Path) -> None:
+def _check_same_data_order(run: FitSetup, state: dict[str, Any], path: str | Path) -> None:
     saved = state.get("data_order")
     if not saved or not state.get("batches_done"):
         return  # an epoch boundary: any batch size or process count may continue from here

@@ -16,6 +16,7 @@ from cvtrain.contracts.plots import ConfusionData, Panel, PlotData, PRCurve, Pre
 from cvtrain.engine.loop import evaluate, fit
 from cvtrain.engine.plotting import PreviewCollector, RunPlots, read_rows
 from cvtrain.engine.reporting import MetricsRecorder
+from cvtrain.engine.state import FitProgress
 from cvtrain.plots import figures
 from tests.engine.test_loop import MSE, make_run
 
@@ -39,7 +40,7 @@ def test_fit_writes_every_plot_after_each_evaluation_and_to_tensorboard(tmp_path
     run.evaluator = PlottingMSE()
     run.recorder = MetricsRecorder(tmp_path, tensorboard=True)
     run.plots = RunPlots(tmp_path, run.recorder, Drawing())
-    fit(run)
+    fit(run, FitProgress())
     run.recorder.close()
     names = ("curves", "confusion_matrix", "pr_curve", "predictions")
     for name in names:
@@ -58,7 +59,7 @@ def test_fit_writes_every_plot_after_each_evaluation_and_to_tensorboard(tmp_path
 
 def test_without_plots_nothing_is_drawn(tmp_path: Path) -> None:
     run = make_run(tmp_path, epochs=1)
-    fit(run)
+    fit(run, FitProgress())
     assert not (tmp_path / "plots").exists() and (tmp_path / "train_log.csv").is_file()
 
 
