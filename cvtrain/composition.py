@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from cvtrain.config import GROUPS, Config, to_plain
+from cvtrain.contracts.outputs import PredictionOutputs
 from cvtrain.contracts.task import Task
 from cvtrain.data.annotations.checks import write_listing
 from cvtrain.data.imagefolder.mean_image import training_mean_image
@@ -25,7 +26,7 @@ from cvtrain.engine.reporting import log, metrics_table, show, write_json
 from cvtrain.errors import ConfigError
 from cvtrain.host_memory import keep_freed_memory
 from cvtrain.models.build import build_model
-from cvtrain.tasks.build import build_task
+from cvtrain.tasks.build import build_outputs, build_task
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Setup:
     amp_dtype: torch.dtype | None
     data: DataSplits
     task: Task
+    outputs: PredictionOutputs  # the task's pictures, prediction files and tables
     model: nn.Module
     mean_image: torch.Tensor | None = None  # aug.mean_image=true: stored in checkpoints
 
@@ -89,7 +91,10 @@ def build_setup(
         raise ConfigError(NO_MEAN_IMAGE)
     task = task_of(cfg, names, mean_image)
     model = build_model(cfg.model, num_classes=len(names)).to(device)
-    return Setup(cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, model, mean_image)
+    outputs = outputs_of(cfg, names)
+    return Setup(
+        cfg, device, amp_dtype_for(cfg.trainer.precision, device), data, task, outputs, model, mean_image
+    )
 
 
 def task_of(cfg: Config, class_names: list[str], mean_image: torch.Tensor | None) -> Task:
@@ -102,6 +107,11 @@ def task_of(cfg: Config, class_names: list[str], mean_image: torch.Tensor | None
         aug=cfg.aug,
         mean_image=mean_image,
     )
+
+
+def outputs_of(cfg: Config, class_names: list[str]) -> PredictionOutputs:
+    """What shows and writes the predictions of `cfg.model`'s task."""
+    return build_outputs(cfg.model, class_names=class_names, predict_cfg=cfg.predict)
 
 
 def list_annotation_problems(data: DataSplits, run_dir: Path) -> int:

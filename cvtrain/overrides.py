@@ -178,10 +178,10 @@ def _monitored(cfg: DictConfig) -> str:
 
     # A detector's headline follows its data (map, or voc_map for VOC): both improve upwards.
     headline = {
-        "classification": ClassificationTask.monitor,
-        "segmentation": SegmentationTask.monitor,
-        "detection": DetectionTask(class_names=[]).monitor,
-        "instance_segmentation": DetectionTask(class_names=[]).monitor,
+        "classification": ClassificationTask.headline,
+        "segmentation": SegmentationTask.headline,
+        "detection": DetectionTask.headline,
+        "instance_segmentation": DetectionTask.headline,
     }
     return headline.get(str(cfg.model.task), "loss")
 

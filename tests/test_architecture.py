@@ -4,6 +4,7 @@ imports through other modules included), no import cycles, and small modules."""
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
 
@@ -132,3 +133,53 @@ def test_the_import_graph_is_read() -> None:
     assert "cvtrain.commands.fit" in imports("cvtrain.cli")  # imported inside a function
     assert "cvtrain.contracts.batch" in reachable("cvtrain.engine.loop")
     assert "cvtrain.data.voc.detection" in imports("cvtrain.data.shapes.detection")
+
+
+# A dataset's or task's optional capability is a Protocol in cvtrain/contracts, asked with isinstance: a getattr or
+# hasattr on one would be a capability nobody declared. A wrapper's `__getattr__` forwarding every name is not
+# asking for one.
+ASKED_OF = re.compile(r"(^|_)(dataset|ds|task)s?($|_)")
+
+
+def _subject(node: ast.expr) -> str:
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+
+
+def capability_probes(source: str) -> list[str]:
+    """`getattr(...)` / `hasattr(...)` calls on a dataset or task (by the name of their first argument)."""
+    found = []
+    forwarding: set[ast.AST] = set()
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+            forwarding.update(ast.walk(node))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr")
+            and node.args
+            and ASKED_OF.search(_subject(node.args[0]))
+            and node not in forwarding
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_capabilities_of_datasets_and_tasks_are_declared_in_contracts(module: str) -> None:
+    probes = capability_probes(MODULES[module].read_text())
+    assert not probes, (
+        f"{MODULES[module]}: {probes}; declare the capability as a Protocol in cvtrain/contracts"
+    )
+
+
+def test_the_capability_scan_sees_a_probe() -> None:
+    # What the engine and fit asked before the capabilities were declared, and a forwarding wrapper it allows.
+    assert capability_probes('getattr(train_ds, "batch_sampler_factory", None)')
+    assert capability_probes('inner = getattr(self.dataset, "set_epoch", None)')
+    assert capability_probes("hasattr(setup.task, 'preview')")
+    assert not capability_probes(
+        "class W:\n    def __getattr__(self, name):\n        return getattr(self.dataset, name)"
+    )
+    assert not capability_probes("getattr(cfg.data, 'root', None)")

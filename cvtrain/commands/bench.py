@@ -26,7 +26,7 @@ from cvtrain.engine import distributed
 from cvtrain.engine.loop import start_epoch, to_device, train_step
 from cvtrain.engine.meters import DataWait
 from cvtrain.engine.reporting import log, show, write_json
-from cvtrain.engine.state import FitRun
+from cvtrain.engine.state import FitProgress, FitSetup
 
 
 def run_bench(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def run_bench(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return results
 
 
-def _batches(run: FitRun) -> Iterator[Batch]:
+def _batches(run: FitSetup) -> Iterator[Batch]:
     """The training batches as fit's loop takes them, epoch after epoch (a bench may outlast an epoch)."""
     for epoch in itertools.count():
         start_epoch(run, epoch)
@@ -93,7 +93,7 @@ def _sync(device: torch.device) -> None:
         torch.accelerator.synchronize(device)
 
 
-def _time_data(run: FitRun, batches: Iterator[Batch], warmup: int, steps: int) -> tuple[float, int]:
+def _time_data(run: FitSetup, batches: Iterator[Batch], warmup: int, steps: int) -> tuple[float, int]:
     """Seconds and images for `steps` batches loaded, augmented, collated and moved to the device."""
     for batch in itertools.islice(batches, warmup):
         to_device(run, batch)
@@ -105,15 +105,16 @@ def _time_data(run: FitRun, batches: Iterator[Batch], warmup: int, steps: int) -
     return time.perf_counter() - start, images
 
 
-def _time_steps(run: FitRun, batches: Iterator[Batch], warmup: int, steps: int) -> tuple[float, int, float]:
+def _time_steps(run: FitSetup, batches: Iterator[Batch], warmup: int, steps: int) -> tuple[float, int, float]:
     """Seconds, images and seconds waited for data over `steps` training steps, as `fit` takes them (an optimizer
     step every `trainer.accumulate` batches)."""
+    progress = FitProgress()
     for n, batch in enumerate(itertools.islice(batches, warmup), start=1):
-        train_step(run, batch, step_now=n % run.accumulate == 0)
+        train_step(run, progress, batch, step_now=n % run.accumulate == 0)
     _sync(run.device)
     waits, images = DataWait(itertools.islice(batches, steps)), 0
     for n, batch in enumerate(waits, start=1):
-        train_step(run, batch, step_now=n % run.accumulate == 0)
+        train_step(run, progress, batch, step_now=n % run.accumulate == 0)
         images += len(batch)
     _sync(run.device)
     return waits.elapsed(), images, waits.waited

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from cvtrain.config import Config, to_typed
 from cvtrain.config.data import OnBadAnnotation
 from cvtrain.contracts.batch import BadSample
+from cvtrain.contracts.datasets import TransformsImages, TransformsSamples
 from cvtrain.data.annotations import checks as annotation_checks
 from cvtrain.data.decoding.palette import IGNORE_INDEX
 from cvtrain.data.splits import build_data
@@ -100,9 +101,10 @@ def without_augmentation(dataset: Dataset) -> Dataset:
     and make the counts random (a training split's boxes cropped away)."""
     if isinstance(dataset, MosaicDataset):
         dataset = dataset.dataset  # its own transforms are already None
-    for name in ("transform", "transforms"):  # ImageFolder has the one, the other formats the other
-        if hasattr(dataset, name):
-            setattr(dataset, name, None)
+    if isinstance(dataset, TransformsImages):  # ImageFolder
+        dataset.transform = None
+    if isinstance(dataset, TransformsSamples):  # the other formats (and ImageFolder's combined view)
+        dataset.transforms = None
     return dataset
 
 

@@ -38,7 +38,7 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
     )
     restored.load_weights(setup.model)
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
-    sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
+    sinks = [setup.outputs.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
     progress = TrainProgress(cfg.logger.progress)
     try:
         with StopRequest() as stop:

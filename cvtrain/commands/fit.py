@@ -22,6 +22,7 @@ from cvtrain.composition import (
 )
 from cvtrain.config import Config, to_typed
 from cvtrain.config.training import TrainerConfig
+from cvtrain.contracts.datasets import GroupsBatches
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine import distributed, loaders
 from cvtrain.engine.bad_samples import BadSampleLog
@@ -33,7 +34,7 @@ from cvtrain.engine.loop import fit
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.plotting import RunPlots
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
-from cvtrain.engine.state import FitRun
+from cvtrain.engine.state import FitProgress, FitSetup
 from cvtrain.errors import ConfigError, CvtrainError
 
 
@@ -47,12 +48,13 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run = build_run(cfg, setup, run_dir)
     monitor = run.monitor
     if cfg.logger.plots and distributed.is_main():
-        run.plots = RunPlots(run_dir, run.recorder, setup.task)
+        run.plots = RunPlots(run_dir, run.recorder, setup.outputs)
     if distributed.is_main():  # a killed write left its temporary behind; no other process writes here
         remove_stale_temporaries(run_dir / "checkpoints")
     resume_from = resume_path(cfg.trainer.resume, run_dir)
+    progress = FitProgress()
     if resume_from is not None:
-        resume(run, resume_from)
+        resume(run, progress, resume_from)
     log.info(
         "fit %s on %s: %d train / %d val images, %d classes, %d steps/epoch, device %s%s",
         cfg.model.name,
@@ -65,7 +67,7 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         f", autocast {setup.amp_dtype}" if setup.amp_dtype else "",
     )
     try:
-        final = fit(run)
+        final = fit(run, progress)
     finally:
         run.recorder.close()
     metrics = {k: v for k, v in final.items() if k not in ("epoch", "step")}
@@ -76,9 +78,9 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         **metrics,
         "monitor": monitor,
         "monitor_mode": run.monitor_mode,
-        f"best_{monitor}": run.best,
-        "epochs": final.get("epoch", run.start_epoch),
-        "steps": run.step,
+        f"best_{monitor}": progress.best,
+        "epochs": final.get("epoch", progress.start_epoch),
+        "steps": progress.step,
         "wall_time_s": round(time.perf_counter() - started, 2),
         "train_images": len(train_ds),
         "val_images": len(setup.data.val),
@@ -96,7 +98,7 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return results
 
 
-def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitRun:
+def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitSetup:
     """Everything fit trains with, from the config: the training loader, the model as it trains, optimizer,
     schedule, scaler, evaluation, reporting. `cvtrain bench` times these same objects."""
     d, t = cfg.data, cfg.trainer
@@ -111,7 +113,7 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitRun:
         persistent_workers=d.persistent_workers,
         seed=t.seed,
         device=setup.device,
-        batch_sampler_factory=getattr(train_ds, "batch_sampler_factory", None),
+        batch_sampler_factory=train_ds.batch_sampler_factory if isinstance(train_ds, GroupsBatches) else None,
     )
     steps_per_epoch = math.ceil(len(train_loader) / t.accumulate)  # optimizer steps
     # The schedule spans the configured epochs; trainer.max_steps only stops the run early (a stopped run and
@@ -123,9 +125,9 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitRun:
         optimizer, cfg.sched, steps_per_epoch=steps_per_epoch, total_steps=total_steps
     )
     scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.amp_dtype == torch.float16)
-    evaluator = setup.task.evaluator(setup.data.val)  # first: a detection task's headline follows the data
-    monitor = t.monitor or setup.task.monitor
-    return FitRun(
+    evaluator = setup.task.evaluator(setup.data.val)
+    monitor = t.monitor or setup.task.monitor(setup.data.val)
+    return FitSetup(
         model=model,
         task=setup.task,
         train_loader=train_loader,
@@ -145,7 +147,7 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitRun:
         monitor=monitor,
         monitor_mode=monitor_mode(monitor),
         recorder=MetricsRecorder(run_dir, cfg.logger.tensorboard),
-        progress=TrainProgress(cfg.logger.progress),
+        bar=TrainProgress(cfg.logger.progress),
         bad_samples=BadSampleLog(d.on_bad_image.value, run_dir),
         ema=ModelEMA(setup.model, decay=t.ema_decay) if t.ema else None,
         checkpoint_every=t.checkpoint_every,

@@ -1,7 +1,7 @@
 """`cvtrain predict ckpt=PATH inputs=FILE_OR_DIR`: run a checkpoint on images and write what it sees.
 
 No dataset is needed: the inputs go through the task's evaluation transform and the engine's evaluation loop,
-with the task's `predict_writer` as the only sink (and no evaluator)."""
+with the task outputs' `predict_writer` as the only sink (and no evaluator)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from cvtrain.composition import amp_dtype_for, seed_everything, task_of
+from cvtrain.composition import amp_dtype_for, outputs_of, seed_everything, task_of
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.transforms.pipelines import eval_transform
 from cvtrain.engine import distributed, loaders
@@ -45,7 +45,8 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
         persistent_workers=False,
         device=device,
     )
-    writer = task.predict_writer(run_dir)
+    outputs = outputs_of(cfg, restored.class_names)
+    writer = outputs.predict_writer(run_dir)
     progress = TrainProgress(cfg.logger.progress)
     try:
         with StopRequest() as stop:
@@ -69,6 +70,6 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
         ) from None
     finally:
         progress.stop()
-    show(task.show_predictions(writer.records, run_dir))
+    show(outputs.show_predictions(writer.records, run_dir))
     log.info("%d predictions written to %s", len(writer.records), run_dir)
     return writer.records

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from cvtrain.contracts.evaluator import Evaluator
-from cvtrain.contracts.task import PredictionSink
+from cvtrain.contracts.outputs import PredictionSink
 from cvtrain.errors import ConfigError
 
 log = logging.getLogger(__name__)

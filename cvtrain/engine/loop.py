@@ -1,7 +1,8 @@
 """The training loop: `fit` and `evaluate`, two plain functions.
 
 The loop knows nothing of labels, boxes or masks: the task turns a batch into losses and predictions, the
-evaluator turns predictions into metrics. `FitRun` lives in `state.py`; what a checkpoint holds, in `checkpoints/`.
+evaluator turns predictions into metrics. What a run is built with (`FitSetup`) and how far it has come
+(`FitProgress`) live in `state.py`; what a checkpoint holds, in `checkpoints/`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +18,9 @@ from torch.utils.data import DataLoader
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
-from cvtrain.contracts.task import PredictionSink, Task
+from cvtrain.contracts.monitor import improves
+from cvtrain.contracts.outputs import PredictionSink
+from cvtrain.contracts.task import Task
 from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoints.training import checkpoint_state, rng_state, set_rng_state
@@ -27,7 +29,7 @@ from cvtrain.engine.meters import DataWait, LossMeter
 from cvtrain.engine.plotting import PreviewCollector
 from cvtrain.engine.reporting import NO_PROGRESS, TrainProgress, log
 from cvtrain.engine.signals import EvaluationStopped, RunStopped, StopRequest
-from cvtrain.engine.state import FitRun, unwrap
+from cvtrain.engine.state import FitProgress, FitSetup, unwrap
 from cvtrain.engine.step_faults import diverged, out_of_memory_advice
 from cvtrain.errors import CvtrainError
 
@@ -90,17 +92,11 @@ def evaluate(
     return evaluator.compute(), evaluator
 
 
-def eval_model(run: FitRun) -> nn.Module:
+def eval_model(run: FitSetup) -> nn.Module:
     return run.ema.module if run.ema is not None else unwrap(run.model)
 
 
-def _is_better(value: float, best: float | None, mode: str) -> bool:
-    if math.isnan(value):
-        return False
-    return best is None or (value < best if mode == "min" else value > best)
-
-
-def _forward_backward(run: FitRun, batch: Batch, sync: bool) -> dict[str, torch.Tensor]:
+def _forward_backward(run: FitSetup, batch: Batch, sync: bool) -> dict[str, torch.Tensor]:
     """Losses of one micro-batch, gradients accumulated (scaled by 1 / accumulate); DDP syncs only when `sync`."""
     no_sync = getattr(run.model, "no_sync", None)
     with contextlib.nullcontext() if sync or no_sync is None else no_sync():
@@ -110,7 +106,7 @@ def _forward_backward(run: FitRun, batch: Batch, sync: bool) -> dict[str, torch.
     return losses
 
 
-def _optimizer_step(run: FitRun) -> None:
+def _optimizer_step(run: FitSetup, progress: FitProgress) -> None:
     if run.grad_clip is not None:
         run.scaler.unscale_(run.optimizer)
         nn.utils.clip_grad_norm_(run.model.parameters(), run.grad_clip)
@@ -120,71 +116,75 @@ def _optimizer_step(run: FitRun) -> None:
     run.scheduler.step()
     if run.ema is not None:
         run.ema.update(unwrap(run.model))
-    run.step += 1
+    progress.step += 1
 
 
-def train_step(run: FitRun, batch: Batch, step_now: bool = True) -> dict[str, torch.Tensor]:
+def train_step(
+    run: FitSetup, progress: FitProgress, batch: Batch, step_now: bool = True
+) -> dict[str, torch.Tensor]:
     """One micro-batch: to the device, forward, losses, backward, and the optimizer step when `step_now` (every
     `accumulate` batches). `cvtrain bench` times this same function."""
-    with out_of_memory_advice(run, len(batch)):
+    with out_of_memory_advice(run.device, progress.step, len(batch)):
         losses = _forward_backward(run, to_device(run, batch), sync=step_now)
         if step_now:
-            _optimizer_step(run)
+            _optimizer_step(run, progress)
     return losses
 
 
-def to_device(run: FitRun, batch: Batch) -> Batch:
+def to_device(run: FitSetup, batch: Batch) -> Batch:
     batch = batch.to(run.device)
     if run.channels_last and isinstance(batch.images, torch.Tensor) and batch.images.ndim == 4:
         batch.images = batch.images.contiguous(memory_format=torch.channels_last)
     return batch
 
 
-def fit(run: FitRun) -> dict[str, Any]:
-    """Train for `run.epochs` (or until `run.max_steps`), evaluating every `eval_every` epochs and at the end.
-    Returns the metrics of the final evaluation (the weights in last.ckpt). A stop signal ends the run after the
-    current step or evaluation batch with last.ckpt written (`RunStopped`)."""
-    ckpt_dir = run.run_dir / "checkpoints"
+def fit(run: FitSetup, progress: FitProgress) -> dict[str, Any]:
+    """Train from `progress` (fresh, or where a checkpoint left off; advanced as the run goes) for `run.epochs`
+    (or until `run.max_steps`), evaluating every `eval_every` epochs and at the end. Returns the metrics of the
+    final evaluation (the weights in last.ckpt). A stop signal ends the run after the current step or evaluation
+    batch with last.ckpt written (`RunStopped`)."""
+    ckpt_dir = run.checkpoint_dir
     final: dict[str, Any] = {}
-    epoch = run.start_epoch
+    epoch = progress.start_epoch
     run.model.train()
     run.optimizer.zero_grad(set_to_none=True)
     with StopRequest() as stop:
-        if run.pending_evaluation is not None:  # interrupted by a stop signal: evaluate again before training
-            position = (run.start_epoch, run.batches_done)
-            final = _evaluate_or_stop(run, run.pending_evaluation, position, ckpt_dir, stop)
-            run.pending_evaluation = None
+        # interrupted by a stop signal: evaluate again before training
+        if progress.pending_evaluation is not None:
+            position = (progress.start_epoch, progress.batches_done)
+            final = _evaluate_or_stop(run, progress, progress.pending_evaluation, position, stop)
+            progress.pending_evaluation = None
             if distributed.is_main():
-                save_checkpoint(checkpoint_state(run, *position), ckpt_dir / "last.ckpt")
-        while epoch < run.epochs and not _done(run):
-            skip, run.batches_done = run.batches_done, 0
+                save_checkpoint(checkpoint_state(run, progress, *position), ckpt_dir / "last.ckpt")
+        while epoch < run.epochs and not _done(run, progress):
+            skip, progress.batches_done = progress.batches_done, 0
             start_epoch(run, epoch, skip)
-            trained = _train_epoch(run, epoch, skip, ckpt_dir, stop)
+            trained = _train_epoch(run, progress, epoch, skip, stop)
             finished = trained >= len(run.train_loader)
             # where a resume continues: the next epoch, or this one after `trained` batches (max_steps)
             position = (epoch + 1, 0) if finished else (epoch, trained)
             epoch += 1
-            if epoch % run.eval_every == 0 or epoch >= run.epochs or _done(run):
-                final = _evaluate_or_stop(run, epoch, position, ckpt_dir, stop)
+            if epoch % run.eval_every == 0 or epoch >= run.epochs or _done(run, progress):
+                final = _evaluate_or_stop(run, progress, epoch, position, stop)
             if distributed.is_main():
-                save_checkpoint(checkpoint_state(run, *position), ckpt_dir / "last.ckpt")
+                save_checkpoint(checkpoint_state(run, progress, *position), ckpt_dir / "last.ckpt")
             if not finished:
                 break
-    run.progress.stop()
+    run.bar.stop()
     return final
 
 
-def start_epoch(run: FitRun, epoch: int, skip: int = 0) -> None:
+def start_epoch(run: FitSetup, epoch: int, skip: int = 0) -> None:
     """The training loader's next pass: epoch `epoch`'s order, without its first `skip` batches (trained on)."""
     run.train_loader.batch_sampler.set_epoch(epoch, skip=skip)
     run.train_loader.dataset.set_epoch(epoch, run.epochs)  # e.g. mosaic off for the last epochs
 
 
-def _train_epoch(run: FitRun, epoch: int, skip: int, ckpt_dir: Path, stop: StopRequest) -> int:
+def _train_epoch(run: FitSetup, progress: FitProgress, epoch: int, skip: int, stop: StopRequest) -> int:
     """One epoch from batch `skip` on: an optimizer step every `accumulate` batches (and at the epoch's end).
     Returns how many of the epoch's batches are trained on (all of them unless `max_steps` stopped it)."""
-    total = len(run.train_loader)
-    run.progress.start_epoch(epoch, run.epochs, total, done=skip)
+    total, ckpt_dir = len(run.train_loader), run.checkpoint_dir
+    run.bar.start_epoch(epoch, run.epochs, total, done=skip)
     meter = LossMeter()
     waits = DataWait(run.train_loader)
     n = skip
@@ -193,78 +193,78 @@ def _train_epoch(run: FitRun, epoch: int, skip: int, ckpt_dir: Path, stop: StopR
         if len(batch) == 0:
             continue
         step_now = n % run.accumulate == 0 or n == total
-        meter.add(train_step(run, batch, step_now), len(batch))
+        meter.add(train_step(run, progress, batch, step_now), len(batch))
         stats = None
-        if step_now and run.step % run.log_every == 0:
-            stats = _log_losses(run, meter, epoch)
-        run.progress.advance(stats)
+        if step_now and progress.step % run.log_every == 0:
+            stats = _log_losses(run, progress.step, meter, epoch)
+        run.bar.advance(stats)
         if not step_now:
             continue
         stopping = stop.requested()
-        if distributed.is_main() and n < total and (stopping or _checkpoint_due(run)):
-            save_checkpoint(checkpoint_state(run, epoch, batches_done=n), ckpt_dir / "last.ckpt")
+        if distributed.is_main() and n < total and (stopping or _checkpoint_due(run, progress.step)):
+            save_checkpoint(checkpoint_state(run, progress, epoch, batches_done=n), ckpt_dir / "last.ckpt")
         if stopping:
-            run.progress.stop()
-            where = f"at step {run.step} (epoch {epoch + 1}, batch {n} of {total})"
+            run.bar.stop()
+            where = f"at step {progress.step} (epoch {epoch + 1}, batch {n} of {total})"
             raise RunStopped(stop.name, where, ckpt_dir / "last.ckpt")
-        if _done(run):
+        if _done(run, progress):
             break
-    run.progress.end_epoch()
+    run.bar.end_epoch()
     if not meter.all_finite():  # also when the epoch ended between two log lines
-        raise diverged(run, epoch, float("nan"))
-    run.data_wait_share = waits.share()
-    run.recorder.scalars("train", {"data_wait_share": run.data_wait_share}, run.step)
+        raise diverged(progress.step, epoch, float("nan"))
+    progress.data_wait_share = waits.share()
+    run.recorder.scalars("train", {"data_wait_share": progress.data_wait_share}, progress.step)
     log.info(
         "epoch %d trained in %.1f s, %.0f%% of it waiting for data",
         epoch + 1,
         waits.elapsed(),
-        100 * run.data_wait_share,
+        100 * progress.data_wait_share,
     )
-    return n if _done(run) else total
+    return n if _done(run, progress) else total
 
 
-def _checkpoint_due(run: FitRun) -> bool:
-    return run.checkpoint_every is not None and run.step % run.checkpoint_every == 0
+def _checkpoint_due(run: FitSetup, step: int) -> bool:
+    return run.checkpoint_every is not None and step % run.checkpoint_every == 0
 
 
-def _done(run: FitRun) -> bool:
-    return run.max_steps is not None and run.step >= run.max_steps
+def _done(run: FitSetup, progress: FitProgress) -> bool:
+    return run.max_steps is not None and progress.step >= run.max_steps
 
 
-def _log_losses(run: FitRun, meter: LossMeter, epoch: int) -> str:
+def _log_losses(run: FitSetup, step: int, meter: LossMeter, epoch: int) -> str:
     means, rate = meter.flush()
     if not math.isfinite(means["loss"]):
-        raise diverged(run, epoch, means["loss"])
+        raise diverged(step, epoch, means["loss"])
     lr = run.optimizer.param_groups[0]["lr"]
-    run.recorder.scalars("train", {**means, "lr": lr, "images_per_s": rate}, run.step)
+    run.recorder.scalars("train", {**means, "lr": lr, "images_per_s": rate}, step)
     loss_text = " ".join(f"{k}={v:.4f}" for k, v in means.items())
-    log.info("epoch %d step %d %s lr=%.3g %.0f img/s", epoch + 1, run.step, loss_text, lr, rate)
+    log.info("epoch %d step %d %s lr=%.3g %.0f img/s", epoch + 1, step, loss_text, lr, rate)
     return f"loss={means['loss']:.4f} lr={lr:.3g} {rate:.0f} img/s"
 
 
 def _evaluate_or_stop(
-    run: FitRun, epoch: int, position: tuple[int, int], ckpt_dir: Path, stop: StopRequest
+    run: FitSetup, progress: FitProgress, epoch: int, position: tuple[int, int], stop: StopRequest
 ) -> dict[str, Any]:
     """Evaluate after `epoch`; a stop signal during the evaluation writes last.ckpt of the trained weights,
     marked so that the resumed run evaluates epoch `epoch` again first, and raises `RunStopped`."""
-    before = rng_state()
+    before, ckpt_dir = rng_state(), run.checkpoint_dir
     try:
-        return _evaluate_and_keep_best(run, epoch, position, ckpt_dir, stop)
+        return _evaluate_and_keep_best(run, progress, epoch, position, stop)
     except EvaluationStopped as e:
         set_rng_state(before)  # what the evaluation drew (a task sampling at inference) is drawn again
         if distributed.is_main():
-            state = checkpoint_state(run, *position, pending_evaluation=epoch)
+            state = checkpoint_state(run, progress, *position, pending_evaluation=epoch)
             save_checkpoint(state, ckpt_dir / "last.ckpt")
-        run.progress.stop()
+        run.bar.stop()
         where = (
-            f"at step {run.step}, during the evaluation after epoch {epoch} (batch {e.batches_done} of "
+            f"at step {progress.step}, during the evaluation after epoch {epoch} (batch {e.batches_done} of "
             f"{e.total}), which the resumed run does again first"
         )
         raise RunStopped(e.signal_name, where, ckpt_dir / "last.ckpt") from None
 
 
 def _evaluate_and_keep_best(
-    run: FitRun, epoch: int, position: tuple[int, int], ckpt_dir: Path, stop: StopRequest
+    run: FitSetup, progress: FitProgress, epoch: int, position: tuple[int, int], stop: StopRequest
 ) -> dict[str, Any]:
     """Evaluate after `epoch` (1-based, the epoch just trained); best.ckpt resumes from `position`."""
     collector = run.plots.collector(len(run.val_loader)) if run.plots else None
@@ -276,7 +276,7 @@ def _evaluate_and_keep_best(
         device=run.device,
         amp_dtype=run.amp_dtype,
         bad_samples=run.bad_samples,
-        progress=run.progress,
+        progress=run.bar,
         previews=collector,
         stop=stop,
     )
@@ -284,14 +284,14 @@ def _evaluate_and_keep_best(
         raise CvtrainError(
             f"trainer.monitor={run.monitor!r} is not among the metrics this task computes: {sorted(metrics)}"
         )
-    row = {"epoch": epoch, "step": run.step, **metrics}
-    run.history.append(row)
-    run.recorder.evaluation(row, run.step, train={"data_wait_share": run.data_wait_share})
+    row = {"epoch": epoch, "step": progress.step, **metrics}
+    progress.history.append(row)
+    run.recorder.evaluation(row, progress.step, train={"data_wait_share": progress.data_wait_share})
     log.info("epoch %d eval: %s", epoch, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     if run.plots is not None:
-        run.plots.write(evaluator, collector, run.step)
-    if _is_better(metrics[run.monitor], run.best, run.monitor_mode):
-        run.best = metrics[run.monitor]
+        run.plots.write(evaluator, collector, progress.step)
+    if improves(metrics[run.monitor], progress.best, run.monitor_mode):
+        progress.best = metrics[run.monitor]
         if distributed.is_main():
-            save_checkpoint(checkpoint_state(run, *position), ckpt_dir / "best.ckpt")
+            save_checkpoint(checkpoint_state(run, progress, *position), run.checkpoint_dir / "best.ckpt")
     return row

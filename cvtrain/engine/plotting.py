@@ -3,7 +3,8 @@ in TensorBoard under `plots/`:
 
 - `curves.png`: train losses and learning rate (`train_log.csv`) and every metric (`metrics.csv`) over steps;
 - `confusion_matrix.png`, `pr_curve.png`: from the evaluator's `plot_data()` (when it has them);
-- `predictions.png`: validation images spread over the set, as the task draws them (truth next to prediction).
+- `predictions.png`: validation images spread over the set, as the task's outputs draw them (truth next to
+  prediction).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 
 from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
+from cvtrain.contracts.outputs import PredictionOutputs
 from cvtrain.contracts.plots import Preview
-from cvtrain.contracts.task import Task
 from cvtrain.engine.reporting import MetricsRecorder
 from cvtrain.plots import figures
 from cvtrain.plots.draw import tile_previews
@@ -31,12 +32,12 @@ PREVIEW_IMAGES = 8
 
 
 class PreviewCollector:
-    """The task's drawings of `limit` images spread over an evaluation of `batches` batches (a validation set
-    sorted by class still shows several classes): the first images of evenly spaced batches, the same ones at
+    """The task outputs' drawings of `limit` images spread over an evaluation of `batches` batches (a validation
+    set sorted by class still shows several classes): the first images of evenly spaced batches, the same ones at
     every evaluation."""
 
-    def __init__(self, task: Task, batches: int, limit: int = PREVIEW_IMAGES):
-        self.task = task
+    def __init__(self, outputs: PredictionOutputs, batches: int, limit: int = PREVIEW_IMAGES):
+        self.outputs = outputs
         spaced = np.linspace(0, max(batches - 1, 0), num=limit).round().astype(int).tolist()
         self.wanted = Counter(spaced)  # batch index -> images to take from it
         self.seen = 0
@@ -46,7 +47,7 @@ class PreviewCollector:
         take = self.wanted.get(self.seen, 0)
         self.seen += 1
         if take:
-            self.previews += self.task.preview(batch, predictions, take)[:take]
+            self.previews += self.outputs.preview(batch, predictions, take)[:take]
 
 
 def read_rows(path: Path) -> list[dict[str, float]]:
@@ -67,14 +68,14 @@ def read_rows(path: Path) -> list[dict[str, float]]:
 class RunPlots:
     """Writes the pictures of a run (see the module doc); made on rank 0 only."""
 
-    def __init__(self, run_dir: Path, recorder: MetricsRecorder, task: Task):
+    def __init__(self, run_dir: Path, recorder: MetricsRecorder, outputs: PredictionOutputs):
         self.run_dir = Path(run_dir)
         self.folder = self.run_dir / "plots"
         self.recorder = recorder
-        self.task = task
+        self.outputs = outputs
 
     def collector(self, batches: int) -> PreviewCollector:
-        return PreviewCollector(self.task, batches)
+        return PreviewCollector(self.outputs, batches)
 
     def write(self, evaluator: Evaluator | None, collector: PreviewCollector | None, step: int) -> list[Path]:
         """Draw every picture; a failure to draw is a warning, never the end of a training run."""

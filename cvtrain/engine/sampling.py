@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, get_worker_info
 
+from cvtrain.contracts.datasets import ChangesWithEpoch
+
 
 class ResumableBatches(Sampler[list[tuple[int, int]]]):
     """Batches of (epoch, index) from `batches` (a batch sampler drawing from `sampler`)."""
@@ -94,6 +96,5 @@ class SeededSamples(Dataset):
 
     def set_epoch(self, epoch: int, epochs: int) -> None:
         """Forwarded to datasets that change with the epoch (e.g. mosaic off for the last epochs)."""
-        inner = getattr(self.dataset, "set_epoch", None)
-        if inner is not None:
-            inner(epoch, epochs)
+        if isinstance(self.dataset, ChangesWithEpoch):
+            self.dataset.set_epoch(epoch, epochs)

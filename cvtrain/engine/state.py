@@ -1,4 +1,5 @@
-"""What a training run holds (`FitRun`); a checkpoint of it is `cvtrain/engine/checkpoints/training.py`'s."""
+"""What a training run is built with (`FitSetup`) and how far it has come (`FitProgress`); a checkpoint of them
+is `cvtrain/engine/checkpoints/training.py`'s."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from cvtrain.engine.reporting import MetricsRecorder, TrainProgress
 
 
 @dataclass
-class FitRun:
-    """Everything `fit` needs, built by `cvtrain/commands/fit.py` from the config."""
+class FitSetup:
+    """What `fit` trains with, built once by `cvtrain/commands/fit.py` from the config."""
 
     model: nn.Module  # possibly DDP-wrapped
     task: Task
@@ -42,20 +43,30 @@ class FitRun:
     monitor: str
     monitor_mode: MonitorMode
     recorder: MetricsRecorder
-    progress: TrainProgress
+    bar: TrainProgress  # the console's progress bar
     bad_samples: BadSampleLog
     ema: ModelEMA | None = None
     checkpoint_every: int | None = None  # optimizer steps between mid-epoch last.ckpt writes
     accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
     channels_last: bool = False
     checkpoint_extra: dict[str, Any] = field(default_factory=dict)  # config, class names
+    plots: RunPlots | None = None  # rank 0 with logger.plots: the plots/ folder, refreshed at each evaluation
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+
+@dataclass
+class FitProgress:
+    """How far a run has come: fresh, or read back from a checkpoint (`resume`); `fit` advances it."""
+
     start_epoch: int = 0
     step: int = 0
     batches_done: int = 0  # batches of epoch `start_epoch` already trained on (a mid-epoch resume)
     pending_evaluation: int | None = None  # the epoch whose evaluation a stop signal interrupted: done first
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-    plots: RunPlots | None = None  # rank 0 with logger.plots: the plots/ folder, refreshed at each evaluation
     data_wait_share: float | None = None  # of the last epoch trained: time blocked on the loader / its time
 
 

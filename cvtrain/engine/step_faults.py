@@ -7,25 +7,24 @@ from collections.abc import Iterator
 
 import torch
 
-from cvtrain.engine.state import FitRun
 from cvtrain.errors import CvtrainError
 
 
 @contextlib.contextmanager
-def out_of_memory_advice(run: FitRun, batch_size: int) -> Iterator[None]:
+def out_of_memory_advice(device: torch.device, step: int, batch_size: int) -> Iterator[None]:
     try:
         yield
     except torch.OutOfMemoryError as e:
         raise CvtrainError(
-            f"{run.device} ran out of memory at step {run.step + 1} with a batch of {batch_size} images per "
+            f"{device} ran out of memory at step {step + 1} with a batch of {batch_size} images per "
             "process. Try a smaller data.batch_size, trainer.accumulate=K (the same effective batch in K "
             "smaller steps), or lower precision (trainer.precision=bf16 or 16)."
             f" ({str(e).splitlines()[0]})"
         ) from None
 
 
-def diverged(run: FitRun, epoch: int, value: float) -> CvtrainError:
+def diverged(step: int, epoch: int, value: float) -> CvtrainError:
     return CvtrainError(
-        f"the loss became {value} at step {run.step} (epoch {epoch + 1}). "
+        f"the loss became {value} at step {step} (epoch {epoch + 1}). "
         "Lower optim.lr, set trainer.grad_clip, or use trainer.precision=32."
     )

@@ -70,6 +70,11 @@ def ground_truth_of(dataset: Any) -> DetectionGroundTruth:
     return dataset
 
 
+def detection_headline(truth: DetectionGroundTruth) -> str:
+    """The metric that picks best.ckpt on `truth`: VOC AP where the data has devkit records, else COCO AP."""
+    return "map" if truth.voc_records() is None else "voc_map"
+
+
 def coco_evaluator(
     truth: DetectionGroundTruth, backend: str = "faster", masks: bool = False
 ) -> COCOEvaluator:
@@ -100,8 +105,11 @@ def detection_evaluator(
     )
     records = truth.voc_records()
     if records is None:
-        return CombinedEvaluator(evaluators=[coco_evaluator(truth, coco_backend, masks), confusion]), "map"
+        coco = coco_evaluator(truth, coco_backend, masks)
+        return CombinedEvaluator(evaluators=[coco, confusion]), detection_headline(truth)
     if masks:
         raise ConfigError("mask AP needs COCO-format data with instance masks: use data=coco or data=shapes")
     voc = VOCEvaluator(records=records, class_names=truth.class_names)
-    return CombinedEvaluator(evaluators=[voc, coco_evaluator(truth, coco_backend), confusion]), "voc_map"
+    return CombinedEvaluator(
+        evaluators=[voc, coco_evaluator(truth, coco_backend), confusion]
+    ), detection_headline(truth)

@@ -1,4 +1,4 @@
-"""The task follows from the model: `model.task` names it."""
+"""The task, and the outputs that show and write its predictions, follow from the model: `model.task` names it."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from typing import Any
 
 import torch
 
+from cvtrain.contracts.outputs import PredictionOutputs
 from cvtrain.contracts.task import Task
 from cvtrain.errors import ConfigError
 from cvtrain.tasks.classification import ClassificationTask
+from cvtrain.tasks.classification_outputs import ClassificationOutputs
 from cvtrain.tasks.detection import DetectionTask
+from cvtrain.tasks.detection_outputs import DetectionOutputs
 from cvtrain.tasks.inputs import ImageInput
 from cvtrain.tasks.segmentation import SegmentationTask
+from cvtrain.tasks.segmentation_outputs import SegmentationOutputs
 
 
 def _classification(
@@ -20,7 +24,6 @@ def _classification(
 ) -> Task:
     return ClassificationTask(
         class_names=class_names,
-        topk=predict_cfg.topk,
         inputs=inputs,
         label_smoothing=model_cfg.label_smoothing,
         mixup=aug.mixup,
@@ -79,3 +82,23 @@ def build_task(
         raise ConfigError(f"aug.mean_image=true is for classification; model.task is {model_cfg.task}.")
     inputs = ImageInput.normalized(aug, mean_image=mean_image)
     return BUILDERS[model_cfg.task](model_cfg, class_names, predict_cfg, eval_cfg, aug, inputs)
+
+
+# What shows and writes each task's predictions, by `model.task`: (class names, predict cfg) -> PredictionOutputs.
+OUTPUTS: dict[str, Callable[[list[str], Any], PredictionOutputs]] = {
+    "classification": lambda names, predict: ClassificationOutputs(class_names=names, topk=predict.topk),
+    "detection": lambda names, predict: DetectionOutputs(
+        class_names=names, score_threshold=predict.score_threshold
+    ),
+    "instance_segmentation": lambda names, predict: DetectionOutputs(
+        class_names=names, score_threshold=predict.score_threshold
+    ),
+    "segmentation": lambda names, predict: SegmentationOutputs(class_names=names),
+}
+
+
+def build_outputs(model_cfg: Any, *, class_names: list[str], predict_cfg: Any) -> PredictionOutputs:
+    """The pictures (predictions.png), prediction files and tables of `model.task`, beside its task."""
+    if model_cfg.task not in OUTPUTS:
+        raise ConfigError(f"model.task={model_cfg.task!r} is not one of {sorted(OUTPUTS)}.")
+    return OUTPUTS[model_cfg.task](class_names, predict_cfg)

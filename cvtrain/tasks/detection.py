@@ -17,23 +17,16 @@ data with the devkit's AP (headline `voc_map`) and COCO AP on the COCO view of t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
-from rich.table import Table
 from torch import nn
 from torch.nn import functional as F
 
 from cvtrain.contracts.batch import Batch, split_bad
 from cvtrain.contracts.evaluator import Evaluator
-from cvtrain.contracts.monitor import MonitorMode
-from cvtrain.contracts.monitor import monitor_mode as mode_of
-from cvtrain.contracts.plots import Panel, Preview
-from cvtrain.metrics.detection import detection_evaluator, ground_truth_of
-from cvtrain.tasks.detection_outputs import COCOResultsWriter, DrawnDetectionsWriter, draw_detections
+from cvtrain.metrics.detection import detection_evaluator, detection_headline, ground_truth_of
 from cvtrain.tasks.inputs import ImageInput
-from cvtrain.tasks.previews import preview_canvas
 
 Detections = list[dict[str, torch.Tensor]]
 
@@ -62,10 +55,7 @@ def binary_masks(probabilities: torch.Tensor, orig_size: tuple[int, int]) -> tor
 
 class DetectionTask:
     name = "detection"
-
-    @property
-    def monitor_mode(self) -> MonitorMode:
-        return mode_of(self.monitor)
+    headline = "map"  # on COCO-format data; data with VOC devkit records monitors voc_map (`monitor`)
 
     def __init__(
         self,
@@ -80,7 +70,6 @@ class DetectionTask:
         self.score_threshold = score_threshold
         self.masks = masks
         self.coco_backend = coco_backend  # faster | pycocotools: who computes COCO AP (the same numbers)
-        self.monitor = "map"  # becomes the dataset's headline metric when `evaluator(dataset)` is built
         self.inputs = inputs or ImageInput()  # [0, 1]: the detectors normalise inside
 
     def collate(self, samples: list[Any]) -> Batch:
@@ -120,71 +109,9 @@ class DetectionTask:
             predictions.append(prediction)
         return predictions
 
-    def preview(self, batch: Batch, predictions: Detections, limit: int) -> list[Preview]:
-        """The ground-truth boxes next to the detections scoring >= `score_threshold`."""
-        previews = []
-        for i, found in enumerate(predictions[:limit]):
-            image, target, meta = batch.images[i], batch.targets[i], batch.meta[i]
-            canvas, scale = preview_canvas(meta, image)
-            truth = to_original_pixels(target["boxes"].float(), meta["input_size"], tuple(meta["orig_size"]))
-            keep = found["scores"] >= self.score_threshold
-            order = found["scores"][keep].argsort(descending=True)
-            boxes, labels, scores = (found[k][keep][order].cpu() for k in ("boxes", "labels", "scores"))
-            name = Path(meta["path"]).name
-            previews.append(
-                Preview(
-                    (
-                        Panel(
-                            draw_detections(
-                                canvas, truth.cpu() * scale, target["labels"].tolist(), self.class_names
-                            ),
-                            f"{name}: truth",
-                        ),
-                        Panel(
-                            draw_detections(
-                                canvas, boxes * scale, labels.tolist(), self.class_names, scores.tolist()
-                            ),
-                            f"predicted, score >= {self.score_threshold}",
-                        ),
-                    )  # fmt: skip
-                )
-            )
-        return previews
-
     def evaluator(self, dataset: Any) -> Evaluator:
-        evaluator, self.monitor = detection_evaluator(
-            dataset, self.coco_backend, self.masks, self.score_threshold
-        )
+        evaluator, _ = detection_evaluator(dataset, self.coco_backend, self.masks, self.score_threshold)
         return evaluator
 
-    def results_writer(self, dataset: Any, out_dir: Path) -> COCOResultsWriter:
-        """predictions.json in COCO results format, with the dataset's own image and category ids."""
-        view = ground_truth_of(dataset).coco_ground_truth()
-        return COCOResultsWriter(
-            path=Path(out_dir) / "predictions.json", label_to_cat_id=view.label_to_cat_id
-        )
-
-    def predict_writer(self, out_dir: Path) -> DrawnDetectionsWriter:
-        """Each image with its boxes drawn, and predictions.json."""
-        return DrawnDetectionsWriter(
-            out_dir=Path(out_dir), class_names=self.class_names, score_threshold=self.score_threshold
-        )
-
-    def show_predictions(self, records: list[dict[str, Any]], out_dir: Path) -> Table:
-        table = Table(
-            title=f"detections with score >= {self.score_threshold} (drawn in {Path(out_dir) / 'predictions'})",
-            show_header=True,
-            header_style="bold",
-        )
-        table.add_column("image")
-        table.add_column("objects", justify="right")
-        table.add_column("detections (score)")
-        for record in records:
-            found = ", ".join(f"{d['class_name']} ({d['score']:.2f})" for d in record["detections"][:8])
-            more = len(record["detections"]) - 8
-            table.add_row(
-                Path(record["path"]).name,
-                str(len(record["detections"])),
-                found + (f", ... {more} more" if more > 0 else ""),
-            )
-        return table
+    def monitor(self, dataset: Any) -> str:
+        return detection_headline(ground_truth_of(dataset))

@@ -1,5 +1,6 @@
-"""What the detection task writes: predictions.json in COCO results format (`cvtrain eval
-eval.save_predictions=true`) and pictures with the boxes (and Mask R-CNN's masks) drawn (`cvtrain predict`)."""
+"""What the detection task shows and writes: the truth next to the detections (predictions.png), predictions.json
+in COCO results format (`cvtrain eval eval.save_predictions=true`), pictures with the boxes (and Mask R-CNN's
+masks) drawn and a table of them (`cvtrain predict`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from rich.table import Table
 from torchvision.utils import draw_segmentation_masks
 
 from cvtrain.contracts.batch import Batch
+from cvtrain.contracts.plots import Panel, Preview
 from cvtrain.data.decoding.images import BadImageError, read_image
 from cvtrain.metrics.coco import encode_masks
+from cvtrain.metrics.detection import ground_truth_of
 from cvtrain.plots.draw import class_colour, draw_boxes
+from cvtrain.tasks.detection import Detections, to_original_pixels
+from cvtrain.tasks.previews import preview_canvas
 
 
 def draw_detections(
@@ -138,3 +144,72 @@ class DrawnDetectionsWriter:
 
     def write(self) -> None:
         (self.out_dir / "predictions.json").write_text(json.dumps(self.records, indent=1) + "\n")
+
+
+class DetectionOutputs:
+    def __init__(self, *, class_names: list[str], score_threshold: float = 0.5):
+        self.class_names = list(class_names)
+        self.score_threshold = score_threshold
+
+    def preview(self, batch: Batch, predictions: Detections, limit: int) -> list[Preview]:
+        """The ground-truth boxes next to the detections scoring >= `score_threshold`."""
+        previews = []
+        for i, found in enumerate(predictions[:limit]):
+            image, target, meta = batch.images[i], batch.targets[i], batch.meta[i]
+            canvas, scale = preview_canvas(meta, image)
+            truth = to_original_pixels(target["boxes"].float(), meta["input_size"], tuple(meta["orig_size"]))
+            keep = found["scores"] >= self.score_threshold
+            order = found["scores"][keep].argsort(descending=True)
+            boxes, labels, scores = (found[k][keep][order].cpu() for k in ("boxes", "labels", "scores"))
+            name = Path(meta["path"]).name
+            previews.append(
+                Preview(
+                    (
+                        Panel(
+                            draw_detections(
+                                canvas, truth.cpu() * scale, target["labels"].tolist(), self.class_names
+                            ),
+                            f"{name}: truth",
+                        ),
+                        Panel(
+                            draw_detections(
+                                canvas, boxes * scale, labels.tolist(), self.class_names, scores.tolist()
+                            ),
+                            f"predicted, score >= {self.score_threshold}",
+                        ),
+                    )  # fmt: skip
+                )
+            )
+        return previews
+
+    def results_writer(self, dataset: Any, out_dir: Path) -> COCOResultsWriter:
+        """predictions.json in COCO results format, with the dataset's own image and category ids."""
+        view = ground_truth_of(dataset).coco_ground_truth()
+        return COCOResultsWriter(
+            path=Path(out_dir) / "predictions.json", label_to_cat_id=view.label_to_cat_id
+        )
+
+    def predict_writer(self, out_dir: Path) -> DrawnDetectionsWriter:
+        """Each image with its boxes drawn, and predictions.json."""
+        return DrawnDetectionsWriter(
+            out_dir=Path(out_dir), class_names=self.class_names, score_threshold=self.score_threshold
+        )
+
+    def show_predictions(self, records: list[dict[str, Any]], out_dir: Path) -> Table:
+        table = Table(
+            title=f"detections with score >= {self.score_threshold} (drawn in {Path(out_dir) / 'predictions'})",
+            show_header=True,
+            header_style="bold",
+        )
+        table.add_column("image")
+        table.add_column("objects", justify="right")
+        table.add_column("detections (score)")
+        for record in records:
+            found = ", ".join(f"{d['class_name']} ({d['score']:.2f})" for d in record["detections"][:8])
+            more = len(record["detections"]) - 8
+            table.add_row(
+                Path(record["path"]).name,
+                str(len(record["detections"])),
+                found + (f", ... {more} more" if more > 0 else ""),
+            )
+        return table

@@ -14,35 +14,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.table import Table
 from torch import nn
 
 from cvtrain.contracts.batch import Batch, split_bad
-from cvtrain.contracts.monitor import MonitorMode
-from cvtrain.contracts.monitor import monitor_mode as mode_of
-from cvtrain.contracts.plots import Panel, Preview
 from cvtrain.data.decoding.palette import IGNORE_INDEX
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
 from cvtrain.tasks.inputs import ImageInput
-from cvtrain.tasks.previews import preview_canvas
-from cvtrain.tasks.segmentation_outputs import MaskWriter, fractions_text, painted, resize_label_map
 
 LabelMaps = torch.Tensor | list[torch.Tensor]
 
 
 class SegmentationTask:
     name = "segmentation"
-    monitor = "miou"
-
-    @property
-    def monitor_mode(self) -> MonitorMode:
-        return mode_of(self.monitor)
+    headline = "miou"  # the metric it monitors on any data
 
     def __init__(
         self,
@@ -143,51 +132,13 @@ class SegmentationTask:
                 label_maps[index] = label_map
         return label_maps
 
-    def preview(self, batch: Batch, predictions: LabelMaps, limit: int) -> list[Preview]:
-        """The true mask next to the predicted one, each painted over the image with its legend."""
-        previews = []
-        for i, predicted in enumerate(list(predictions)[:limit]):
-            meta = batch.meta[i]
-            canvas, _ = preview_canvas(meta, batch.images[i])
-            size = canvas.shape[:2]
-            truth = resize_label_map(batch.targets[i], size).numpy()
-            guess = resize_label_map(predicted, size).numpy()
-            previews.append(
-                Preview(
-                    (
-                        Panel(painted(canvas, truth, self.class_names), f"{Path(meta['path']).name}: truth"),
-                        Panel(painted(canvas, guess, self.class_names), "predicted"),
-                    )
-                )
-            )
-        return previews
-
     def evaluator(self, dataset: Any) -> SegmentationEvaluator:
         return SegmentationEvaluator(
             num_classes=len(self.class_names), class_names=self.class_names, ignore_index=IGNORE_INDEX
         )
 
-    def results_writer(self, dataset: Any, out_dir: Path) -> MaskWriter:
-        """Palette PNGs under `out_dir/predictions/` and predictions.json."""
-        return MaskWriter(out_dir=Path(out_dir), class_names=self.class_names, overlays=False)
-
-    def predict_writer(self, out_dir: Path) -> MaskWriter:
-        """The palette PNGs, and each image with its mask painted over it under `out_dir/overlays/`."""
-        return MaskWriter(out_dir=Path(out_dir), class_names=self.class_names, overlays=True)
-
-    def show_predictions(self, records: list[dict[str, Any]], out_dir: Path) -> Table:
-        table = Table(title=f"predicted masks in {out_dir}", show_header=True, header_style="bold")
-        for column in ("image", "size (HxW)", "classes (share of pixels)", "files"):
-            table.add_column(column)
-        for record in records:
-            files = [record["mask"], *([record["overlay"]] if "overlay" in record else [])]
-            table.add_row(
-                Path(record["path"]).name,
-                f"{record['height']}x{record['width']}",
-                fractions_text(record["class_fractions"]),
-                "\n".join(files),
-            )
-        return table
+    def monitor(self, dataset: Any) -> str:
+        return self.headline
 
 
 def _pad_to_common_size(

@@ -1,4 +1,5 @@
-"""What segmentation writes for `cvtrain eval eval.save_predictions=true` and `cvtrain predict`.
+"""What segmentation shows and writes: the true mask next to the predicted one (predictions.png), and for
+`cvtrain eval eval.save_predictions=true` and `cvtrain predict`:
 
 - `predictions/<stem>.png`: the predicted label map as a VOC palette PNG (pixel values are class indices, the
   palette shows them in VOC's colours), the same size as the original image and named after its file stem, so
@@ -6,7 +7,8 @@
 - `overlays/<stem>.jpg` (predict only): the image with every non-background class painted over it, and a legend
   strip below it (colour and name of each class present);
 - `predictions.json`: one record per image: {"path", "image_id", "mask", ["overlay"], "height", "width",
-  "class_fractions": {class name: share of the image's pixels}} (paths relative to the run directory).
+  "class_fractions": {class name: share of the image's pixels}} (paths relative to the run directory);
+- `cvtrain predict` also prints a table of each image's classes and files.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from rich.table import Table
 
 from cvtrain.contracts.batch import Batch
+from cvtrain.contracts.plots import Panel, Preview
 from cvtrain.data.decoding.images import BadImageError, read_image
 from cvtrain.data.decoding.palette import IGNORE_INDEX, VOC_PALETTE, colorize, write_index_png
 from cvtrain.plots.draw import add_legend, legend_entries
+from cvtrain.tasks.previews import preview_canvas
+from cvtrain.tasks.segmentation import LabelMaps
 
 OVERLAY_ALPHA = 0.5  # weight of the class colour over the image
 
@@ -115,3 +121,49 @@ def resize_label_map(prediction: torch.Tensor, size: tuple[int, int]) -> torch.T
     if tuple(label_map.shape) != (height, width):
         label_map = F.interpolate(label_map[None, None].float(), size=(height, width), mode="nearest")[0, 0]
     return label_map.to("cpu", torch.uint8)
+
+
+class SegmentationOutputs:
+    def __init__(self, *, class_names: list[str]) -> None:
+        self.class_names = list(class_names)
+
+    def preview(self, batch: Batch, predictions: LabelMaps, limit: int) -> list[Preview]:
+        """The true mask next to the predicted one, each painted over the image with its legend."""
+        previews = []
+        for i, predicted in enumerate(list(predictions)[:limit]):
+            meta = batch.meta[i]
+            canvas, _ = preview_canvas(meta, batch.images[i])
+            size = canvas.shape[:2]
+            truth = resize_label_map(batch.targets[i], size).numpy()
+            guess = resize_label_map(predicted, size).numpy()
+            previews.append(
+                Preview(
+                    (
+                        Panel(painted(canvas, truth, self.class_names), f"{Path(meta['path']).name}: truth"),
+                        Panel(painted(canvas, guess, self.class_names), "predicted"),
+                    )
+                )
+            )
+        return previews
+
+    def results_writer(self, dataset: Any, out_dir: Path) -> MaskWriter:
+        """Palette PNGs under `out_dir/predictions/` and predictions.json."""
+        return MaskWriter(out_dir=Path(out_dir), class_names=self.class_names, overlays=False)
+
+    def predict_writer(self, out_dir: Path) -> MaskWriter:
+        """The palette PNGs, and each image with its mask painted over it under `out_dir/overlays/`."""
+        return MaskWriter(out_dir=Path(out_dir), class_names=self.class_names, overlays=True)
+
+    def show_predictions(self, records: list[dict[str, Any]], out_dir: Path) -> Table:
+        table = Table(title=f"predicted masks in {out_dir}", show_header=True, header_style="bold")
+        for column in ("image", "size (HxW)", "classes (share of pixels)", "files"):
+            table.add_column(column)
+        for record in records:
+            files = [record["mask"], *([record["overlay"]] if "overlay" in record else [])]
+            table.add_row(
+                Path(record["path"]).name,
+                f"{record['height']}x{record['width']}",
+                fractions_text(record["class_fractions"]),
+                "\n".join(files),
+            )
+        return table

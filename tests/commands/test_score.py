@@ -18,6 +18,7 @@ from cvtrain.data.splits import build_data
 from cvtrain.errors import ConfigError, DataError
 from cvtrain.metrics.coco import COCO_METRICS
 from cvtrain.tasks.detection import DetectionTask
+from cvtrain.tasks.detection_outputs import DetectionOutputs
 from tests.conftest import OFFICIAL_COCO_STATS, PARITY_RESULTS, compose_config, fixture_dir, same_coco_stats
 from tests.data.coco.test_instance_masks import with_garbage_rle
 
@@ -50,7 +51,8 @@ def test_a_saved_predictions_file_scores_like_the_evaluation_that_wrote_it(
     cfg = compose_config("model=faster_rcnn", *data)
     val = build_data(cfg.data, aug=cfg.aug, task="detection", need_train=False).val
     task = DetectionTask(class_names=val.class_names)
-    evaluator, sink = task.evaluator(val), task.results_writer(val, tmp_path)
+    outputs = DetectionOutputs(class_names=val.class_names)
+    evaluator, sink = task.evaluator(val), outputs.results_writer(val, tmp_path)
     for batch, predictions in jittered_predictions(val):
         evaluator.update(batch, predictions)
         sink.update(batch, predictions)

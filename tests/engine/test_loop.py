@@ -25,7 +25,7 @@ from cvtrain.engine.meters import LossMeter
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.reporting import MetricsRecorder, TrainProgress
 from cvtrain.engine.signals import RunStopped
-from cvtrain.engine.state import FitRun
+from cvtrain.engine.state import FitProgress, FitSetup
 from cvtrain.errors import CvtrainError, DataError
 from tests.conftest import gpu_waits, needs_gpu
 
@@ -39,8 +39,6 @@ def regression_data(n: int = 64, seed: int = 0) -> TensorDataset:
 
 class RegressionTask:
     name = "regression"
-    monitor = "mse"
-    monitor_mode = "min"
 
     def collate(self, samples: list[Any]) -> Batch:
         good, bad = split_bad(samples)
@@ -56,6 +54,9 @@ class RegressionTask:
 
     def evaluator(self, dataset: Any) -> Evaluator:
         return MSE()
+
+    def monitor(self, dataset: Any) -> str:
+        return "mse"
 
 
 class MSE(Evaluator):
@@ -105,7 +106,7 @@ def make_run(
     accumulate: int = 1,
     device: str = "cpu",
     task: RegressionTask | None = None,
-) -> FitRun:
+) -> FitSetup:
     tmp_path.mkdir(parents=True, exist_ok=True)  # the run directory Hydra makes
     torch.manual_seed(0)
     device = torch.device(device)
@@ -116,7 +117,7 @@ def make_run(
     )
     train = loaders.train_loader(regression_data(), batch_size=batch_size, seed=0, **common)
     optimizer = build_optimizer(model, Optim)
-    return FitRun(
+    return FitSetup(
         model=model,
         task=task,
         train_loader=train,
@@ -138,7 +139,7 @@ def make_run(
         monitor="mse",
         monitor_mode="min",
         recorder=MetricsRecorder(tmp_path, tensorboard=False),
-        progress=TrainProgress(False),
+        bar=TrainProgress(False),
         bad_samples=BadSampleLog("error", tmp_path),
         accumulate=accumulate,
         checkpoint_extra={"config": {}, "class_names": []},  # what the CLI stores for `cvtrain eval`
@@ -146,15 +147,15 @@ def make_run(
 
 
 def test_fit_learns_and_keeps_last_and_best_checkpoints(tmp_path: Path) -> None:
-    run = make_run(tmp_path)
-    final = fit(run)
-    assert final["mse"] < 1e-3 and run.step == 3 * 8 and len(run.history) == 3
-    assert [row["epoch"] for row in run.history] == [1, 2, 3]
+    run, progress = make_run(tmp_path), FitProgress()
+    final = fit(run, progress)
+    assert final["mse"] < 1e-3 and progress.step == 3 * 8 and len(progress.history) == 3
+    assert [row["epoch"] for row in progress.history] == [1, 2, 3]
     last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert (
         last["epoch"] == 3 and last["step"] == 24 and torch.equal(last["model"]["weight"], run.model.weight)
     )
-    assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and run.best == pytest.approx(final["mse"])
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file() and progress.best == pytest.approx(final["mse"])
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]  # one row per evaluation
     assert all(0.0 <= float(r["data_wait_share"]) <= 1.0 for r in rows)  # of the epoch before it
@@ -162,17 +163,18 @@ def test_fit_learns_and_keeps_last_and_best_checkpoints(tmp_path: Path) -> None:
 
 
 def test_a_run_stopped_by_max_steps_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    straight = make_run(tmp_path / "straight")
-    fit(straight)
+    straight, straight_progress = make_run(tmp_path / "straight"), FitProgress()
+    fit(straight, straight_progress)
     stopped = make_run(tmp_path / "stopped", max_steps=8)  # exactly one epoch
-    fit(stopped)
+    fit(stopped, FitProgress())
     resumed = make_run(tmp_path / "stopped")
     resume_path = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
     state = load_checkpoint(resume_path)
     assert state["epoch"] == 1 and state["step"] == 8
-    resume(resumed, resume_path)
-    fit(resumed)
-    assert resumed.step == straight.step
+    resumed_progress = FitProgress()
+    resume(resumed, resumed_progress, resume_path)
+    fit(resumed, resumed_progress)
+    assert resumed_progress.step == straight_progress.step
     assert torch.equal(resumed.model.weight, straight.model.weight)
 
 
@@ -198,21 +200,30 @@ class NoisyRegressionTask(RegressionTask):
 def test_a_stop_signal_during_an_evaluation_checkpoints_the_trained_step_and_the_resume_evaluates_again(
     tmp_path: Path,
 ) -> None:
-    straight = make_run(tmp_path / "straight", epochs=2, task=NoisyRegressionTask())
-    fit(straight)
+    straight, straight_progress = (
+        make_run(tmp_path / "straight", epochs=2, task=NoisyRegressionTask()),
+        FitProgress(),
+    )
+    fit(straight, straight_progress)
     stopped = make_run(tmp_path / "stopped", epochs=2, task=NoisyRegressionTask(signal_at=2))
+    stopped_progress = FitProgress()
     where = r"at step 8, during the evaluation after epoch 1 \(batch 2 of 4\), which the resumed run does again first"
     with pytest.raises(RunStopped, match=f"stopped by SIGTERM {where}"):
-        fit(stopped)
-    assert stopped.history == [] and not (tmp_path / "stopped" / "checkpoints" / "best.ckpt").exists()
+        fit(stopped, stopped_progress)
+    assert (
+        stopped_progress.history == [] and not (tmp_path / "stopped" / "checkpoints" / "best.ckpt").exists()
+    )
     last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
     state = load_checkpoint(last)
     assert (state["epoch"], state["batches_done"], state["step"], state["pending_evaluation"]) == (1, 0, 8, 1)
     resumed = make_run(tmp_path / "stopped", epochs=2, task=NoisyRegressionTask())
-    resume(resumed, last)
-    assert resumed.pending_evaluation == 1
-    fit(resumed)
-    assert resumed.history == straight.history  # epoch 1 evaluated again, then epoch 2: the same metrics
+    resumed_progress = FitProgress()
+    resume(resumed, resumed_progress, last)
+    assert resumed_progress.pending_evaluation == 1
+    fit(resumed, resumed_progress)
+    assert (
+        resumed_progress.history == straight_progress.history
+    )  # epoch 1 evaluated again, then epoch 2: the same metrics
     assert torch.equal(resumed.model.weight, straight.model.weight)  # and the same random draws in between
     assert load_checkpoint(last)["pending_evaluation"] is None
 
@@ -255,11 +266,14 @@ def test_an_unreadable_sample_stops_the_loop_naming_the_file(tmp_path: Path) -> 
 
 
 def test_accumulating_two_half_batches_is_one_full_batch_step(tmp_path: Path) -> None:
-    full = make_run(tmp_path / "full", epochs=1)
-    fit(full)
-    halves = make_run(tmp_path / "halves", epochs=1, batch_size=4, accumulate=2)
-    fit(halves)
-    assert halves.step == full.step == 8  # optimizer steps, not micro-batches
+    full, full_progress = make_run(tmp_path / "full", epochs=1), FitProgress()
+    fit(full, full_progress)
+    halves, halves_progress = (
+        make_run(tmp_path / "halves", epochs=1, batch_size=4, accumulate=2),
+        FitProgress(),
+    )
+    fit(halves, halves_progress)
+    assert halves_progress.step == full_progress.step == 8  # optimizer steps, not micro-batches
     assert torch.allclose(halves.model.weight, full.model.weight, atol=1e-6)
 
 
@@ -273,21 +287,21 @@ def test_out_of_memory_names_the_batch_and_what_to_try(tmp_path: Path) -> None:
     with pytest.raises(
         CvtrainError, match=r"out of memory at step 1 with a batch of 8 images.*data.batch_size"
     ):
-        fit(run)
+        fit(run, FitProgress())
 
 
 @needs_gpu
 def test_a_training_step_on_the_gpu_never_waits_for_it(tmp_path: Path) -> None:
     """So the host queues the next steps while the GPU runs this one: the transfer, forward, backward, optimizer
     and scheduler steps and the loss meter wait for nothing (the loss is read only every `log_every` steps)."""
-    run = make_run(tmp_path, device="cuda")
+    run, progress = make_run(tmp_path, device="cuda"), FitProgress()
     start_epoch(run, 0)
     batches, meter = iter(run.train_loader), LossMeter()
     meter.add(
-        train_step(run, next(batches)), 8
+        train_step(run, progress, next(batches)), 8
     )  # the first step: CUDA's lazy initialisation, outside the count
     batch = next(batches)
     assert batch.images.is_pinned()  # as `fit` loads them for a GPU: the copy can overlap the GPU's work
     with gpu_waits() as waits:
-        meter.add(train_step(run, batch), len(batch))
-    assert waits == [] and run.step == 2
+        meter.add(train_step(run, progress, batch), len(batch))
+    assert waits == [] and progress.step == 2

@@ -16,12 +16,13 @@ from cvtrain.contracts.plots import ConfusionData, Panel, PlotData, PRCurve, Pre
 from cvtrain.engine.loop import evaluate, fit
 from cvtrain.engine.plotting import PreviewCollector, RunPlots, read_rows
 from cvtrain.engine.reporting import MetricsRecorder
+from cvtrain.engine.state import FitProgress
 from cvtrain.plots import figures
-from tests.engine.test_loop import MSE, RegressionTask, make_run
+from tests.engine.test_loop import MSE, make_run
 
 
-class DrawingTask(RegressionTask):
-    """Draws each evaluated sample as a grey square headed by its value."""
+class Drawing:
+    """Draws each evaluated sample as a grey square headed by its value (the task outputs' `preview`)."""
 
     def preview(self, batch: Batch, predictions: torch.Tensor, limit: int) -> list[Preview]:
         grey = np.full((20, 20, 3), 128, dtype=np.uint8)
@@ -36,11 +37,10 @@ class PlottingMSE(MSE):
 
 def test_fit_writes_every_plot_after_each_evaluation_and_to_tensorboard(tmp_path: Path) -> None:
     run = make_run(tmp_path, epochs=2)
-    run.task = DrawingTask()
     run.evaluator = PlottingMSE()
     run.recorder = MetricsRecorder(tmp_path, tensorboard=True)
-    run.plots = RunPlots(tmp_path, run.recorder, run.task)
-    fit(run)
+    run.plots = RunPlots(tmp_path, run.recorder, Drawing())
+    fit(run, FitProgress())
     run.recorder.close()
     names = ("curves", "confusion_matrix", "pr_curve", "predictions")
     for name in names:
@@ -59,13 +59,13 @@ def test_fit_writes_every_plot_after_each_evaluation_and_to_tensorboard(tmp_path
 
 def test_without_plots_nothing_is_drawn(tmp_path: Path) -> None:
     run = make_run(tmp_path, epochs=1)
-    fit(run)
+    fit(run, FitProgress())
     assert not (tmp_path / "plots").exists() and (tmp_path / "train_log.csv").is_file()
 
 
 def test_previews_come_from_batches_spread_over_the_evaluation(tmp_path: Path) -> None:
     run = make_run(tmp_path)
-    collector = PreviewCollector(DrawingTask(), batches=len(run.val_loader), limit=3)  # 4 batches of 4
+    collector = PreviewCollector(Drawing(), batches=len(run.val_loader), limit=3)  # 4 batches of 4
     evaluate(
         model=run.model, loader=run.val_loader, task=run.task, evaluator=MSE(), device=run.device,
         amp_dtype=None, bad_samples=run.bad_samples, previews=collector,
@@ -80,7 +80,7 @@ def test_a_failure_to_draw_is_a_warning_not_the_end_of_the_run(tmp_path: Path, c
         def plot_data(self) -> PlotData:
             raise RuntimeError("no ink")
 
-    plots = RunPlots(tmp_path, MetricsRecorder(tmp_path, tensorboard=False), DrawingTask())
+    plots = RunPlots(tmp_path, MetricsRecorder(tmp_path, tensorboard=False), Drawing())
     assert plots.write(Broken(), None, step=1) == []
     assert "plots in" in caplog.text and "no ink" in caplog.text
 

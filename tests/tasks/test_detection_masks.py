@@ -25,6 +25,7 @@ from cvtrain.data.shapes.scenes import SHAPE_CLASSES
 from cvtrain.data.transforms.detection import detection_transforms
 from cvtrain.metrics.coco import COCO_METRICS, metric_names
 from cvtrain.tasks.detection import DetectionTask, binary_masks
+from cvtrain.tasks.detection_outputs import DetectionOutputs
 from tests.conftest import same_coco_stats
 
 EVAL = detection_transforms(
@@ -90,7 +91,10 @@ def test_collate_keeps_the_masks_and_predict_returns_them_in_original_pixels(val
 
 
 def test_mask_ap_beside_box_ap_equals_pycocotools(val: COCODetection, tmp_path: Path) -> None:
-    evaluator, sink = task().evaluator(val), task().results_writer(val, tmp_path)
+    evaluator, sink = (
+        task().evaluator(val),
+        DetectionOutputs(class_names=list(SHAPE_CLASSES)).results_writer(val, tmp_path),
+    )
     for batch, predictions in predictions_from_truth(val, seed=0):
         evaluator.update(batch, predictions)
         sink.update(batch, predictions)
@@ -113,7 +117,7 @@ def test_mask_ap_beside_box_ap_equals_pycocotools(val: COCODetection, tmp_path: 
 
 def test_predict_draws_the_masks(val: COCODetection, tmp_path: Path) -> None:
     _, _, meta = val[0]
-    writer = task().predict_writer(tmp_path)
+    writer = DetectionOutputs(class_names=list(SHAPE_CLASSES)).predict_writer(tmp_path)
     mask = torch.zeros(1, 64, 64, dtype=torch.bool)
     mask[0, 20:40, 20:40] = True
     prediction = {"boxes": torch.tensor([[20.0, 20, 40, 40]]), "scores": torch.tensor([0.9]),

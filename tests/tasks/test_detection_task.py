@@ -19,6 +19,7 @@ from torchvision import tv_tensors
 
 from cvtrain.commands.score import score_results
 from cvtrain.contracts.batch import BadSample, Batch
+from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.data.coco.detection import COCODetection
 from cvtrain.data.inputs import InputImages
 from cvtrain.data.shapes.detection import ensure_shapes_detection, shapes_coco_paths, shapes_voc_root
@@ -29,6 +30,7 @@ from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator
 from cvtrain.metrics.detection import CombinedEvaluator
 from cvtrain.models.detection import build_faster_rcnn
 from cvtrain.tasks.detection import DetectionTask
+from cvtrain.tasks.detection_outputs import DetectionOutputs
 from tests.conftest import block_picture, write_oriented
 
 EVAL = detection_transforms(
@@ -64,6 +66,10 @@ def coco_val(shapes_dir: Path) -> COCODetection:
 
 def task() -> DetectionTask:
     return DetectionTask(class_names=list(SHAPE_CLASSES), score_threshold=0.5)
+
+
+def outputs() -> DetectionOutputs:
+    return DetectionOutputs(class_names=list(SHAPE_CLASSES), score_threshold=0.5)
 
 
 def noisy_predictions(dataset, seed: int) -> list[tuple[Batch, list[dict[str, torch.Tensor]]]]:
@@ -186,16 +192,17 @@ def test_the_evaluator_and_headline_follow_the_dataset(
     voc_val: VOCDetection, coco_val: COCODetection
 ) -> None:
     t = task()
-    assert t.monitor_mode == "max"
+    assert t.monitor(voc_val) == "voc_map" and t.monitor(coco_val) == "map"  # known before any evaluator
+    assert monitor_mode(t.monitor(voc_val)) == monitor_mode(t.monitor(coco_val)) == "max"
     voc = t.evaluator(voc_val)
-    assert isinstance(voc, CombinedEvaluator) and t.monitor == "voc_map"
+    assert isinstance(voc, CombinedEvaluator)
     for batch, predictions in noisy_predictions(voc_val, seed=1):
         voc.update(batch, predictions)
     metrics = voc.compute()
     assert set(metrics) == {"voc_map", "voc07_map", *COCO_METRICS} and 0.2 < metrics["voc_map"] < 1.0
     Console(file=io.StringIO()).print(voc.report())  # the VOC per-class and COCO per-category tables render
     coco = t.evaluator(coco_val)
-    assert isinstance(coco, CombinedEvaluator) and t.monitor == "map"
+    assert isinstance(coco, CombinedEvaluator) and t.monitor(voc_val) == "voc_map"  # no side effect
     assert isinstance(coco.evaluators[0], COCOEvaluator)
 
 
@@ -212,7 +219,7 @@ def test_saved_coco_predictions_rescore_with_pycocotools_to_the_same_numbers(
     coco_val: COCODetection, tmp_path: Path
 ) -> None:
     t = task()
-    evaluator, sink = t.evaluator(coco_val), t.results_writer(coco_val, tmp_path)
+    evaluator, sink = t.evaluator(coco_val), outputs().results_writer(coco_val, tmp_path)
     for batch, predictions in noisy_predictions(coco_val, seed=3):
         evaluator.update(batch, predictions)
         sink.update(batch, predictions)
@@ -235,7 +242,7 @@ def test_saved_voc_predictions_use_stems_and_one_based_classes_and_rescore_alike
     voc_val: VOCDetection, tmp_path: Path
 ) -> None:
     t = task()
-    evaluator, sink = t.evaluator(voc_val), t.results_writer(voc_val, tmp_path)
+    evaluator, sink = t.evaluator(voc_val), outputs().results_writer(voc_val, tmp_path)
     for batch, predictions in noisy_predictions(voc_val, seed=4):
         evaluator.update(batch, predictions)
         sink.update(batch, predictions)
@@ -256,7 +263,7 @@ def test_predict_pictures_have_the_boxes_drawn_and_the_json_is_filtered(tmp_path
         Image.fromarray(np.full((30, 40, 3), 128, dtype=np.uint8)).save(path)
     images = InputImages(inputs, transform=EVAL)
     t = task()
-    sink = t.predict_writer(tmp_path / "run")
+    sink = outputs().predict_writer(tmp_path / "run")
     batch = t.collate([images[0], images[1]])
     prediction = {
         "boxes": torch.tensor([[5.0, 5.0, 20.0, 25.0], [1.0, 1.0, 3.0, 3.0]]),
@@ -276,7 +283,7 @@ def test_predict_pictures_have_the_boxes_drawn_and_the_json_is_filtered(tmp_path
     assert pixels.shape == (30, 40, 3) and (pixels != 128).any()  # a box was drawn
     assert (np.asarray(Image.open(drawn[1])) == 128).all()  # nothing to draw
     out = io.StringIO()
-    Console(file=out, width=160).print(t.show_predictions(records, tmp_path / "run"))
+    Console(file=out, width=160).print(outputs().show_predictions(records, tmp_path / "run"))
     assert "a.png" in out.getvalue() and "cross (0.80)" in out.getvalue()
 
 
@@ -286,7 +293,7 @@ def test_predict_reads_and_draws_a_phone_photo_as_displayed(tmp_path: Path) -> N
     sample = InputImages(path, transform=EVAL)[0]
     assert sample[2]["orig_size"] == (48, 32)
     t = task()
-    sink = t.predict_writer(tmp_path / "run")
+    sink = outputs().predict_writer(tmp_path / "run")
     box = {
         "boxes": torch.tensor([[2.0, 30.0, 20.0, 46.0]]),
         "scores": torch.tensor([0.9]),

@@ -18,7 +18,7 @@ from cvtrain.data.inputs import InputImages
 from cvtrain.errors import ConfigError
 from cvtrain.metrics.segmentation import SegmentationEvaluator
 from cvtrain.tasks.segmentation import SegmentationTask
-from cvtrain.tasks.segmentation_outputs import overlay, painted
+from cvtrain.tasks.segmentation_outputs import SegmentationOutputs, overlay, painted
 from tests.conftest import gpu_waits, needs_gpu
 
 CLASSES = ["background", "cat", "dog"]
@@ -166,7 +166,7 @@ def test_predict_runs_one_forward_per_size_and_matches_one_image_at_a_time():
     evaluator = task.evaluator(None)
     assert isinstance(evaluator, SegmentationEvaluator) and evaluator.class_names == CLASSES
     evaluator.update(batch, label_maps)
-    assert 0 <= evaluator.compute()["miou"] <= 1 and task.monitor == "miou" and task.monitor_mode == "max"
+    assert 0 <= evaluator.compute()["miou"] <= 1 and task.monitor(None) == "miou"
 
 
 def test_eval_sink_writes_palette_pngs_at_the_original_size_named_by_stem(tmp_path):
@@ -174,7 +174,7 @@ def test_eval_sink_writes_palette_pngs_at_the_original_size_named_by_stem(tmp_pa
     samples = [sample(4, 5, path="/data/2008_000001.jpg"), sample(6, 3, path="/data/2008_000002.jpg")]
     batch = task.collate(samples)
     predictions = [torch.full((4, 5), 1), torch.tensor([[0, 2, 2]] * 6)]
-    sink = task.results_writer(dataset=None, out_dir=tmp_path)
+    sink = SegmentationOutputs(class_names=CLASSES).results_writer(dataset=None, out_dir=tmp_path)
     sink.update(batch, predictions)
     sink.write()
     records = sink.records
@@ -197,7 +197,8 @@ def test_predict_sink_adds_overlays_and_keeps_repeated_stems_apart(tmp_path):
     batch = task.collate([inputs[0], inputs[1]])
     label_map = torch.zeros(6, 8, dtype=torch.long)
     label_map[:, 4:] = 2
-    sink = task.predict_writer(tmp_path / "out")
+    outputs = SegmentationOutputs(class_names=CLASSES)
+    sink = outputs.predict_writer(tmp_path / "out")
     sink.update(batch, torch.stack([label_map, label_map]))
     sink.write()
     records = sink.records
@@ -208,7 +209,7 @@ def test_predict_sink_adds_overlays_and_keeps_repeated_stems_apart(tmp_path):
     # the overlay, and below it a legend naming the class present; a tiny image is widened for the name
     assert overlay_pixels.shape[0] > 6 and overlay_pixels.shape[1] > 8
     assert (overlay_pixels[:6, 8:] > 200).all()  # white padding right of the image
-    table = task.show_predictions(records, tmp_path / "out")
+    table = outputs.show_predictions(records, tmp_path / "out")
     assert table.row_count == 2
 
 
@@ -240,7 +241,7 @@ def test_preview_shows_the_truth_next_to_the_prediction(tmp_path):
     mask = torch.zeros(30, 40, dtype=torch.uint8)
     mask[:, 20:] = 1
     batch = task.collate([(torch.zeros(3, 30, 40), mask, {"path": str(path), "orig_size": (30, 40)})])
-    (preview,) = task.preview(batch, torch.full((1, 30, 40), 2), limit=4)
+    (preview,) = SegmentationOutputs(class_names=CLASSES).preview(batch, torch.full((1, 30, 40), 2), limit=4)
     truth, predicted = preview.panels
     assert truth.heading == "scene.png: truth" and predicted.heading == "predicted"
     assert truth.image.shape[1] == predicted.image.shape[1] == 256  # the longer side, at the preview size

@@ -14,12 +14,16 @@ from cvtrain.engine import distributed
 from cvtrain.engine.checkpoints.reading import load_checkpoint
 from cvtrain.engine.checkpoints.weights import load_weights
 from cvtrain.engine.reporting import log
-from cvtrain.engine.state import FitRun, unwrap
+from cvtrain.engine.state import FitProgress, FitSetup, unwrap
 from cvtrain.errors import CvtrainError
 
 
 def checkpoint_state(
-    run: FitRun, epoch: int, batches_done: int = 0, pending_evaluation: int | None = None
+    run: FitSetup,
+    progress: FitProgress,
+    epoch: int,
+    batches_done: int = 0,
+    pending_evaluation: int | None = None,
 ) -> dict[str, Any]:
     """`epoch` epochs are complete, and `batches_done` batches of the next one (a mid-epoch checkpoint);
     `pending_evaluation`: the epoch whose evaluation was interrupted (a resume evaluates it again first)."""
@@ -32,17 +36,18 @@ def checkpoint_state(
         "epoch": epoch,
         "batches_done": batches_done,
         "pending_evaluation": pending_evaluation,
-        "step": run.step,
+        "step": progress.step,
         "data_order": data_order(run),
-        "best": run.best,
+        "best": progress.best,
         "monitor": run.monitor,
         "rng": rng_state(),
         **run.checkpoint_extra,
     }
 
 
-def resume(run: FitRun, path: str | Path) -> None:
-    """Continue `run` from the checkpoint at `path`: weights, optimizer, schedule position, EMA, counters, RNG."""
+def resume(run: FitSetup, progress: FitProgress, path: str | Path) -> None:
+    """Continue `run` from the checkpoint at `path`: weights, optimizer, schedule position, EMA, RNG, and
+    `progress` (counters, best)."""
     state = load_checkpoint(path)
     load_weights(
         unwrap(run.model),
@@ -61,19 +66,21 @@ def resume(run: FitRun, path: str | Path) -> None:
     if run.ema is not None and state.get("ema"):
         run.ema.load_state_dict(state["ema"])
     _check_same_data_order(run, state, path)
-    run.start_epoch, run.step, run.best = state["epoch"], state["step"], state["best"]
-    run.batches_done = state.get("batches_done", 0)
-    run.pending_evaluation = state.get("pending_evaluation")
+    progress.start_epoch, progress.step, progress.best = state["epoch"], state["step"], state["best"]
+    progress.batches_done = state.get("batches_done", 0)
+    progress.pending_evaluation = state.get("pending_evaluation")
     set_rng_state(state["rng"])
-    where = f", {run.batches_done} batches into epoch {run.start_epoch + 1}" if run.batches_done else ""
-    if run.pending_evaluation is not None:
-        where += (
-            f"; its evaluation after epoch {run.pending_evaluation} was interrupted: evaluating again first"
-        )
-    log.info("resumed from %s at epoch %d, step %d%s", path, run.start_epoch, run.step, where)
+    where = (
+        f", {progress.batches_done} batches into epoch {progress.start_epoch + 1}"
+        if progress.batches_done
+        else ""
+    )
+    if progress.pending_evaluation is not None:
+        where += f"; its evaluation after epoch {progress.pending_evaluation} was interrupted: evaluating again first"
+    log.info("resumed from %s at epoch %d, step %d%s", path, progress.start_epoch, progress.step, where)
 
 
-def data_order(run: FitRun) -> dict[str, int]:
+def data_order(run: FitSetup) -> dict[str, int]:
     """What fixes the order of an epoch's remaining batches: a mid-epoch resume must have the same."""
     return {
         "world_size": distributed.world_size(),
@@ -82,7 +89,7 @@ def data_order(run: FitRun) -> dict[str, int]:
     }
 
 
-def _check_same_data_order(run: FitRun, state: dict[str, Any], path: str | Path) -> None:
+def _check_same_data_order(run: FitSetup, state: dict[str, Any], path: str | Path) -> None:
     saved = state.get("data_order")
     if not saved or not state.get("batches_done"):
         return  # an epoch boundary: any batch size or process count may continue from here

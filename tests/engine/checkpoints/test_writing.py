@@ -20,6 +20,7 @@ from cvtrain.engine.checkpoints.reading import load_checkpoint
 from cvtrain.engine.checkpoints.training import rng_state
 from cvtrain.engine.checkpoints.writing import CheckpointWriteError, remove_stale_temporaries, save_checkpoint
 from cvtrain.engine.loop import fit
+from cvtrain.engine.state import FitProgress
 from cvtrain.errors import CvtrainError
 from tests.engine.test_loop import make_run
 
@@ -132,7 +133,7 @@ def test_a_full_disk_at_the_first_last_ckpt_names_the_best_ckpt_just_written(
     run = make_run(tmp_path, epochs=2)  # 8 steps an epoch: best.ckpt, then last.ckpt after the first
     _full_disk_for("last.ckpt", monkeypatch)
     with pytest.raises(CheckpointWriteError) as caught:
-        fit(run)
+        fit(run, FitProgress())
     folder = tmp_path / "checkpoints"
     best = folder / "best.ckpt"
     assert [p.name for p in folder.iterdir()] == ["best.ckpt"]  # no temporary, no partial last.ckpt
@@ -156,7 +157,7 @@ def test_a_full_disk_at_the_very_first_write_says_nothing_is_on_disk(
     run = make_run(tmp_path, epochs=2)
     _full_disk_for("best.ckpt", monkeypatch)
     with pytest.raises(CheckpointWriteError) as caught:
-        fit(run)
+        fit(run, FitProgress())
     folder = tmp_path / "checkpoints"
     assert list(folder.iterdir()) == []
     assert str(caught.value).startswith(
