@@ -158,8 +158,10 @@ def checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, An
     """The checkpoint's config with the user's command-line overrides applied on top, still typed by the schema.
 
     A group the user names (`data=imagefolder`) keeps the freshly composed option; every other group takes the
-    checkpoint's values, typed by the schema it was trained with; a key override (`data.root=DIR`) then wins,
-    taken from `cfg` where it is already parsed. Command keys (ckpt, inputs, eval, predict) come from `cfg`.
+    checkpoint's values, typed by the schema it was trained with, but for its `_target_`: the option's YAML names
+    today's builder (a checkpoint may name one since renamed), and a field added since comes from the YAML too.
+    A key override (`data.root=DIR`) then wins, taken from `cfg` where it is already parsed. Command keys (ckpt,
+    inputs, eval, predict) come from `cfg`.
     """
     saved, schemas = state["config"], state.get("schemas", {})
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
@@ -170,7 +172,10 @@ def checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, An
         composed = merged[group]
         if group in schemas and schemas[group] != _qualified(OmegaConf.get_type(composed)):
             composed = OmegaConf.structured(get_class(schemas[group]))
-        merged[group] = OmegaConf.merge(composed, saved[group])
+        stored = dict(saved[group])
+        if OmegaConf.select(composed, "_target_"):  # None: no such key, or MISSING (a bare older schema)
+            stored.pop("_target_", None)
+        merged[group] = OmegaConf.merge(composed, stored)
     for key in keys:
         if key.split(".")[0] in GROUPS and key not in GROUPS:
             OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False)

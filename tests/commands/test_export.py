@@ -198,6 +198,18 @@ def test_yolo_export_letterboxes_for_a_copy_of_aug_yolo_in_a_users_config_dir(
     assert record["input"]["image_size"] == 64 and record["input"]["preprocessing"][0].startswith("letterbox")
 
 
+def test_a_yolo_checkpoint_written_before_aug_letterbox_exports_its_letterbox(
+    cache: str, tmp_path: Path
+) -> None:
+    """Its stored aug config has no letterbox field: aug=yolo's YAML gives it."""
+    ckpt, _ = make_checkpoint(tmp_path, *YOLO, cache)
+    state = torch.load(ckpt, weights_only=True)
+    del state["config"]["aug"]["letterbox"]
+    torch.save(state, ckpt)
+    record = export(tmp_path, ckpt, *YOLO, cache, "format=torchscript")
+    assert record["input"]["image_size"] == 64 and record["input"]["preprocessing"][0].startswith("letterbox")
+
+
 def test_yolo_v1_export_is_fixed_to_its_image_size(cache: str, tmp_path: Path) -> None:
     ckpt, _ = make_checkpoint(tmp_path, *YOLO_V1, cache)
     record = export(tmp_path, ckpt, *YOLO_V1, cache, "format=onnx")
