@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -89,6 +90,22 @@ def test_eval_reproduces_the_fit_and_saved_predictions_rescore_with_pycocotools(
         official.summarize()
     # After 2 steps these are near 0; tests/tasks/test_detection_task.py checks the same on non-trivial numbers.
     assert same_coco_stats([ours[k] for k in COCO_METRICS], [float(v) for v in official.stats])
+
+
+def test_a_checkpoint_written_before_the_arch_field_evaluates_as_the_fit_did(
+    trained: Path, tmp_path: Path
+) -> None:
+    """Its stored config names the builder of its day (build_faster_rcnn) and has no model.arch nor aug.letterbox:
+    the YAML's `_target_` wins and the fields added since come from the YAMLs."""
+    state = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    state["config"]["model"]["_target_"] = "cvtrain.models.detection.build_faster_rcnn"
+    del state["config"]["model"]["arch"], state["config"]["aug"]["letterbox"]
+    torch.save(state, tmp_path / "old.ckpt")
+    run_cli("eval", f"ckpt={tmp_path / 'old.ckpt'}", f"hydra.run.dir={tmp_path}/old", cwd=tmp_path)
+    fit, again = read_results(trained), read_results(tmp_path / "old")
+    assert again["model"] == "faster_rcnn"
+    for key in ("voc_map", "voc07_map", *COCO_METRICS):
+        assert again[key] == fit[key], key
 
 
 @pytest.mark.parametrize(

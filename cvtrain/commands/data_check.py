@@ -36,17 +36,6 @@ from cvtrain.engine.reporting import console, log, show, write_json
 from cvtrain.errors import DataError
 from cvtrain.workers import worker_init_fn
 
-# The tasks each built-in format provides: the model's task when it is one of them (data=coco model=mask_rcnn
-# checks the masks too), else the first; data=shapes (and a format of your own) take the model's task.
-FORMAT_TASKS = {
-    "imagefolder": ("classification",),
-    "imagenet": ("classification",),
-    "voc": ("detection",),
-    "coco": ("detection", "instance_segmentation"),
-    "yolo_txt": ("detection",),
-    "voc_seg": ("segmentation",),
-    "coco_seg": ("segmentation",),
-}
 OBJECT_TASKS = ("detection", "instance_segmentation")  # counted per object as well as per image
 BATCH = 16  # samples summarised per worker call
 FIT_ACTIONS = {"error": "stops the run", "skip": "skipped"}  # by data.on_bad_annotation / data.on_bad_image
@@ -132,7 +121,7 @@ def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if d.format == "synthetic":
         log.info("data=synthetic: random tensors made in memory, no file to check")
         return {"status": "ok", "data": d.format}
-    tasks = FORMAT_TASKS.get(d.format, (cfg.model.task,))
+    tasks = d.TASKS or (cfg.model.task,)  # what the format serves (its schema says), else the model's task
     task = cfg.model.task if cfg.model.task in tasks else tasks[0]
     # Read under the skip policy (and keeping empty class folders) so that every problem is collected instead of
     # stopping at the first; the report says what fit does with each under the configured policy.

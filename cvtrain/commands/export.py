@@ -114,13 +114,13 @@ def input_spec(cfg: Config, exp: Exportable) -> dict[str, Any]:
     aug = cfg.aug
     scale = "RGB, float32, divided by 255"
     if isinstance(exp.module, YOLOCandidates):
-        size = int(aug.image_size) if aug.name == "yolo" else None
+        size = int(aug.image_size) if aug.letterbox else None
         resize = (
             f"letterbox: resize so that the longer side is {size} px, keeping the aspect ratio (bilinear, "
             "antialiased); boxes come back in these resized pixels: divide by the resize factor for the original "
             "image's"
             if size
-            else "no resize (the checkpoint trained without aug=yolo)"
+            else "no resize (the checkpoint trained without aug.letterbox)"
         )
         pad = (
             f"pad at the bottom/right with {round(PAD_VALUE * 255)}/255 to multiples of {exp.size_multiple} in "

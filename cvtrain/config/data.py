@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import ClassVar
 
 from omegaconf import MISSING
 
@@ -57,6 +58,10 @@ class DataConfig:
     # the size the data is meant to be seen at; aug.image_size follows it by default
     image_size: int = bounded(224, ge=1)
 
+    # The tasks the format's samples serve; `data check` checks for the model's task when it is one of them
+    # (data=coco model=mask_rcnn checks the masks too), else the first. (): any task, the model's (data=shapes).
+    TASKS: ClassVar[tuple[str, ...]] = ()
+
 
 @schema("data", "imagefolder")
 @dataclass
@@ -71,6 +76,8 @@ class ImageFolderDataConfig(DataConfig):
     # a training class folder without images is refused (as torchvision's ImageFolder does); true: keep it as a
     # class (its index stays, e.g. to match another split or a checkpoint) and warn
     allow_empty_classes: bool = False
+
+    TASKS: ClassVar[tuple[str, ...]] = ("classification",)
 
 
 @schema("data", "shapes")
@@ -114,6 +121,8 @@ class VOCDataConfig(DataConfig):
     aspect_ratio_grouping: bool = True  # batches of only landscape or only portrait images
     batch_size: int = 4
 
+    TASKS: ClassVar[tuple[str, ...]] = ("detection",)
+
 
 @schema("data", "yolo_txt")
 @dataclass
@@ -123,6 +132,8 @@ class YoloTxtDataConfig(DataConfig):
     yaml: str = "data.yaml"  # the dataset file, relative to root
     aspect_ratio_grouping: bool = True  # batches of only landscape or only portrait images
     batch_size: int = 4
+
+    TASKS: ClassVar[tuple[str, ...]] = ("detection",)
 
 
 @dataclass
@@ -144,6 +155,8 @@ class COCODataConfig(COCOFilesConfig):
     aspect_ratio_grouping: bool = True
     batch_size: int = 4
 
+    TASKS: ClassVar[tuple[str, ...]] = ("detection", "instance_segmentation")
+
 
 @schema("data", "voc_seg")
 @dataclass
@@ -157,6 +170,8 @@ class VOCSegDataConfig(DataConfig):
     image_size: int = 480  # the training crop (aug.image_size); evaluation runs at each image's full size
     batch_size: int = 8
 
+    TASKS: ClassVar[tuple[str, ...]] = ("segmentation",)
+
 
 @schema("data", "coco_seg")
 @dataclass
@@ -167,6 +182,8 @@ class COCOSegDataConfig(COCOFilesConfig):
     drop_empty: bool = True  # train only on images holding a kept class; evaluation keeps every image
     image_size: int = 480
     batch_size: int = 8
+
+    TASKS: ClassVar[tuple[str, ...]] = ("segmentation",)
 
 
 def shapes_image_size(task: str, scene_size: int) -> int:

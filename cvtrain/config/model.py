@@ -51,6 +51,7 @@ class DetectionModelConfig(ModelConfig):
     torchvision's default for the chosen backbone (the 320 MobileNet variant has its own)."""
 
     task: str = "detection"
+    arch: str = MISSING  # faster_rcnn | mask_rcnn | ssd | retinanet (cvtrain/models/detection.py)
     backbone: str | None = None  # None: the model's first (default) backbone
     pretrained: bool = False  # COCO weights (class head replaced for the dataset's classes)
     pretrained_backbone: bool = False  # ImageNet weights for the backbone (from the local torch hub cache)
@@ -191,6 +192,7 @@ class SegmentationModelConfig(ModelConfig):
 @schema("model", "torchvision_segmentation")
 @dataclass
 class TorchvisionSegmentationConfig(SegmentationModelConfig):
+    arch: str = MISSING  # fcn | deeplabv3 | lraspp (cvtrain/models/segmentation.py)
     backbone: str = MISSING  # resnet50 | resnet101 | mobilenet_v3_large (deeplabv3, lraspp)
 
 

@@ -62,6 +62,9 @@ class AugConfig:
     # random scale of the image content, e.g. [0.75, 1.25]; None = off
     scale_range: list[float] | None = bounded(None, gt=0)
     photometric: bool = False  # detection: random brightness / contrast / saturation / hue / channel order
+    # Detection: true takes YOLO's pipeline (cvtrain/data/transforms/yolo.py): every image letterboxed to image_size
+    # in training and evaluation, with the steps below; false: no resize (the torchvision detectors resize inside).
+    letterbox: bool = False
     # aug=yolo (cvtrain/data/transforms/yolo.py, cvtrain/data/transforms/mosaic.py); the defaults leave them off.
     # [hue, saturation, value] jitter gains, e.g. [0.015, 0.7, 0.4]
     hsv: list[float] | None = bounded(None, ge=0)

@@ -1,10 +1,12 @@
-"""torchvision's detectors behind cvtrain's contract: one builder per `conf/model/*.yaml` (its `_target_`).
+"""torchvision's detectors behind cvtrain's contract: one builder, `build_torchvision_detector`, for every
+`conf/model/*.yaml` of the family, which names its architecture with `arch`.
 
-| builder | backbone (default first) | torchvision builder |
+| arch | backbone (default first) | torchvision builder |
 |---|---|---|
-| build_faster_rcnn | resnet50_fpn, resnet50_fpn_v2, mobilenet_v3_large_fpn, mobilenet_v3_large_320_fpn | fasterrcnn_<backbone> |
-| build_ssd | vgg16, mobilenet_v3_large | ssd300_vgg16, ssdlite320_mobilenet_v3_large |
-| build_retinanet | resnet50_fpn, resnet50_fpn_v2 | retinanet_<backbone> |
+| faster_rcnn | resnet50_fpn, resnet50_fpn_v2, mobilenet_v3_large_fpn, mobilenet_v3_large_320_fpn | fasterrcnn_<backbone> |
+| mask_rcnn | the same | maskrcnn_<backbone>, or fasterrcnn_<backbone> with a mask branch (mask_rcnn.py) |
+| ssd | vgg16, mobilenet_v3_large | ssd300_vgg16, ssdlite320_mobilenet_v3_large |
+| retinanet | resnet50_fpn, resnet50_fpn_v2 | retinanet_<backbone> |
 
 Common options: `pretrained` (COCO weights; the class head is replaced when num_classes differs),
 `pretrained_backbone` (ImageNet), `trainable_backbone_layers`; both weights come only from the local torch hub
@@ -35,11 +37,12 @@ from torchvision.models.detection.ssd import SSD, SSDClassificationHead
 from torchvision.models.detection.ssdlite import SSDLiteClassificationHead
 
 from cvtrain.errors import ConfigError
+from cvtrain.models.mask_rcnn import with_mask_branch
 from cvtrain.models.weights import torchvision_weights_from_local_cache
 
 DetectorEntry = tuple[Callable[..., nn.Module], type[WeightsEnum], WeightsEnum]
-# name -> backbone -> (torchvision builder, its COCO weights enum, the ImageNet weights its backbone uses)
-_MODELS: dict[str, dict[str, DetectorEntry]] = {
+# arch -> backbone -> (torchvision builder, its COCO weights enum, the ImageNet weights its backbone uses)
+ARCHITECTURES: dict[str, dict[str, DetectorEntry]] = {
     "faster_rcnn": {
         "resnet50_fpn": (
             tvdet.fasterrcnn_resnet50_fpn,
@@ -58,6 +61,28 @@ _MODELS: dict[str, dict[str, DetectorEntry]] = {
         ),
         "mobilenet_v3_large_320_fpn": (
             tvdet.fasterrcnn_mobilenet_v3_large_320_fpn,
+            tvdet.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights,
+            MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+        ),
+    },
+    "mask_rcnn": {  # torchvision has no MobileNet Mask R-CNN: its Faster R-CNN, given the mask branch
+        "resnet50_fpn": (
+            tvdet.maskrcnn_resnet50_fpn,
+            tvdet.MaskRCNN_ResNet50_FPN_Weights,
+            ResNet50_Weights.IMAGENET1K_V1,
+        ),
+        "resnet50_fpn_v2": (
+            tvdet.maskrcnn_resnet50_fpn_v2,
+            tvdet.MaskRCNN_ResNet50_FPN_V2_Weights,
+            ResNet50_Weights.IMAGENET1K_V1,
+        ),
+        "mobilenet_v3_large_fpn": (
+            with_mask_branch(tvdet.fasterrcnn_mobilenet_v3_large_fpn),
+            tvdet.FasterRCNN_MobileNet_V3_Large_FPN_Weights,
+            MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+        ),
+        "mobilenet_v3_large_320_fpn": (
+            with_mask_branch(tvdet.fasterrcnn_mobilenet_v3_large_320_fpn),
             tvdet.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights,
             MobileNet_V3_Large_Weights.IMAGENET1K_V1,
         ),
@@ -164,89 +189,30 @@ def _replace_class_head(model: nn.Module, num_outputs: int) -> None:
         raise TypeError(f"no class-head replacement for {type(model).__name__}")
 
 
-def build_faster_rcnn(
+def build_torchvision_detector(
     *,
     num_classes: int,
+    arch: str,
     backbone: str | None = None,
     pretrained: bool = False,
     pretrained_backbone: bool = False,
     trainable_backbone_layers: int | None = None,
     **torchvision_options: int | float | None,
 ) -> TorchvisionDetector:
-    """Faster R-CNN for `num_classes` foreground classes (labels 0..num_classes-1); see the module doc."""
-    return build_detector(
-        "faster_rcnn",
-        num_classes,
-        backbone=backbone,
-        pretrained=pretrained,
-        pretrained_backbone=pretrained_backbone,
-        trainable_backbone_layers=trainable_backbone_layers,
-        torchvision_options=torchvision_options,
-    )
-
-
-def build_ssd(
-    *,
-    num_classes: int,
-    backbone: str | None = None,
-    pretrained: bool = False,
-    pretrained_backbone: bool = False,
-    trainable_backbone_layers: int | None = None,
-    **torchvision_options: int | float | None,
-) -> TorchvisionDetector:
-    """SSD300-VGG16 or SSDlite320-MobileNetV3 (fixed input size inside); see the module doc."""
-    return build_detector(
-        "ssd",
-        num_classes,
-        backbone=backbone,
-        pretrained=pretrained,
-        pretrained_backbone=pretrained_backbone,
-        trainable_backbone_layers=trainable_backbone_layers,
-        torchvision_options=torchvision_options,
-    )
-
-
-def build_retinanet(
-    *,
-    num_classes: int,
-    backbone: str | None = None,
-    pretrained: bool = False,
-    pretrained_backbone: bool = False,
-    trainable_backbone_layers: int | None = None,
-    **torchvision_options: int | float | None,
-) -> TorchvisionDetector:
-    """RetinaNet (focal loss); see the module doc."""
-    return build_detector(
-        "retinanet",
-        num_classes,
-        backbone=backbone,
-        pretrained=pretrained,
-        pretrained_backbone=pretrained_backbone,
-        trainable_backbone_layers=trainable_backbone_layers,
-        torchvision_options=torchvision_options,
-    )
-
-
-def build_detector(
-    name: str,
-    num_classes: int,
-    *,
-    backbones: dict[str, DetectorEntry] | None = None,
-    backbone: str | None,
-    pretrained: bool,
-    pretrained_backbone: bool,
-    trainable_backbone_layers: int | None,
-    torchvision_options: dict[str, Any],
-) -> TorchvisionDetector:
-    backbones = backbones or _MODELS[name]
+    """The detector `arch` for `num_classes` foreground classes (labels 0..num_classes-1); see the module doc."""
+    if arch not in ARCHITECTURES:
+        raise ConfigError(
+            f"model.arch={arch!r} is not a torchvision detector; choose one of {[*ARCHITECTURES]}"
+        )
+    backbones = ARCHITECTURES[arch]
     backbone = backbone or next(iter(backbones))
     if backbone not in backbones:
         raise ConfigError(
-            f"model.backbone={backbone!r} is not available for model={name}; choose one of {[*backbones]}"
+            f"model.backbone={backbone!r} is not available for model={arch}; choose one of {[*backbones]}"
         )
     builder, weights_enum, backbone_weights = backbones[backbone]
     weights = weights_enum.DEFAULT if pretrained else None
-    kwargs = {key: value for key, value in torchvision_options.items() if value is not None}
+    kwargs: dict[str, Any] = {key: value for key, value in torchvision_options.items() if value is not None}
     # Without pretrained weights torchvision trains every layer and warns about this option: leave it out.
     if trainable_backbone_layers is not None and (pretrained or pretrained_backbone):
         kwargs["trainable_backbone_layers"] = trainable_backbone_layers

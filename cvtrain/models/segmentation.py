@@ -1,10 +1,10 @@
-"""Every segmentation model cvtrain trains: one builder per `conf/model/*.yaml` (its `_target_`).
+"""Every segmentation model cvtrain trains: the builders `conf/model/*.yaml` name (their `_target_`).
 
 | builder | options |
 |---|---|
-| build_fcn | backbone (resnet50 / resnet101), aux_loss, pretrained, pretrained_backbone |
-| build_deeplabv3 | backbone (resnet50 / resnet101 / mobilenet_v3_large), aux_loss, pretrained, pretrained_backbone |
-| build_lraspp | backbone (mobilenet_v3_large), pretrained, pretrained_backbone |
+| build_torchvision_segmenter, arch=fcn | backbone (resnet50 / resnet101), aux_loss, pretrained, pretrained_backbone |
+| the same, arch=deeplabv3 | backbone (resnet50 / resnet101 / mobilenet_v3_large), aux_loss, pretrained, ... |
+| the same, arch=lraspp | backbone (mobilenet_v3_large), pretrained, pretrained_backbone |
 | build_fcn8s | upsample, width, fc_width, fc_kernel, batch_norm, dropout, pretrained_backbone (VGG16) — see fcn8s.py |
 | build_unet | upsample, depth, base_width, encoder, pretrained_backbone (ResNet encoder) — see unet.py |
 
@@ -40,50 +40,64 @@ from cvtrain.models.weights import (
     torchvision_weights_from_local_cache,
 )
 
-# (name, backbone) -> (torchvision builder, its weights enum, the ImageNet weights its backbone uses)
-_TORCHVISION: dict[tuple[str, str], tuple[Callable[..., nn.Module], type[WeightsEnum], WeightsEnum]] = {
-    ("fcn", "resnet50"): (tvseg.fcn_resnet50, tvseg.FCN_ResNet50_Weights, ResNet50_Weights.IMAGENET1K_V1),
-    ("fcn", "resnet101"): (tvseg.fcn_resnet101, tvseg.FCN_ResNet101_Weights, ResNet101_Weights.IMAGENET1K_V1),
-    ("deeplabv3", "resnet50"): (
-        tvseg.deeplabv3_resnet50,
-        tvseg.DeepLabV3_ResNet50_Weights,
-        ResNet50_Weights.IMAGENET1K_V1,
-    ),
-    ("deeplabv3", "resnet101"): (
-        tvseg.deeplabv3_resnet101,
-        tvseg.DeepLabV3_ResNet101_Weights,
-        ResNet101_Weights.IMAGENET1K_V1,
-    ),
-    ("deeplabv3", "mobilenet_v3_large"): (
-        tvseg.deeplabv3_mobilenet_v3_large,
-        tvseg.DeepLabV3_MobileNet_V3_Large_Weights,
-        MobileNet_V3_Large_Weights.IMAGENET1K_V1,
-    ),
-    ("lraspp", "mobilenet_v3_large"): (
-        tvseg.lraspp_mobilenet_v3_large,
-        tvseg.LRASPP_MobileNet_V3_Large_Weights,
-        MobileNet_V3_Large_Weights.IMAGENET1K_V1,
-    ),
+SegmenterEntry = tuple[Callable[..., nn.Module], type[WeightsEnum], WeightsEnum]
+# arch -> backbone (default first) -> (torchvision builder, its weights enum, the ImageNet weights its backbone uses)
+ARCHITECTURES: dict[str, dict[str, SegmenterEntry]] = {
+    "fcn": {
+        "resnet50": (tvseg.fcn_resnet50, tvseg.FCN_ResNet50_Weights, ResNet50_Weights.IMAGENET1K_V1),
+        "resnet101": (tvseg.fcn_resnet101, tvseg.FCN_ResNet101_Weights, ResNet101_Weights.IMAGENET1K_V1),
+    },
+    "deeplabv3": {
+        "resnet50": (
+            tvseg.deeplabv3_resnet50,
+            tvseg.DeepLabV3_ResNet50_Weights,
+            ResNet50_Weights.IMAGENET1K_V1,
+        ),
+        "resnet101": (
+            tvseg.deeplabv3_resnet101,
+            tvseg.DeepLabV3_ResNet101_Weights,
+            ResNet101_Weights.IMAGENET1K_V1,
+        ),
+        "mobilenet_v3_large": (
+            tvseg.deeplabv3_mobilenet_v3_large,
+            tvseg.DeepLabV3_MobileNet_V3_Large_Weights,
+            MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+        ),
+    },
+    "lraspp": {
+        "mobilenet_v3_large": (
+            tvseg.lraspp_mobilenet_v3_large,
+            tvseg.LRASPP_MobileNet_V3_Large_Weights,
+            MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+        ),
+    },
 }
 
 
-def _torchvision_model(
-    name: str,
-    num_classes: int,
+def build_torchvision_segmenter(
     *,
-    backbone: str,
+    num_classes: int,
+    arch: str,
+    backbone: str | None = None,
     aux_loss: bool = False,
     pretrained: bool = False,
     pretrained_backbone: bool = False,
 ) -> nn.Module:
-    if (name, backbone) not in _TORCHVISION:
-        choices = [b for n, b in _TORCHVISION if n == name]
+    """torchvision's FCN, DeepLabV3 (atrous spatial pyramid pooling) or LR-ASPP (no auxiliary head) on `backbone`
+    (None: the architecture's first)."""
+    if arch not in ARCHITECTURES:
         raise ConfigError(
-            f"model.backbone={backbone!r} is not available for model={name}; choose one of {choices}"
+            f"model.arch={arch!r} is not a torchvision segmenter; choose one of {[*ARCHITECTURES]}"
         )
-    if name == "lraspp" and aux_loss:
+    backbones = ARCHITECTURES[arch]
+    backbone = backbone or next(iter(backbones))
+    if backbone not in backbones:
+        raise ConfigError(
+            f"model.backbone={backbone!r} is not available for model={arch}; choose one of {[*backbones]}"
+        )
+    if arch == "lraspp" and aux_loss:
         raise ConfigError("model=lraspp has no auxiliary head; set model.aux_loss=false")
-    builder, weights_enum, backbone_weights = _TORCHVISION[(name, backbone)]
+    builder, weights_enum, backbone_weights = backbones[backbone]
     weights = weights_enum.DEFAULT if pretrained else None
     kwargs: dict[str, Any] = {
         "weights": weights,
@@ -91,7 +105,7 @@ def _torchvision_model(
         # torchvision insists on the weights' own 21 classes (and aux head); the head is replaced below
         "num_classes": None if pretrained else num_classes,
     }
-    if name != "lraspp":
+    if arch != "lraspp":
         kwargs["aux_loss"] = None if pretrained else aux_loss
     with torchvision_weights_from_local_cache():
         model = builder(**kwargs)
@@ -118,63 +132,6 @@ def _replace_classifiers(model: nn.Module, *, num_classes: int, keep_aux: bool) 
         model.aux_classifier = None  # the backbone still returns layer3; without the head it is ignored
     elif model.aux_classifier[-1].out_channels != num_classes:
         model.aux_classifier[-1] = _new_last_conv(model.aux_classifier[-1], num_classes)
-
-
-def build_fcn(
-    *,
-    num_classes: int,
-    backbone: str = "resnet50",
-    aux_loss: bool = False,
-    pretrained: bool = False,
-    pretrained_backbone: bool = False,
-) -> nn.Module:
-    """torchvision's FCN on a dilated ResNet."""
-    return _torchvision_model(
-        "fcn",
-        num_classes,
-        backbone=backbone,
-        aux_loss=aux_loss,
-        pretrained=pretrained,
-        pretrained_backbone=pretrained_backbone,
-    )
-
-
-def build_deeplabv3(
-    *,
-    num_classes: int,
-    backbone: str = "resnet50",
-    aux_loss: bool = False,
-    pretrained: bool = False,
-    pretrained_backbone: bool = False,
-) -> nn.Module:
-    """torchvision's DeepLabV3 (atrous spatial pyramid pooling)."""
-    return _torchvision_model(
-        "deeplabv3",
-        num_classes,
-        backbone=backbone,
-        aux_loss=aux_loss,
-        pretrained=pretrained,
-        pretrained_backbone=pretrained_backbone,
-    )
-
-
-def build_lraspp(
-    *,
-    num_classes: int,
-    backbone: str = "mobilenet_v3_large",
-    aux_loss: bool = False,
-    pretrained: bool = False,
-    pretrained_backbone: bool = False,
-) -> nn.Module:
-    """torchvision's LR-ASPP (no auxiliary head: aux_loss must stay false)."""
-    return _torchvision_model(
-        "lraspp",
-        num_classes,
-        backbone=backbone,
-        aux_loss=aux_loss,
-        pretrained=pretrained,
-        pretrained_backbone=pretrained_backbone,
-    )
 
 
 def _no_pretrained_or_aux(name: str, pretrained: bool, aux_loss: bool) -> None:

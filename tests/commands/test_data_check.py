@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 from cvtrain.commands.data_check import run_data_check
 from cvtrain.data.decoding.palette import write_index_png
 from cvtrain.errors import DataError
-from tests.conftest import FAST, compose_raw, make_imagefolder, run_cli
+from tests.conftest import FAST, REPO, compose_raw, make_imagefolder, run_cli
 from tests.data.annotations.test_coco_checks import write as write_coco
 from tests.data.coco.test_coco_detection import phone_coco
 from tests.data.decoding.test_images import SAMPLES_16
@@ -115,6 +116,21 @@ def test_segmentation_masks_of_the_wrong_size_or_values_are_listed(tmp_path: Pat
     report = info.value.report
     assert report["task"] == "segmentation" and report["splits"]["train"]["images"] == 2
     assert sorted(Path(r["file"]).name for r in report["problems"]) == ["a.jpg", "c.png"]
+
+
+def test_each_format_names_the_tasks_it_serves_in_its_schema() -> None:
+    # data check reads them from the composed config: a new format's schema says it, no table to edit
+    model_tasks = {
+        compose_raw(f"model={p.stem}").model.task for p in (REPO / "conf" / "model").glob("*.yaml")
+    }
+    served = {
+        p.stem: OmegaConf.get_type(compose_raw(f"data={p.stem}").data).TASKS
+        for p in (REPO / "conf" / "data").glob("*.yaml")
+    }
+    assert all(set(tasks) <= model_tasks for tasks in served.values())
+    assert served["coco"] == ("detection", "instance_segmentation")
+    assert served["imagenet"] == ("classification",)
+    assert served["shapes"] == () == served["synthetic"]  # any task: the model's
 
 
 def test_synthetic_data_has_nothing_to_check(tmp_path: Path) -> None:

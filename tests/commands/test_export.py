@@ -12,15 +12,18 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from omegaconf import DictConfig
 
 from cvtrain.commands import export as export_command
 from cvtrain.commands import export_formats
-from cvtrain.config import to_plain
+from cvtrain.config import to_plain, to_typed
+from cvtrain.config.compose import CONF_DIR, ConfigSource, config_composer
+from cvtrain.config.compose import compose_config as compose_config_raw
 from cvtrain.engine.checkpoints.restore import group_schemas
 from cvtrain.errors import ConfigError
 from cvtrain.models.build import build_model
 from cvtrain.models.yolo.nms import select_detections
-from tests.conftest import FAST, compose_config, compose_raw, run_cli, write_image
+from tests.conftest import FAST, run_cli, write_image
 
 SHAPES = (
     "data=shapes",
@@ -41,9 +44,17 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"data.cache_dir={tmp_path_factory.mktemp('shapes')}"
 
 
-def make_checkpoint(tmp_path: Path, *overrides: str) -> tuple[Path, torch.nn.Module]:
+def composed(*overrides: str, command: str = "fit", config_dir: Path | None = None) -> DictConfig:
+    """The config `cvtrain COMMAND [--config-dir DIR] OVERRIDES` composes."""
+    with config_composer(ConfigSource(config_dir=None if config_dir is None else str(config_dir))):
+        return compose_config_raw(list(overrides), command)
+
+
+def make_checkpoint(
+    tmp_path: Path, *overrides: str, config_dir: Path | None = None
+) -> tuple[Path, torch.nn.Module]:
     """What `cvtrain fit` saves, with freshly initialised weights (BatchNorm statistics made non-trivial)."""
-    cfg = compose_config(*overrides)
+    cfg = to_typed(composed(*overrides, config_dir=config_dir))
     names = ["background", "circle", "square", "triangle", "diamond", "cross"]
     names = names if cfg.model.task == "segmentation" else names[1:]
     torch.manual_seed(0)
@@ -65,9 +76,10 @@ def make_checkpoint(tmp_path: Path, *overrides: str) -> tuple[Path, torch.nn.Mod
     return path, model.eval()
 
 
-def export(tmp_path: Path, ckpt: Path, *overrides: str) -> dict[str, Any]:
-    """`cvtrain export ckpt=... OVERRIDES` in this process (the group choices as the CLI injects them)."""
-    raw = compose_raw("command=export", f"ckpt={ckpt}", *overrides)
+def export(tmp_path: Path, ckpt: Path, *overrides: str, config_dir: Path | None = None) -> dict[str, Any]:
+    """`cvtrain export [--config-dir DIR] ckpt=... OVERRIDES` in this process (the group choices as the CLI
+    injects them)."""
+    raw = composed(f"ckpt={ckpt}", *overrides, command="export", config_dir=config_dir)
     user = [o for o in overrides if o.startswith(("format=", "export.", "inputs=", "data.root"))]
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
@@ -171,6 +183,31 @@ def test_yolo_export_gives_candidates_whose_nms_is_the_models_detections(
         assert len(want["boxes"]) > 0
         torch.testing.assert_close(got["boxes"], want["boxes"], atol=1e-3, rtol=1e-4)
         assert torch.equal(got["labels"], want["labels"])
+
+
+def test_yolo_export_letterboxes_for_a_copy_of_aug_yolo_in_a_users_config_dir(
+    cache: str, tmp_path: Path
+) -> None:
+    """The input spec follows aug.letterbox, not the preset's name: aug=yolo copied to myconf/aug/myaug.yaml."""
+    (tmp_path / "myconf" / "aug").mkdir(parents=True)
+    yolo_yaml = (Path(CONF_DIR) / "aug" / "yolo.yaml").read_text()
+    (tmp_path / "myconf" / "aug" / "myaug.yaml").write_text(yolo_yaml.replace("name: yolo", "name: myaug"))
+    mine = [*(o for o in YOLO if o != "aug=yolo"), "aug=myaug", cache]
+    ckpt, _ = make_checkpoint(tmp_path, *mine, config_dir=tmp_path / "myconf")
+    record = export(tmp_path, ckpt, *mine, "format=torchscript", config_dir=tmp_path / "myconf")
+    assert record["input"]["image_size"] == 64 and record["input"]["preprocessing"][0].startswith("letterbox")
+
+
+def test_a_yolo_checkpoint_written_before_aug_letterbox_exports_its_letterbox(
+    cache: str, tmp_path: Path
+) -> None:
+    """Its stored aug config has no letterbox field: aug=yolo's YAML gives it."""
+    ckpt, _ = make_checkpoint(tmp_path, *YOLO, cache)
+    state = torch.load(ckpt, weights_only=True)
+    del state["config"]["aug"]["letterbox"]
+    torch.save(state, ckpt)
+    record = export(tmp_path, ckpt, *YOLO, cache, "format=torchscript")
+    assert record["input"]["image_size"] == 64 and record["input"]["preprocessing"][0].startswith("letterbox")
 
 
 def test_yolo_v1_export_is_fixed_to_its_image_size(cache: str, tmp_path: Path) -> None:

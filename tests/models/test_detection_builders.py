@@ -7,13 +7,7 @@ from torchvision.models import detection as tvdet
 from torchvision.models.detection.ssd import SSD
 
 from cvtrain.errors import ConfigError
-from cvtrain.models.detection import (
-    TorchvisionDetector,
-    _replace_class_head,
-    build_faster_rcnn,
-    build_retinanet,
-    build_ssd,
-)
+from cvtrain.models.detection import TorchvisionDetector, _replace_class_head, build_torchvision_detector
 from cvtrain.models.weights import hub_checkpoint_path
 
 TINY_FRCNN = {"backbone": "mobilenet_v3_large_320_fpn", "min_size": 64, "max_size": 96}
@@ -75,7 +69,8 @@ def test_the_quoted_defaults_are_torchvisions():
 
 
 def test_options_reach_torchvision_and_unset_ones_keep_the_backbone_default():
-    model = build_faster_rcnn(
+    model = build_torchvision_detector(
+        arch="faster_rcnn",
         num_classes=3,
         backbone="mobilenet_v3_large_320_fpn",
         box_score_thresh=0.3,
@@ -123,7 +118,9 @@ def test_out_of_range_labels_are_config_errors():
 
 def test_tiny_faster_rcnn_trains_a_step_and_predicts_zero_based_labels():
     torch.manual_seed(0)
-    detector = build_faster_rcnn(num_classes=3, box_score_thresh=0.0, **TINY_FRCNN)
+    detector = build_torchvision_detector(
+        arch="faster_rcnn", num_classes=3, box_score_thresh=0.0, **TINY_FRCNN
+    )
     images, targets = _images_and_targets()
     optimizer = torch.optim.SGD(detector.parameters(), lr=0.01)
     before = {n: p.detach().clone() for n, p in detector.named_parameters()}
@@ -150,16 +147,16 @@ def test_tiny_faster_rcnn_trains_a_step_and_predicts_zero_based_labels():
 
 
 @pytest.mark.parametrize(
-    ("builder", "options", "losses"),
+    ("arch", "options", "losses"),
     [
-        (build_ssd, {"backbone": "mobilenet_v3_large"}, {"bbox_regression", "classification"}),
-        (build_retinanet, {"min_size": 64, "max_size": 96}, {"bbox_regression", "classification"}),
+        ("ssd", {"backbone": "mobilenet_v3_large"}, {"bbox_regression", "classification"}),
+        ("retinanet", {"min_size": 64, "max_size": 96}, {"bbox_regression", "classification"}),
     ],
     ids=["ssd", "retinanet"],
 )
-def test_ssd_and_retinanet_speak_the_same_contract(builder, options, losses):
+def test_ssd_and_retinanet_speak_the_same_contract(arch, options, losses):
     torch.manual_seed(0)
-    detector = builder(num_classes=3, **options)
+    detector = build_torchvision_detector(arch=arch, num_classes=3, **options)
     images, targets = _images_and_targets()
     assert set(detector.train()(images, targets)) == losses
     with torch.no_grad():
@@ -170,17 +167,17 @@ def test_ssd_and_retinanet_speak_the_same_contract(builder, options, losses):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("builder", "backbone"),
+    ("arch", "backbone"),
     [
-        (build_faster_rcnn, "resnet50_fpn"),
-        (build_faster_rcnn, "resnet50_fpn_v2"),
-        (build_faster_rcnn, "mobilenet_v3_large_fpn"),
-        (build_ssd, "vgg16"),
-        (build_retinanet, "resnet50_fpn_v2"),
+        ("faster_rcnn", "resnet50_fpn"),
+        ("faster_rcnn", "resnet50_fpn_v2"),
+        ("faster_rcnn", "mobilenet_v3_large_fpn"),
+        ("ssd", "vgg16"),
+        ("retinanet", "resnet50_fpn_v2"),
     ],
 )
-def test_large_backbones_build(builder, backbone):
-    detector = builder(num_classes=5, backbone=backbone)
+def test_large_backbones_build(arch, backbone):
+    detector = build_torchvision_detector(arch=arch, num_classes=5, backbone=backbone)
     assert isinstance(detector, TorchvisionDetector)
 
 
@@ -215,7 +212,9 @@ def test_class_head_replacement_for_coco_models(builder):
 )
 def test_missing_weights_name_the_path_to_put_them_at(empty_hub, options, weights_file):
     with pytest.raises(ConfigError) as error:
-        build_faster_rcnn(num_classes=3, backbone="mobilenet_v3_large_320_fpn", **options)
+        build_torchvision_detector(
+            arch="faster_rcnn", num_classes=3, backbone="mobilenet_v3_large_320_fpn", **options
+        )
     assert str(empty_hub / "checkpoints" / weights_file) in str(error.value)
     assert not (empty_hub / "checkpoints").exists()  # nothing was downloaded
 
@@ -226,7 +225,7 @@ def test_pretrained_coco_weights_load_then_the_box_predictor_is_replaced(empty_h
     path = hub_checkpoint_path(tvdet.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.DEFAULT)
     path.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), path)
-    model = build_faster_rcnn(num_classes=3, pretrained=True, **TINY_FRCNN).model
+    model = build_torchvision_detector(arch="faster_rcnn", num_classes=3, pretrained=True, **TINY_FRCNN).model
     assert torch.equal(model.rpn.head.conv[0][0].weight, reference.rpn.head.conv[0][0].weight)
     assert torch.equal(model.roi_heads.box_head.fc6.weight, reference.roi_heads.box_head.fc6.weight)
     assert model.roi_heads.box_predictor.cls_score.out_features == 4
@@ -237,9 +236,16 @@ def test_pretrained_coco_weights_load_then_the_box_predictor_is_replaced(empty_h
 
 
 @pytest.mark.parametrize(
-    ("builder", "backbone"),
-    [(build_faster_rcnn, "vgg16"), (build_ssd, "resnet50_fpn"), (build_retinanet, "mobilenet_v3_large")],
+    ("arch", "backbone"),
+    [("faster_rcnn", "vgg16"), ("ssd", "resnet50_fpn"), ("retinanet", "mobilenet_v3_large")],
 )
-def test_a_backbone_the_model_lacks_is_a_config_error(builder, backbone):
-    with pytest.raises(ConfigError, match=f"model.backbone='{backbone}' is not available"):
-        builder(num_classes=3, backbone=backbone)
+def test_a_backbone_the_model_lacks_is_a_config_error(arch, backbone):
+    with pytest.raises(ConfigError, match=f"model.backbone='{backbone}' is not available for model={arch}"):
+        build_torchvision_detector(arch=arch, num_classes=3, backbone=backbone)
+
+
+def test_an_architecture_torchvision_lacks_is_a_config_error():
+    with pytest.raises(
+        ConfigError, match=r"model.arch='fcos' is not a torchvision detector; choose one of \['faster"
+    ):
+        build_torchvision_detector(arch="fcos", num_classes=3)

@@ -8,8 +8,7 @@ import torch
 from torchvision.models import detection as tvdet
 
 from cvtrain.errors import ConfigError
-from cvtrain.models.detection import TorchvisionDetector, _replace_class_head
-from cvtrain.models.mask_rcnn import build_mask_rcnn
+from cvtrain.models.detection import TorchvisionDetector, _replace_class_head, build_torchvision_detector
 
 TINY = {"backbone": "mobilenet_v3_large_320_fpn", "min_size": 64, "max_size": 96, "box_score_thresh": 0.0}
 
@@ -29,7 +28,7 @@ def images_and_targets() -> tuple[list[torch.Tensor], list[dict[str, torch.Tenso
 
 def test_the_mobilenet_mask_rcnn_trains_on_masks_and_returns_them() -> None:
     torch.manual_seed(0)
-    model = build_mask_rcnn(num_classes=3, **TINY)
+    model = build_torchvision_detector(arch="mask_rcnn", num_classes=3, **TINY)
     assert isinstance(model, TorchvisionDetector) and model.model.roi_heads.has_mask()
     assert model.model.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 4  # background + 3
     images, targets = images_and_targets()
@@ -51,15 +50,17 @@ def test_the_mobilenet_mask_rcnn_trains_on_masks_and_returns_them() -> None:
 
 @pytest.mark.parametrize("backbone", ["resnet50_fpn", "resnet50_fpn_v2"])
 def test_resnet_backbones_are_torchvisions_mask_rcnn(backbone: str) -> None:
-    model = build_mask_rcnn(num_classes=5, backbone=backbone)
+    model = build_torchvision_detector(arch="mask_rcnn", num_classes=5, backbone=backbone)
     assert isinstance(model.model, tvdet.MaskRCNN)
     assert model.model.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 6
     with pytest.raises(ConfigError, match="mobilenet_v3_large_320_fpn"):
-        build_mask_rcnn(num_classes=5, backbone="vgg16")
+        build_torchvision_detector(arch="mask_rcnn", num_classes=5, backbone="vgg16")
 
 
 def test_a_coco_head_is_replaced_for_the_datasets_classes() -> None:
-    model = build_mask_rcnn(num_classes=90, **TINY).model  # 91 outputs, as COCO weights have
+    model = build_torchvision_detector(
+        arch="mask_rcnn", num_classes=90, **TINY
+    ).model  # 91 outputs, as COCO weights have
     _replace_class_head(model, 4)
     assert model.roi_heads.box_predictor.cls_score.out_features == 4
     assert model.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 4

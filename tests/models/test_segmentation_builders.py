@@ -1,23 +1,19 @@
+from functools import partial
+
 import pytest
 import torch
 from torchvision.models import segmentation as tvseg
 
 from cvtrain.errors import ConfigError
 from cvtrain.models.fcn8s import FCN8s
-from cvtrain.models.segmentation import (
-    build_deeplabv3,
-    build_fcn,
-    build_fcn8s,
-    build_lraspp,
-    build_unet,
-)
+from cvtrain.models.segmentation import build_fcn8s, build_torchvision_segmenter, build_unet
 from cvtrain.models.unet import UNet
 from cvtrain.models.weights import hub_checkpoint_path
 
 BUILDERS = {
-    "fcn": build_fcn,
-    "deeplabv3": build_deeplabv3,
-    "lraspp": build_lraspp,
+    "fcn": partial(build_torchvision_segmenter, arch="fcn"),
+    "deeplabv3": partial(build_torchvision_segmenter, arch="deeplabv3"),
+    "lraspp": partial(build_torchvision_segmenter, arch="lraspp"),
     "fcn8s": build_fcn8s,
     "unet": build_unet,
 }
@@ -48,7 +44,7 @@ def test_every_model_maps_images_to_input_size_logits(name):
 
 
 def test_deeplabv3_without_aux_returns_only_out_and_trains():
-    model = build_deeplabv3(num_classes=3, backbone="mobilenet_v3_large")
+    model = build_torchvision_segmenter(arch="deeplabv3", num_classes=3, backbone="mobilenet_v3_large")
     out = model(torch.randn(2, 3, 33, 33))
     assert set(out) == {"out"}
     torch.nn.functional.cross_entropy(out["out"], torch.randint(0, 3, (2, 33, 33))).backward()
@@ -117,7 +113,7 @@ def test_pretrained_lraspp_loads_local_weights_and_gets_a_new_head(empty_hub):
     torch.manual_seed(0)
     reference = tvseg.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
     _save_as_hub_checkpoint(reference, tvseg.LRASPP_MobileNet_V3_Large_Weights.DEFAULT)
-    model = build_lraspp(num_classes=3, pretrained=True)
+    model = build_torchvision_segmenter(arch="lraspp", num_classes=3, pretrained=True)
     assert torch.equal(model.backbone["0"][0].weight, reference.backbone["0"][0].weight)
     assert torch.equal(model.classifier.cbr[0].weight, reference.classifier.cbr[0].weight)
     assert model.classifier.low_classifier.out_channels == 3
@@ -141,7 +137,9 @@ def deeplabv3_hub(tmp_path_factory):
 def test_pretrained_deeplabv3_keeps_aux_head_only_when_asked(deeplabv3_hub, monkeypatch, aux_loss):
     hub, reference = deeplabv3_hub
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    model = build_deeplabv3(num_classes=5, backbone="mobilenet_v3_large", pretrained=True, aux_loss=aux_loss)
+    model = build_torchvision_segmenter(
+        arch="deeplabv3", num_classes=5, backbone="mobilenet_v3_large", pretrained=True, aux_loss=aux_loss
+    )
     assert torch.equal(model.classifier[0].project[0].weight, reference.classifier[0].project[0].weight)
     assert model.classifier[-1].out_channels == 5
     out = model.eval()(torch.randn(1, 3, 32, 32))

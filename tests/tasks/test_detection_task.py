@@ -28,7 +28,7 @@ from cvtrain.data.transforms.detection import detection_transforms
 from cvtrain.data.voc.detection import VOCDetection
 from cvtrain.metrics.coco import COCO_METRICS, COCOEvaluator
 from cvtrain.metrics.detection import CombinedEvaluator
-from cvtrain.models.detection import build_faster_rcnn
+from cvtrain.models.detection import build_torchvision_detector
 from cvtrain.tasks.detection import DetectionTask
 from cvtrain.tasks.detection_outputs import DetectionOutputs
 from tests.conftest import block_picture, write_oriented
@@ -161,8 +161,8 @@ def test_training_step_returns_the_sum_and_every_named_loss() -> None:
 
 def test_a_tiny_faster_rcnn_step_gives_its_four_losses(voc_val: VOCDetection) -> None:
     torch.manual_seed(0)
-    model = build_faster_rcnn(
-        num_classes=5, backbone="mobilenet_v3_large_320_fpn", min_size=64, max_size=64
+    model = build_torchvision_detector(
+        arch="faster_rcnn", num_classes=5, backbone="mobilenet_v3_large_320_fpn", min_size=64, max_size=64
     ).train()
     losses = {
         k: v.detach()

@@ -20,9 +20,10 @@ from cvtrain.data.transforms.fields import mean_fill, scaling
 
 
 def detection_transforms(aug: Any, *, train: bool) -> v2.Compose:
-    """The detection pipeline for the `aug` config (fields `hflip`, `scale_range`, `photometric`)."""
-    if getattr(aug, "name", None) == "yolo":
-        from cvtrain.data.transforms.yolo import yolo_transforms  # aug=yolo: letterbox, HSV, affine, flips
+    """The detection pipeline for the `aug` config (fields `hflip`, `scale_range`, `photometric`); YOLO's with
+    `aug.letterbox`."""
+    if getattr(aug, "letterbox", False):
+        from cvtrain.data.transforms.yolo import yolo_transforms  # letterbox, HSV, affine, flips (aug=yolo)
 
         return yolo_transforms(aug, train=train)
     if not train:

@@ -69,7 +69,8 @@ def _checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, A
     """The checkpoint's config with the user's command-line overrides applied on top, still typed by the schema.
 
     A group the user names (`data=imagefolder`) keeps the freshly composed option; every other group takes the
-    checkpoint's values, typed by the schema it was trained with, but `_target_` from the option's current YAML; a
+    checkpoint's values, typed by the schema it was trained with, but `_target_` (and any field added since) from the
+    option's current YAML; a
     key override (`data.root=DIR`) then wins, taken from `cfg` where it is already parsed. Command keys (ckpt,
     inputs, eval, predict) come from `cfg`.
     """
@@ -80,14 +81,14 @@ def _checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, A
         if group in keys or group not in saved:
             continue
         composed = merged[group]
-        target = OmegaConf.select(composed, "_target_")
         if group in schemas and schemas[group] != _qualified(OmegaConf.get_type(composed)):
             composed = OmegaConf.structured(get_class(schemas[group]))
-        merged[group] = OmegaConf.merge(composed, saved[group])
-        if target is not None and group in choices:
+        stored = dict(saved[group])
+        if group in choices and OmegaConf.select(composed, "_target_"):
             # `cfg` recomposed the checkpoint's option (overrides.checkpoint_group_choices): its YAML names where
             # the builder lives now, which wins over the path stored when the code was elsewhere
-            merged[group]._target_ = target
+            stored.pop("_target_", None)
+        merged[group] = OmegaConf.merge(composed, stored)
     for key in keys:
         if key.split(".")[0] in GROUPS and key not in GROUPS:
             OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False)

@@ -3,12 +3,16 @@ degenerate are removed with their labels; evaluation changes nothing; images sta
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 from torchvision import tv_tensors
 
+from cvtrain.config import to_typed
+from cvtrain.config.compose import CONF_DIR, ConfigSource, compose_config, config_composer
+from cvtrain.config.training import AugConfig
 from cvtrain.data.transforms.detection import detection_transforms
 from cvtrain.errors import ConfigError
 
@@ -101,3 +105,35 @@ def test_eval_changes_nothing_and_works_on_a_bare_image() -> None:
 def test_bad_scale_range_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="aug.scale_range"):
         detection_transforms(aug(scale_range=[1.5, 0.5]), train=True)
+
+
+def composed_aug(option: str, config_dir: Path | None = None) -> AugConfig:
+    overrides = [f"aug={option}", "model=yolo", "data=shapes", "data.scene_size=64"]
+    with config_composer(ConfigSource(config_dir=None if config_dir is None else str(config_dir))):
+        return to_typed(compose_config(overrides)).aug
+
+
+def test_a_copy_of_aug_yolo_in_a_users_config_dir_takes_the_same_pipeline(tmp_path: Path) -> None:
+    """The pipeline follows aug.letterbox, not the preset's name: aug=yolo copied to myconf/aug/myaug.yaml (and
+    renamed) letterboxes and jitters exactly as aug=yolo does, in training and in evaluation."""
+    (tmp_path / "aug").mkdir()
+    yolo_yaml = (Path(CONF_DIR) / "aug" / "yolo.yaml").read_text()
+    (tmp_path / "aug" / "myaug.yaml").write_text(yolo_yaml.replace("name: yolo", "name: myaug"))
+    yolo, mine = composed_aug("yolo"), composed_aug("myaug", config_dir=tmp_path)
+    assert mine.name == "myaug" and mine.letterbox and yolo.letterbox
+    image, target = scene([[10, 20, 30, 50]])
+    for train in (True, False):
+        outputs = []
+        for option in (yolo, mine):
+            torch.manual_seed(0)
+            outputs.append(detection_transforms(option, train=train)(image, target))
+        (yolo_image, yolo_target), (my_image, my_target) = outputs
+        assert max(yolo_image.shape[-2:]) == 64  # letterboxed to aug.image_size
+        assert torch.equal(yolo_image, my_image) and torch.equal(yolo_target["boxes"], my_target["boxes"])
+
+
+def test_without_letterbox_a_preset_named_yolo_is_the_detection_pipeline() -> None:
+    out_image, _ = detection_transforms(aug(name="yolo", letterbox=False), train=False)(
+        *scene([[10, 20, 30, 50]])
+    )
+    assert out_image.shape == (3, 60, 80)  # not letterboxed

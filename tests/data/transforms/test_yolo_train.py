@@ -21,7 +21,7 @@ COLOURS = [c for c in COLOURS if len(set(c)) > 1][: 4 * PER_IMAGE]
 
 def yolo_aug(**overrides: object) -> object:
     fields = {
-        "name": "yolo",
+        "letterbox": True,
         "image_size": SIZE,
         "hflip": 0.5,
         "vflip": 0.5,

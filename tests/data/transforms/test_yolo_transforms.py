@@ -15,7 +15,7 @@ from cvtrain.tasks.detection import to_original_pixels
 
 def yolo_aug(**overrides: object) -> object:
     fields = {
-        "name": "yolo",
+        "letterbox": True,
         "image_size": 64,
         "hflip": 0.0,
         "vflip": 0.0,
