@@ -6,11 +6,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from cvtrain.data.mosaic import with_mosaic
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
 from cvtrain.contracts.datasets import ChangesWithEpoch, GroupsBatches, TransformsImages, TransformsSamples
+from cvtrain.data.transforms.mosaic import with_mosaic
 
 
 class Grouped:
