@@ -23,7 +23,8 @@ from cvtrain.config import to_plain, to_typed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
 from cvtrain.engine.loop import evaluate
-from cvtrain.engine.reporting import TrainProgress, log, write_json
+from cvtrain.engine.recorders.console import progress_bar
+from cvtrain.engine.reporting import log, write_json
 from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
 from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
@@ -53,7 +54,7 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
     )
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
     sinks = [setup.task.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
-    progress = TrainProgress(cfg.logger.progress)
+    progress = progress_bar(cfg.logger)
     try:
         with StopRequest() as stop:
             log.info(

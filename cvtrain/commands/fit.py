@@ -31,7 +31,8 @@ from cvtrain.engine.ema import ModelEMA
 from cvtrain.engine.loop import fit
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.plotting import RunPlots
-from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
+from cvtrain.engine.recorders.fanout import build_recorders, flatten
+from cvtrain.engine.reporting import log
 from cvtrain.engine.state import FitRun, resume
 from cvtrain.errors import ConfigError, CvtrainError
 
@@ -45,7 +46,7 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     assert train_ds is not None
     run = build_run(cfg, setup, run_dir)
     monitor = run.monitor
-    if cfg.logger.plots and distributed.is_main():
+    if cfg.trainer.plots and distributed.is_main():
         run.plots = RunPlots(run_dir, run.recorder, setup.task)
     if distributed.is_main():  # a killed write left its temporary behind; no other process writes here
         remove_stale_temporaries(run_dir / "checkpoints")
@@ -65,9 +66,10 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     )
     try:
         final = fit(run)
+        metrics = {k: v for k, v in final.items() if k not in ("epoch", "step")}
+        run.recorder.hyperparameters(flatten(config_record(cfg)), metrics)
     finally:
         run.recorder.close()
-    metrics = {k: v for k, v in final.items() if k not in ("epoch", "step")}
     not_finite = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
     results = {
         "status": "failed" if not_finite else "ok",
@@ -124,6 +126,7 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitRun:
     scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.amp_dtype == torch.float16)
     evaluator = setup.task.evaluator(setup.data.val)  # first: a detection task's headline follows the data
     monitor = t.monitor or setup.task.monitor
+    recorders = build_recorders(cfg.logger, run_dir)
     return FitRun(
         model=model,
         task=setup.task,
@@ -143,8 +146,8 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitRun:
         log_every=t.log_every,
         monitor=monitor,
         monitor_mode=monitor_mode(monitor),
-        recorder=MetricsRecorder(run_dir, cfg.logger.tensorboard),
-        progress=TrainProgress(cfg.logger.progress),
+        recorder=recorders,
+        progress=recorders.progress,
         bad_samples=BadSampleLog(d.on_bad_image.value, run_dir),
         ema=ModelEMA(setup.model, decay=t.ema_decay) if t.ema else None,
         checkpoint_every=t.checkpoint_every,

@@ -25,7 +25,8 @@ from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint
 from cvtrain.engine.host_memory import keep_freed_memory
 from cvtrain.engine.loop import evaluate
-from cvtrain.engine.reporting import TrainProgress, log, show
+from cvtrain.engine.recorders.console import progress_bar
+from cvtrain.engine.reporting import log, show
 from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
 from cvtrain.engine.state import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
@@ -57,7 +58,7 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
         device=device,
     )
     writer = task.predict_writer(run_dir)
-    progress = TrainProgress(cfg.logger.progress)
+    progress = progress_bar(cfg.logger)
     try:
         with StopRequest() as stop:
             log.info("predict %s on %d image(s), device %s", cfg.ckpt, len(images), device)

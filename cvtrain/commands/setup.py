@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from cvtrain.config import GROUPS, Config, to_plain
+from cvtrain.config import CHECKPOINT_GROUPS, Config, to_plain
 from cvtrain.contracts.task import Task
 from cvtrain.data.annotation_checks import write_listing
 from cvtrain.data.mean_image import training_mean_image
@@ -146,12 +146,12 @@ def group_choices() -> dict[str, str]:
     if not HydraConfig.initialized():
         return {}
     choices = HydraConfig.get().runtime.choices
-    return {g: str(choices[g]) for g in GROUPS if g in choices and choices[g] is not None}
+    return {g: str(choices[g]) for g in CHECKPOINT_GROUPS if g in choices and choices[g] is not None}
 
 
 def group_schemas(cfg: Config) -> dict[str, str]:
     """The schema dataclass of every group, by import path: a checkpoint's config is typed back with them."""
-    return {g: _qualified(type(getattr(cfg, g))) for g in GROUPS if is_dataclass(getattr(cfg, g))}
+    return {g: _qualified(type(getattr(cfg, g))) for g in CHECKPOINT_GROUPS if is_dataclass(getattr(cfg, g))}
 
 
 def checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, Any]) -> DictConfig:
@@ -164,7 +164,7 @@ def checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, An
     saved, schemas = state["config"], state.get("schemas", {})
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     merged = cfg.copy()
-    for group in GROUPS:
+    for group in CHECKPOINT_GROUPS:
         if group in keys or group not in saved:
             continue
         composed = merged[group]
@@ -172,7 +172,7 @@ def checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, An
             composed = OmegaConf.structured(get_class(schemas[group]))
         merged[group] = OmegaConf.merge(composed, saved[group])
     for key in keys:
-        if key.split(".")[0] in GROUPS and key not in GROUPS:
+        if key.split(".")[0] in CHECKPOINT_GROUPS and key not in CHECKPOINT_GROUPS:
             OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False)
     return merged
 

@@ -193,10 +193,9 @@ def _train_epoch(run: FitRun, epoch: int, skip: int, ckpt_dir: Path, stop: StopR
             continue
         step_now = n % run.accumulate == 0 or n == total
         meter.add(train_step(run, batch, step_now), len(batch))
-        stats = None
         if step_now and run.step % run.log_every == 0:
-            stats = _log_losses(run, meter, epoch)
-        run.progress.advance(stats)
+            _log_losses(run, meter, epoch)
+        run.progress.advance()
         if not step_now:
             continue
         stopping = stop.requested()
@@ -230,7 +229,7 @@ def _done(run: FitRun) -> bool:
     return run.max_steps is not None and run.step >= run.max_steps
 
 
-def _log_losses(run: FitRun, meter: LossMeter, epoch: int) -> str:
+def _log_losses(run: FitRun, meter: LossMeter, epoch: int) -> None:
     means, rate = meter.flush()
     if not math.isfinite(means["loss"]):
         raise diverged(run, epoch, means["loss"])
@@ -238,7 +237,6 @@ def _log_losses(run: FitRun, meter: LossMeter, epoch: int) -> str:
     run.recorder.scalars("train", {**means, "lr": lr, "images_per_s": rate}, run.step)
     loss_text = " ".join(f"{k}={v:.4f}" for k, v in means.items())
     log.info("epoch %d step %d %s lr=%.3g %.0f img/s", epoch + 1, run.step, loss_text, lr, rate)
-    return f"loss={means['loss']:.4f} lr={lr:.3g} {rate:.0f} img/s"
 
 
 def _evaluate_or_stop(
@@ -285,7 +283,7 @@ def _evaluate_and_keep_best(
         )
     row = {"epoch": epoch, "step": run.step, **metrics}
     run.history.append(row)
-    run.recorder.evaluation(row, run.step, train={"data_wait_share": run.data_wait_share})
+    run.recorder.scalars("val", row, run.step)
     log.info("epoch %d eval: %s", epoch, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     if run.plots is not None:
         run.plots.write(evaluator, collector, run.step)

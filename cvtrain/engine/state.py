@@ -12,13 +12,14 @@ from torch.utils.data import DataLoader
 
 from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.monitor import MonitorMode
+from cvtrain.contracts.recorder import Recorder
 from cvtrain.contracts.task import Task
 from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoint import load_checkpoint, rng_state, set_rng_state
 from cvtrain.engine.ema import ModelEMA
 from cvtrain.engine.plotting import RunPlots
-from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
+from cvtrain.engine.reporting import TrainProgress, log
 from cvtrain.errors import CvtrainError
 
 
@@ -44,7 +45,7 @@ class FitRun:
     log_every: int
     monitor: str
     monitor_mode: MonitorMode
-    recorder: MetricsRecorder
+    recorder: Recorder
     progress: TrainProgress
     bad_samples: BadSampleLog
     ema: ModelEMA | None = None
@@ -58,7 +59,9 @@ class FitRun:
     pending_evaluation: int | None = None  # the epoch whose evaluation a stop signal interrupted: done first
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-    plots: RunPlots | None = None  # rank 0 with logger.plots: the plots/ folder, refreshed at each evaluation
+    plots: RunPlots | None = (
+        None  # rank 0 with trainer.plots: the plots/ folder, refreshed at each evaluation
+    )
     data_wait_share: float | None = None  # of the last epoch trained: time blocked on the loader / its time
 
 
