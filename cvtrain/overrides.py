@@ -19,7 +19,7 @@ from omegaconf.errors import InterpolationResolutionError, ValidationError
 from rich.table import Table
 from rich.text import Text
 
-from cvtrain.config import GROUPS
+from cvtrain.config import CHECKPOINT_GROUPS, GROUPS
 from cvtrain.config.compose import CONF_DIR, ConfigSource, compose_config, config_composer
 from cvtrain.config.ranges import check_ranges
 from cvtrain.contracts.monitor import monitor_mode
@@ -278,4 +278,5 @@ def checkpoint_group_choices(args: list[str]) -> list[str]:
 
     state = peek(ckpt) or {}
     given = {a.split("=", 1)[0].lstrip("+~") for a in args}
-    return [f"{g}={o}" for g, o in (state.get("choices") or {}).items() if g not in given]
+    choices = (state.get("choices") or {}).items()  # older checkpoints also hold the logger's
+    return [f"{g}={o}" for g, o in choices if g in CHECKPOINT_GROUPS and g not in given]

@@ -149,8 +149,7 @@ def test_every_model_trains_two_steps_and_its_checkpoint_evaluates_identically(
         "trainer.device=cpu",
         "trainer.epochs=1",
         "trainer.max_steps=2",
-        "logger.tensorboard=false",
-        "logger.progress=false",
+        "logger=[csv]",
     )
     (tmp_path / "fit").mkdir()
     (tmp_path / "eval").mkdir()
@@ -171,7 +170,7 @@ def test_segmenter_learns_the_shapes_on_the_cpu(experiment: str, tmp_path: Path)
         "fit",
         f"+experiment={experiment}",
         "trainer.device=cpu",
-        "logger.progress=false",
+        "logger.console.progress=false",
         f"data.cache_dir={tmp_path / 'cache'}",
         f"hydra.run.dir={tmp_path / 'run'}",
         cwd=tmp_path,
