@@ -16,6 +16,7 @@ from cvtrain.engine.recorders.csv_files import CsvRecorder
 from cvtrain.engine.recorders.fanout import Recorders, build_recorders, flatten
 from cvtrain.engine.recorders.tensorboard import TensorBoardRecorder
 from cvtrain.engine.reporting import NO_PROGRESS
+from cvtrain.engine.state import FitProgress
 from tests.conftest import compose_config
 from tests.engine.test_loop import make_run
 
@@ -79,6 +80,6 @@ def test_a_fit_writes_exactly_the_chosen_recorders_files(
 ) -> None:
     run = make_run(tmp_path, epochs=2)
     run.recorder = build_recorders(compose_config(choice).logger, tmp_path)
-    fit(run)
+    fit(run, FitProgress())
     run.recorder.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == written
