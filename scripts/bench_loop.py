@@ -140,7 +140,7 @@ def take_turns(
     loop.train_step = timed_train_step
     try:
         with tempfile.TemporaryDirectory() as run_dir:
-            run_fit(cfg, Path(run_dir))
+            run_fit(cfg, Path(run_dir), overrides=[])
     except TimedEnough:
         return
     finally:

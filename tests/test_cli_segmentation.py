@@ -153,7 +153,7 @@ def test_every_model_trains_two_steps_and_its_checkpoint_evaluates_identically(
     )
     (tmp_path / "fit").mkdir()
     (tmp_path / "eval").mkdir()
-    fit = run_fit(cfg, tmp_path / "fit")
+    fit = run_fit(cfg, tmp_path / "fit", overrides=[])
     assert fit["steps"] == 2 and fit["monitor"] == "miou" and 0.0 <= fit["miou"] <= 1.0
     eval_cfg = compose_raw("command=eval", f"ckpt={tmp_path / 'fit' / 'checkpoints' / 'last.ckpt'}")
     again = run_eval(eval_cfg, tmp_path / "eval", overrides=[])

@@ -115,7 +115,7 @@ def decode_split(dataset: Dataset, name: str, num_workers: int) -> SplitCounts:
     return counts
 
 
-def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run_data_check(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     cfg = to_typed(raw_cfg)
     d = cfg.data
     if d.format == "synthetic":

@@ -39,7 +39,7 @@ from cvtrain.engine.state import FitProgress, FitSetup
 from cvtrain.errors import ConfigError, CvtrainError
 
 
-def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run_fit(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = to_typed(raw_cfg)
     setup = build_setup(cfg, need_train=True)
