@@ -55,9 +55,9 @@ def local_weights_state(weights: WeightsEnum) -> dict[str, torch.Tensor]:
     path = hub_checkpoint_path(weights)
     if not path.is_file():
         raise ConfigError(
-            f"the pretrained weights {path.name} ({weights}) are not in the torch hub cache {path.parent} and "
-            f"cvtrain downloads nothing at run time: download {weights.url} into {path.parent} (or set TORCH_HOME "
-            "to a folder whose hub/checkpoints/ holds it), or train from random weights with "
+            f"the pretrained weights {path.name} ({weights}) are not in the torch hub cache and cvtrain "
+            f"downloads nothing at run time: download {weights.url} to {path} (or set TORCH_HOME to a folder "
+            "whose hub/checkpoints/ holds it), or train from random weights with "
             "model.pretrained_backbone=false (model.pretrained=false for a whole model's weights)."
         )
     if _only_checking:

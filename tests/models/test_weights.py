@@ -68,9 +68,10 @@ def test_a_missing_backbone_file_is_one_line_naming_the_file_url_folder_and_the_
     assert proc.returncode == 1 and len(out.splitlines()) == 1 and "Traceback" not in out, out
     assert out.endswith(
         "ERROR    the pretrained weights mobilenet_v3_large-8738ca79.pth "
-        f"(MobileNet_V3_Large_Weights.IMAGENET1K_V1) are not in the torch hub cache {cache} and cvtrain downloads "
-        "nothing at run time: download https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth into "
-        f"{cache} (or set TORCH_HOME to a folder whose hub/checkpoints/ holds it), or train from random weights "
+        "(MobileNet_V3_Large_Weights.IMAGENET1K_V1) are not in the torch hub cache and cvtrain downloads nothing "
+        "at run time: download https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth to "
+        f"{cache}/mobilenet_v3_large-8738ca79.pth (or set TORCH_HOME to a folder whose hub/checkpoints/ holds it), "
+        "or train from random weights "
         "with model.pretrained_backbone=false (model.pretrained=false for a whole model's weights).\n"
     ), out
     assert not cache.exists()  # nothing was downloaded
