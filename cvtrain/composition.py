@@ -26,6 +26,7 @@ from cvtrain.engine.reporting import log, metrics_table, show, write_json
 from cvtrain.errors import ConfigError
 from cvtrain.host_memory import keep_freed_memory
 from cvtrain.models.build import build_model
+from cvtrain.models.weights import require_cached_weights
 from cvtrain.tasks.build import build_outputs, build_task
 
 
@@ -76,6 +77,10 @@ def build_setup(
     seed_everything(cfg.trainer.seed + distributed.rank(), cfg.trainer.deterministic)
     device = distributed.setup(cfg.trainer.device)
     keep_freed_memory(device)  # a CPU step then stops faulting its buffers in anew
+    if getattr(cfg.model, "pretrained", False) or getattr(cfg.model, "pretrained_backbone", False):
+        require_cached_weights(
+            lambda: build_model(cfg.model, num_classes=1)
+        )  # before the data: a missing file
     data = build_data(cfg.data, aug=cfg.aug, task=cfg.model.task, need_train=need_train)
     if class_names is not None and len(class_names) != len(data.class_names):
         raise ConfigError(

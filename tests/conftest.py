@@ -120,11 +120,16 @@ def make_imagefolder(
 
 
 def run_cli(
-    *args: str, cwd: Path, check: bool = True, timeout: int = 300, nproc: int = 1
+    *args: str,
+    cwd: Path,
+    check: bool = True,
+    timeout: int = 300,
+    nproc: int = 1,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run `cvtrain ARGS` as a user would, in a subprocess (Hydra owns global state); with `nproc` > 1 as
-    `torchrun --nproc_per_node=NPROC -m cvtrain.cli ARGS` (DDP, gloo on the CPU)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"}
+    """Run `cvtrain ARGS` as a user would, in a subprocess (Hydra owns global state), with `env` added to the
+    environment; with `nproc` > 1 as `torchrun --nproc_per_node=NPROC -m cvtrain.cli ARGS` (DDP, gloo on the CPU)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", **(env or {})}
     launcher = [sys.executable, "-m"]
     if nproc > 1:
         launcher += ["torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"]
@@ -225,6 +230,7 @@ FAST = ("trainer.device=cpu", "data.num_workers=0", "logger.console.progress=fal
 TINY_FASTER_RCNN = (
     "model=faster_rcnn",
     "model.backbone=mobilenet_v3_large_320_fpn",
+    "model.pretrained_backbone=false",  # random weights: no ImageNet file in the test machine's torch hub cache
     "model.min_size=64",
     "model.max_size=64",
     "model.box_batch_size_per_image=16",

@@ -153,3 +153,17 @@ def test_two_nodes_through_torchruns_rendezvous_match_a_one_process_eval(
     assert single[HEADLINE["classification"][0]] > 0
     for metric in HEADLINE["classification"]:
         assert fit[metric] == pytest.approx(single[metric], abs=1e-9), metric
+
+
+def test_a_nan_found_at_the_epoch_end_rolls_every_rank_back_together(tmp_path: Path) -> None:
+    """With no log line in the epoch, the NaN is found by the epoch end's check, reduced over the ranks: both roll
+    back, run the epoch again, and stop together once trainer.nan_retries is spent (no rank left waiting)."""
+    proc = run_cli(
+        "fit", *CASES["classification"], *FAST, f"data.cache_dir={tmp_path / 'cache'}", "optim.lr=1e12",
+        "trainer.epochs=1", "trainer.log_every=1000", "trainer.on_nan=rollback", "trainer.nan_retries=1",
+        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, nproc=2, check=False, timeout=240,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out  # torchrun then prints its own ChildFailedError traceback
+    assert "the loss became nan at step 5 (epoch 1): rolled back to step 0 (epoch 1)" in out, out
+    assert "the loss became nan at step 5 (epoch 1) after 1 rollbacks (trainer.nan_retries=1)" in out, out

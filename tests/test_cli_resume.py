@@ -219,3 +219,22 @@ def test_a_diverged_run_fails_whatever_log_every_is(cache: str, tmp_path: Path) 
     )  # fmt: skip
     assert proc.returncode == 1 and "the loss became nan" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_run_that_keeps_diverging_rolls_back_nan_retries_times_then_stops(
+    cache: str, tmp_path: Path
+) -> None:
+    proc = run_cli(
+        "fit", *RUN, cache, "optim.lr=1e12", "trainer.epochs=1", "data.num_workers=0", "trainer.on_nan=rollback",
+        "trainer.nan_retries=2", f"hydra.run.dir={tmp_path}", cwd=tmp_path, check=False,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    rollbacks = re.findall(
+        r"rolled back to step 0 \(epoch 1\) and halved optim.lr (\S+) -> (\S+) \(rollback (\d) of", out
+    )
+    assert rollbacks == [("1e+12", "5e+11", "1"), ("5e+11", "2.5e+11", "2")], out
+    assert proc.returncode == 1 and "Traceback" not in out
+    assert (
+        "after 2 rollbacks (trainer.nan_retries=2), each halving the learning rate (optim.lr is now 2.5e+11)"
+        in out
+    )

@@ -146,6 +146,8 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitSetup:
         max_steps=t.max_steps,
         eval_every=t.eval_every,
         grad_clip=t.grad_clip,
+        on_nan=t.on_nan.value,
+        nan_retries=t.nan_retries,
         log_every=t.log_every,
         monitor=monitor,
         monitor_mode=monitor_mode(monitor),

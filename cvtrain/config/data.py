@@ -57,6 +57,9 @@ class DataConfig:
     )  # which defects follow it: data/annotations/checks.py
     # the size the data is meant to be seen at; aug.image_size follows it by default
     image_size: int = bounded(224, ge=1)
+    # model.pretrained_backbone's default for the models whose reference recipe starts from ImageNet weights
+    # (conf/model/*.yaml read it); false for the built-in synthetic data, which trains from random weights
+    pretrained_backbones: bool = True
 
     # The tasks the format's samples serve; `data check` checks for the model's task when it is one of them
     # (data=coco model=mask_rcnn checks the masks too), else the first. (): any task, the model's (data=shapes).

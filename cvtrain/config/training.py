@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from omegaconf import MISSING
 
@@ -85,6 +86,11 @@ class AugConfig:
     lighting: float = bounded(0.0, ge=0)
 
 
+class OnNan(StrEnum):
+    stop = "stop"  # end the run with advice
+    rollback = "rollback"  # back to the last good state (each epoch's start), halve the lr, go on
+
+
 @dataclass
 class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -95,6 +101,8 @@ class TrainerConfig:
     seed: int = bounded(0, ge=0)
     eval_every: int = bounded(1, ge=1)  # epochs between evaluations (the last epoch is always evaluated)
     grad_clip: float | None = bounded(None, gt=0)  # max gradient norm
+    on_nan: OnNan = OnNan.stop  # what a non-finite training loss does (cvtrain/engine/rollback.py)
+    nan_retries: int = bounded(3, ge=0)  # on_nan=rollback: rollbacks before the run stops as with on_nan=stop
     log_every: int = bounded(20, ge=1)  # steps between loss/lr/throughput logs
     monitor: str | None = None  # metric that picks best.ckpt; None = the task's headline metric
     # A checkpoint to continue from, or auto: <run dir>/checkpoints/last.ckpt when it exists (a requeued job).

@@ -28,9 +28,10 @@ from cvtrain.engine.checkpoints.writing import save_checkpoint
 from cvtrain.engine.meters import DataWait, LossMeter
 from cvtrain.engine.plotting import PreviewCollector
 from cvtrain.engine.reporting import NO_PROGRESS, TrainProgress, log
+from cvtrain.engine.rollback import LastGoodState
 from cvtrain.engine.signals import EvaluationStopped, RunStopped, StopRequest
 from cvtrain.engine.state import FitProgress, FitSetup, unwrap
-from cvtrain.engine.step_faults import diverged, out_of_memory_advice
+from cvtrain.engine.step_faults import Diverged, out_of_memory_advice
 from cvtrain.errors import CvtrainError
 
 
@@ -156,10 +157,16 @@ def fit(run: FitSetup, progress: FitProgress) -> dict[str, Any]:
             progress.pending_evaluation = None
             if distributed.is_main():
                 save_checkpoint(checkpoint_state(run, progress, *position), ckpt_dir / "last.ckpt")
+        last_good = LastGoodState(keep=run.on_nan == "rollback")
         while epoch < run.epochs and not _done(run, progress):
             skip, progress.batches_done = progress.batches_done, 0
+            last_good.take(run, progress, epoch, skip)
             start_epoch(run, epoch, skip)
-            trained = _train_epoch(run, progress, epoch, skip, stop)
+            try:
+                trained = _train_epoch(run, progress, epoch, skip, stop)
+            except Diverged as e:  # on_nan=rollback: go on from the epoch's start; on_nan=stop: raised again
+                epoch, progress.batches_done = last_good.roll_back(run, progress, e)
+                continue
             finished = trained >= len(run.train_loader)
             # where a resume continues: the next epoch, or this one after `trained` batches (max_steps)
             position = (epoch + 1, 0) if finished else (epoch, trained)
@@ -210,15 +217,11 @@ def _train_epoch(run: FitSetup, progress: FitProgress, epoch: int, skip: int, st
             break
     run.bar.end_epoch()
     if not meter.all_finite():  # also when the epoch ended between two log lines
-        raise diverged(progress.step, epoch, float("nan"))
+        raise Diverged(progress.step, epoch, float("nan"))
     progress.data_wait_share = waits.share()
     run.recorder.scalars("train", {"data_wait_share": progress.data_wait_share}, progress.step)
-    log.info(
-        "epoch %d trained in %.1f s, %.0f%% of it waiting for data",
-        epoch + 1,
-        waits.elapsed(),
-        100 * progress.data_wait_share,
-    )
+    share, elapsed = 100 * progress.data_wait_share, waits.elapsed()
+    log.info("epoch %d trained in %.1f s, %.0f%% of it waiting for data", epoch + 1, elapsed, share)
     return n if _done(run, progress) else total
 
 
@@ -233,7 +236,7 @@ def _done(run: FitSetup, progress: FitProgress) -> bool:
 def _log_losses(run: FitSetup, step: int, meter: LossMeter, epoch: int) -> None:
     means, rate = meter.flush()
     if not math.isfinite(means["loss"]):
-        raise diverged(step, epoch, means["loss"])
+        raise Diverged(step, epoch, means["loss"])
     lr = run.optimizer.param_groups[0]["lr"]
     run.recorder.scalars("train", {**means, "lr": lr, "images_per_s": rate}, step)
     loss_text = " ".join(f"{k}={v:.4f}" for k, v in means.items())

@@ -40,7 +40,8 @@ class LossMeter:
         return means, rate
 
     def all_finite(self) -> bool:
-        return self.finite is None or bool(self.finite)
+        """On every rank: whether every rank's losses were finite (all ranks then stop or roll back together)."""
+        return not distributed.any_rank(self.finite is not None and not bool(self.finite))
 
 
 class DataWait(Generic[T]):

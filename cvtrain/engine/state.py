@@ -50,6 +50,8 @@ class FitSetup:
     checkpoint_every: int | None = None  # optimizer steps between mid-epoch last.ckpt writes
     accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
     channels_last: bool = False
+    on_nan: str = "stop"  # stop | rollback (cvtrain/engine/rollback.py)
+    nan_retries: int = 3  # on_nan=rollback: rollbacks before a non-finite loss stops the run
     checkpoint_extra: dict[str, Any] = field(default_factory=dict)  # config, class names
     plots: RunPlots | None = (
         None  # rank 0 with trainer.plots: the plots/ folder, refreshed at each evaluation
@@ -70,6 +72,9 @@ class FitProgress:
     pending_evaluation: int | None = None  # the epoch whose evaluation a stop signal interrupted: done first
     best: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    nan_rollbacks: int = (
+        0  # trainer.on_nan=rollback: rollbacks so far, each of which halved the learning rate
+    )
     data_wait_share: float | None = None  # of the last epoch trained: time blocked on the loader / its time
 
 

@@ -23,8 +23,16 @@ def out_of_memory_advice(device: torch.device, step: int, batch_size: int) -> It
         ) from None
 
 
-def diverged(step: int, epoch: int, value: float) -> CvtrainError:
-    return CvtrainError(
-        f"the loss became {value} at step {step} (epoch {epoch + 1}). "
-        "Lower optim.lr, set trainer.grad_clip, or use trainer.precision=32."
-    )
+ADVICE = "Lower optim.lr, set trainer.grad_clip, or use trainer.precision=32"
+
+
+class Diverged(CvtrainError):
+    """The training loss is no longer finite at optimizer step `step` of epoch `epoch` (0-based); every rank
+    raises it at the same step (the loss is checked after a reduction over the ranks)."""
+
+    def __init__(self, step: int, epoch: int, value: float):
+        self.step, self.epoch, self.value = step, epoch, value
+        super().__init__(
+            f"the loss became {value} at step {step} (epoch {epoch + 1}). {ADVICE}; or trainer.on_nan=rollback "
+            "to go back to the last good state with half the learning rate."
+        )

@@ -9,7 +9,7 @@ load their weights that way.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,14 +25,43 @@ def hub_checkpoint_path(weights: WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
+class _Cached(Exception):
+    """Raised in place of loading a file that `require_cached_weights` found in the cache."""
+
+
+_only_checking = False  # set by require_cached_weights: find the file, load nothing
+
+
+def require_cached_weights(build: Callable[[], object]) -> None:
+    """Run `build` (a model builder) on the meta device up to the first weights file it reads, and raise the
+    missing file's ConfigError: the check a run makes before any work. A builder reads one file (torchvision's
+    builders take the backbone's only without the whole model's); one that fails on the meta device for another
+    reason is left to the real build to report."""
+    global _only_checking
+    _only_checking = True
+    try:
+        with torch.device("meta"):
+            build()
+    except (_Cached, ConfigError) as e:
+        if isinstance(e, ConfigError):
+            raise
+    except Exception:  # noqa: BLE001 - the real build reports it
+        pass
+    finally:
+        _only_checking = False
+
+
 def local_weights_state(weights: WeightsEnum) -> dict[str, torch.Tensor]:
     path = hub_checkpoint_path(weights)
     if not path.is_file():
         raise ConfigError(
-            f"pretrained weights {weights} are not in the local torch hub cache and cvtrain never downloads "
-            f"them at run time.\n  Download {weights.url}\n  and place it at {path}\n"
-            f"  (or set TORCH_HOME to a folder whose hub/checkpoints/ holds it), or run with pretrained=false."
+            f"the pretrained weights {path.name} ({weights}) are not in the torch hub cache and cvtrain "
+            f"downloads nothing at run time: download {weights.url} to {path} (or set TORCH_HOME to a folder "
+            "whose hub/checkpoints/ holds it), or train from random weights with "
+            "model.pretrained_backbone=false (model.pretrained=false for a whole model's weights)."
         )
+    if _only_checking:
+        raise _Cached
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated download or a file that is not a state dict

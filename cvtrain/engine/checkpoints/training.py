@@ -37,6 +37,7 @@ def checkpoint_state(
         "batches_done": batches_done,
         "pending_evaluation": pending_evaluation,
         "step": progress.step,
+        "nan_rollbacks": progress.nan_rollbacks,
         "data_order": data_order(run),
         "best": progress.best,
         "monitor": run.monitor,
@@ -56,20 +57,8 @@ def resume(run: FitSetup, progress: FitProgress, path: str | Path) -> None:
         state=state,
         model_config=(run.checkpoint_extra.get("config") or {}).get("model") or {},
     )
-    run.optimizer.load_state_dict(state["optimizer"])
-    # The schedule itself comes from the current config (epochs may have been extended); only its position
-    # is restored (None: keep our own lr lambdas).
-    run.scheduler.load_state_dict(
-        {**state["scheduler"], "lr_lambdas": [None] * len(run.optimizer.param_groups)}
-    )
-    run.scaler.load_state_dict(state["scaler"])
-    if run.ema is not None and state.get("ema"):
-        run.ema.load_state_dict(state["ema"])
     _check_same_data_order(run, state, path)
-    progress.start_epoch, progress.step, progress.best = state["epoch"], state["step"], state["best"]
-    progress.batches_done = state.get("batches_done", 0)
-    progress.pending_evaluation = state.get("pending_evaluation")
-    set_rng_state(state["rng"])
+    restore_training_state(run, progress, state)
     where = (
         f", {progress.batches_done} batches into epoch {progress.start_epoch + 1}"
         if progress.batches_done
@@ -78,6 +67,24 @@ def resume(run: FitSetup, progress: FitProgress, path: str | Path) -> None:
     if progress.pending_evaluation is not None:
         where += f"; its evaluation after epoch {progress.pending_evaluation} was interrupted: evaluating again first"
     log.info("resumed from %s at epoch %d, step %d%s", path, progress.start_epoch, progress.step, where)
+
+
+def restore_training_state(run: FitSetup, progress: FitProgress, state: dict[str, Any]) -> None:
+    """Everything of `state` but the weights: optimizer, schedule position, scaler, EMA, counters, RNG."""
+    run.optimizer.load_state_dict(state["optimizer"])
+    # The schedule itself comes from the current config (epochs may have been extended); only its position
+    # (and base_lrs, which trainer.on_nan=rollback halves) is restored (None: keep our own lr lambdas).
+    run.scheduler.load_state_dict(
+        {**state["scheduler"], "lr_lambdas": [None] * len(run.optimizer.param_groups)}
+    )
+    run.scaler.load_state_dict(state["scaler"])
+    if run.ema is not None and state.get("ema"):
+        run.ema.load_state_dict(state["ema"])
+    progress.start_epoch, progress.step, progress.best = state["epoch"], state["step"], state["best"]
+    progress.batches_done = state.get("batches_done", 0)
+    progress.pending_evaluation = state.get("pending_evaluation")
+    progress.nan_rollbacks = state.get("nan_rollbacks", 0)
+    set_rng_state(state["rng"])
 
 
 def data_order(run: FitSetup) -> dict[str, int]:
