@@ -19,6 +19,7 @@ from cvtrain.engine.recorders.console import progress_bar
 from cvtrain.engine.reporting import log, write_json
 from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
 from cvtrain.errors import ConfigError
+from cvtrain.models.weights import weights_replaced_by_checkpoint
 
 
 def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
@@ -34,9 +35,10 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
     started = time.perf_counter()
     restored = restore(raw_cfg, overrides)
     cfg, state = restored.cfg, restored.state
-    setup = build_setup(
-        cfg, need_train=False, class_names=restored.class_names, mean_image=restored.mean_image
-    )
+    with weights_replaced_by_checkpoint():
+        setup = build_setup(
+            cfg, need_train=False, class_names=restored.class_names, mean_image=restored.mean_image
+        )
     restored.load_weights(setup.model)
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
     sinks = [setup.outputs.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []

@@ -34,6 +34,7 @@ from cvtrain.engine.reporting import log, show, write_json
 from cvtrain.errors import ConfigError, CvtrainError
 from cvtrain.models.build import build_model
 from cvtrain.models.exportable import Exportable, YOLOCandidates, YOLOv1Candidates, exportable
+from cvtrain.models.weights import weights_replaced_by_checkpoint
 from cvtrain.models.yolo.inputs import PAD_VALUE, pad_images
 
 RANDOM_NOTE = (
@@ -48,7 +49,8 @@ def run_export(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict
     fmt = export_formats.check_format(str(raw_cfg.format))
     restored = restore(raw_cfg, overrides)
     cfg, class_names, mean_image = restored.cfg, restored.class_names, restored.mean_image
-    model = build_model(cfg.model, num_classes=len(class_names))
+    with weights_replaced_by_checkpoint():
+        model = build_model(cfg.model, num_classes=len(class_names))
     restored.load_weights(model)
     exp = exportable(model, task=cfg.model.task, name=cfg.model.name, num_classes=len(class_names))
     spec = input_spec(cfg, exp)

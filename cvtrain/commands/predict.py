@@ -23,6 +23,7 @@ from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
 from cvtrain.errors import ConfigError
 from cvtrain.host_memory import keep_freed_memory
 from cvtrain.models.build import build_model
+from cvtrain.models.weights import weights_replaced_by_checkpoint
 
 
 def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list[dict[str, Any]]:
@@ -34,7 +35,8 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
     device = distributed.setup(cfg.trainer.device)
     keep_freed_memory(device)
     task = task_of(cfg, restored.class_names, restored.mean_image)
-    model = build_model(cfg.model, num_classes=len(restored.class_names)).to(device)
+    with weights_replaced_by_checkpoint():
+        model = build_model(cfg.model, num_classes=len(restored.class_names)).to(device)
     restored.load_weights(model)
     images = InputImages(cfg.inputs, transform=eval_transform(cfg.model.task, cfg.aug))
     loader = loaders.eval_loader(

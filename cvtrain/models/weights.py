@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torchvision.models import WeightsEnum, get_model_weights
+from torchvision.models import WeightsEnum, get_model, get_model_weights, list_models
 
 from cvtrain.errors import ConfigError
 
@@ -30,6 +30,7 @@ class _Cached(Exception):
 
 
 _only_checking = False  # set by require_cached_weights: find the file, load nothing
+_replaced_by_checkpoint = False  # set by weights_replaced_by_checkpoint: read no file at all
 
 
 def require_cached_weights(build: Callable[[], object]) -> None:
@@ -51,7 +52,28 @@ def require_cached_weights(build: Callable[[], object]) -> None:
         _only_checking = False
 
 
+@contextmanager
+def weights_replaced_by_checkpoint() -> Iterator[None]:
+    """While active, a builder asked for pretrained weights gets a freshly initialised state of the same network
+    instead of the file: eval, predict and export build the architecture those weights give (frozen batch norm in
+    detection backbones) and then load the checkpoint's own weights over it, so they need no ImageNet file."""
+    global _replaced_by_checkpoint
+    _replaced_by_checkpoint = True
+    try:
+        yield
+    finally:
+        _replaced_by_checkpoint = False
+
+
+def _initial_state(weights: WeightsEnum) -> dict[str, torch.Tensor]:
+    """The state dict of the torchvision network `weights` are for, randomly initialised."""
+    name = next(n for n in list_models() if get_model_weights(n) is type(weights))
+    return get_model(name).state_dict()
+
+
 def local_weights_state(weights: WeightsEnum) -> dict[str, torch.Tensor]:
+    if _replaced_by_checkpoint:
+        return _initial_state(weights)
     path = hub_checkpoint_path(weights)
     if not path.is_file():
         raise ConfigError(

@@ -11,7 +11,7 @@ import torch
 from torchvision.models import MobileNet_V3_Large_Weights, mobilenet_v3_large
 
 from cvtrain.models.build import build_model
-from cvtrain.models.weights import hub_checkpoint_path
+from cvtrain.models.weights import hub_checkpoint_path, weights_replaced_by_checkpoint
 from tests.conftest import FIXTURES, compose_config, run_cli
 
 RECIPES_WITH_IMAGENET_BACKBONES = (
@@ -75,3 +75,24 @@ def test_a_missing_backbone_file_is_one_line_naming_the_file_url_folder_and_the_
         "with model.pretrained_backbone=false (model.pretrained=false for a whole model's weights).\n"
     ), out
     assert not cache.exists()  # nothing was downloaded
+
+
+def test_a_checkpoint_s_network_builds_without_the_imagenet_file_with_the_same_layers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eval, predict and export load a checkpoint's weights over the network: the ImageNet file it started from is
+    not needed, but the network must be the one pretrained weights give (frozen batch norm), key for key."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path = hub_checkpoint_path(MobileNet_V3_Large_Weights.IMAGENET1K_V1)
+    path.parent.mkdir(parents=True)
+    torch.save(mobilenet_v3_large().state_dict(), path)
+    cfg = compose_config(*LIGHT_FASTER_RCNN, "data=voc", f"data.root={VOC}")
+    trained = build_model(cfg.model, num_classes=20)
+    path.unlink()
+    with weights_replaced_by_checkpoint():
+        rebuilt = build_model(cfg.model, num_classes=20)
+    assert not path.exists()
+    assert rebuilt.state_dict().keys() == trained.state_dict().keys()
+    frozen = [type(m).__name__ for m in rebuilt.modules() if "BatchNorm" in type(m).__name__]
+    assert frozen and set(frozen) == {"FrozenBatchNorm2d"}
+    rebuilt.load_state_dict(trained.state_dict())  # what restore's load_weights then does
