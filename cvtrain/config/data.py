@@ -133,7 +133,7 @@ class YoloTxtDataConfig(DataConfig):
     aspect_ratio_grouping: bool = True  # batches of only landscape or only portrait images
     batch_size: int = 4
 
-    TASKS: ClassVar[tuple[str, ...]] = ("detection",)
+    TASKS: ClassVar[tuple[str, ...]] = ("detection", "instance_segmentation")
 
 
 @dataclass
