@@ -65,6 +65,8 @@ class YoloTxtDetection(RecordsGroundTruth):
         images = split_images(layout, split)
         if not images:
             raise DataError(f"{layout.yaml_file}: `{split}` ({layout.sources[split]}) holds no image files")
+        if layout.skip_unlabelled:
+            images = self._labelled(images)
         self.samples: list[VOCRecord | BadSample] = [self._read(image) for image in images]
         if not any(label_path(image).is_file() for image in images):
             # Legal (all backgrounds) but nearly always a layout mistake: say where the labels were looked for.
@@ -85,13 +87,31 @@ class YoloTxtDetection(RecordsGroundTruth):
             seen[record.image_id] = record.path
         self.checks.report(f"{layout.yaml_file} ({split})", since)
 
+    def _labelled(self, images: list[Path]) -> list[Path]:
+        """The images with a label file: the others are unlabelled, not backgrounds (`skip_if_label_file_missing`)."""
+        labelled = [image for image in images if label_path(image).is_file()]
+        if not labelled:
+            raise DataError(
+                f"{self.layout.yaml_file}: none of the {len(images)} {self.split} images has a label file (looked "
+                f"for e.g. {label_path(images[0])}) and `skip_if_label_file_missing: true` leaves them all out"
+            )
+        if len(labelled) < len(images):
+            log.info(
+                "%s: %d of the %d %s images have no label file: left out (skip_if_label_file_missing: true)",
+                self.layout.yaml_file,
+                len(images) - len(labelled),
+                len(images),
+                self.split,
+            )
+        return labelled
+
     def _read(self, image: Path) -> VOCRecord | BadSample:
         try:
             width, height = displayed_size(image)  # normalised coordinates are of the picture as displayed
         except (OSError, SyntaxError, ValueError) as e:  # Pillow's errors for a missing or unreadable file
             return BadSample(path=str(image), reason=f"not a readable image ({e})")
         labels = parse_labels(
-            label_path(image), len(self.class_names), width, height, self.checks, masks=self.masks
+            label_path(image), self.layout.labels, width, height, self.checks, masks=self.masks
         )
         boxes, classes = labels.arrays(width, height)
         return VOCRecord(

@@ -55,10 +55,17 @@ class Labels:
 
 
 def parse_labels(
-    path: Path, num_classes: int, width: int, height: int, checks: AnnotationLog, *, masks: bool = False
+    path: Path,
+    classes: dict[int, int],
+    width: int,
+    height: int,
+    checks: AnnotationLog,
+    *,
+    masks: bool = False,
 ) -> Labels:
     """Read the label file of a `width` x `height` image (absent: a background image, no objects). Every unusable
-    line goes to `checks` (`data.on_bad_annotation`); a box that only sticks out of the image is clipped. With
+    line goes to `checks` (`data.on_bad_annotation`). `classes` maps the file's class indices to the training
+    labels (`YoloLayout.labels`). A box that only sticks out of the image is clipped. With
     `masks` (instance segmentation) a box line is unusable: only polygons give masks."""
     labels = Labels()
     try:
@@ -70,9 +77,7 @@ def parse_labels(
         return labels
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            _parse_line(
-                labels, path, f"line {number}", line.split(), (num_classes, width, height, masks), checks
-            )
+            _parse_line(labels, path, f"line {number}", line.split(), (classes, width, height, masks), checks)
     return labels
 
 
@@ -81,10 +86,10 @@ def _parse_line(
     path: Path,
     where: str,
     fields: list[str],
-    sizes: tuple[int, int, int, bool],
+    sizes: tuple[dict[int, int], int, int, bool],
     checks: AnnotationLog,
 ) -> None:
-    num_classes, width, height, masks = sizes
+    classes, width, height, masks = sizes
     text = " ".join(fields)
 
     def bad(what: str, fix: str = f"write it as {LINE_FORMAT}") -> None:
@@ -102,10 +107,10 @@ def _parse_line(
     if not all(math.isfinite(v) for v in values):
         return bad(f"{text!r} has a non-finite number")
     cls, points = values[0], values[1:]
-    if cls != int(cls) or not 0 <= cls < num_classes:
+    if cls != int(cls) or int(cls) not in classes:
         return bad(
-            f"class {fields[0]} is not a class index 0..{num_classes - 1}",
-            f"use the index of the object's name in data.yaml `names` ({num_classes} classes)",
+            f"class {fields[0]} is not a class index {_index_range(classes)}",
+            f"use the index of the object's name in data.yaml `names` ({len(classes)} classes)",
         )
     if not all(-TOLERANCE <= v <= 1 + TOLERANCE for v in points):
         return bad(
@@ -139,9 +144,17 @@ def _parse_line(
         fix="fix or delete the line",
     )
     if box is not None:
-        labels.classes.append(int(cls))
+        labels.classes.append(classes[int(cls)])
         labels.boxes.append(box)
         labels.polygons.append(polygon)
+
+
+def _index_range(classes: dict[int, int]) -> str:
+    """ "0..79", or for a names map with gaps "of data.yaml `names` (80 of 1..90)"."""
+    low, high = min(classes), max(classes)
+    if high - low + 1 == len(classes):
+        return f"{low}..{high}"
+    return f"of data.yaml `names` ({len(classes)} of {low}..{high})"
 
 
 def label_path(image: Path) -> Path:
@@ -158,6 +171,10 @@ class YoloLayout:
     yaml_file: Path
     base: Path  # `path`, resolved: the dataset root every split is relative to
     class_names: list[str]
+    labels: dict[int, int]  # the class index of the label files -> the training label (0.. in index order)
+    skip_unlabelled: (
+        bool  # `skip_if_label_file_missing: true`: an image without a label file is not in the split
+    )
     sources: dict[str, list[Path]]  # "train" / "val" -> folders or .txt lists of images
 
 
@@ -174,27 +191,36 @@ def read_data_yaml(yaml_file: Path) -> YoloLayout:
         raise DataError(f"{yaml_file} is not readable YAML: {e}") from e
     if not isinstance(content, dict):
         raise DataError(f"{yaml_file}: expected a mapping with keys path, train, val, names")
-    names = _class_names(content.get("names"), yaml_file)
-    if content.get("nc") is not None and content["nc"] != len(names):
-        raise DataError(f"{yaml_file}: nc is {content['nc']} but `names` lists {len(names)} classes")
+    index = _class_names(content.get("names"), yaml_file)
+    if content.get("nc") is not None and content["nc"] != len(index):
+        raise DataError(f"{yaml_file}: nc is {content['nc']} but `names` lists {len(index)} classes")
     base = yaml_file.parent / str(content.get("path") or ".")
     sources = {split: _sources(content.get(split), split, base, yaml_file) for split in ("train", "val")}
-    return YoloLayout(yaml_file=yaml_file, base=base, class_names=names, sources=sources)
+    return YoloLayout(
+        yaml_file=yaml_file,
+        base=base,
+        class_names=list(index.values()),
+        labels={cls: label for label, cls in enumerate(index)},
+        skip_unlabelled=bool(content.get("skip_if_label_file_missing", False)),
+        sources=sources,
+    )
 
 
-def _class_names(names: Any, yaml_file: Path) -> list[str]:
+def _class_names(names: Any, yaml_file: Path) -> dict[int, str]:
+    """The name of each class index, in index order. A map's indices may skip numbers (LightlyTrain's COCO
+    exports keep COCO's category ids 1..90); the training labels are then 0.. in index order."""
     if isinstance(names, list) and names:
-        return [str(n) for n in names]
+        return {i: str(n) for i, n in enumerate(names)}
     if isinstance(names, dict) and names:
         try:
             index = {int(k): str(v) for k, v in names.items()}
         except (TypeError, ValueError):
             index = {}
-        if sorted(index) == list(range(len(names))):
-            return [index[i] for i in range(len(names))]
-        raise DataError(f"{yaml_file}: the keys of `names` must be the class indices 0..{len(names) - 1}")
+        if len(index) == len(names) and min(index) >= 0:
+            return dict(sorted(index.items()))
+        raise DataError(f"{yaml_file}: the keys of `names` must be class indices (whole numbers from 0)")
     raise DataError(
-        f"{yaml_file}: `names` must list the class names (a list, or a map from index 0.. to name)"
+        f"{yaml_file}: `names` must list the class names (a list, or a map from class index to name)"
     )
 
 

@@ -168,7 +168,7 @@ def test_the_builder_reads_both_splits_through_the_config(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("train: images/train\nval: images/val\nnames: {0: cat, 2: dog}", "0..1"),
+        ("train: images/train\nval: images/val\nnames: {0: cat, x: dog}", "must be class indices"),
         ("train: images/train\nval: images/val\nnames: [cat]\nnc: 2", "nc is 2"),
         ("train: images/train\nval: images/nowhere\nnames: [cat]", "images/nowhere"),
         ("train: images/train\nnames: [cat]", "`val` is missing"),
@@ -318,3 +318,32 @@ def test_perfect_masks_score_one_with_coco_mask_ap(tmp_path: Path) -> None:
     evaluator.update(Batch(images=[], targets=[], meta=[{"image_id": record.image_id}]), [prediction])
     metrics = evaluator.compute()
     assert metrics["segm_map"] == pytest.approx(1.0) and metrics["voc_map"] == pytest.approx(1.0)
+
+
+def test_a_names_map_may_skip_indices_as_cocos_category_ids_do(tmp_path: Path) -> None:
+    names = "names:\n  1: person\n  3: car\n  90: toothbrush"  # LightlyTrain's coco128 keeps COCO's ids
+    root = write_yolo(
+        tmp_path,
+        train={"a.jpg": "90 0.5 0.5 0.2 0.2\n3 0.5 0.5 0.4 0.4\n2 0.5 0.5 0.2 0.2"},
+        val={"v.jpg": None},
+        names_yaml=names,
+    )
+    data = split(root, policy="skip")
+    assert data.class_names == ["person", "car", "toothbrush"]
+    assert data.records[0].labels.tolist() == [2, 1]
+    (problem,) = data.checks.problems
+    assert problem.what == "class 2 is not a class index of data.yaml `names` (3 of 1..90)"
+
+
+def test_skip_if_label_file_missing_leaves_unlabelled_images_out_instead_of_as_backgrounds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = clean(tmp_path)
+    (root / "data.yaml").write_text((root / "data.yaml").read_text() + "skip_if_label_file_missing: true\n")
+    with caplog.at_level(logging.INFO):
+        train = split(root)
+    assert [r.image_id for r in train.records] == ["images/train/a", "images/train/empty"]
+    assert f"{root / 'data.yaml'}: 1 of the 3 train images have no label file: left out" in caplog.text
+    (root / "labels" / "val" / "v.txt").unlink()
+    with pytest.raises(DataError, match="none of the 1 val images has a label file"):
+        split(root, "val")
