@@ -5,6 +5,7 @@ with VOC and COCO AP; Mask R-CNN trains on YOLO-seg polygon lines and is scored 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from cvtrain.metrics.coco import COCO_METRICS
@@ -57,4 +58,7 @@ def test_mask_rcnn_fits_on_yolo_seg_polygons_and_reports_mask_ap(tmp_path: Path)
     assert results["status"] == "ok" and results["steps"] == 2 and results["monitor"] == "voc_map"
     assert all(math.isfinite(results[f"segm_{k}"]) for k in COCO_METRICS)
     assert results["bad_annotations_skipped"] == 1  # c.txt's box line: no outline to learn a mask from
-    assert "loss_mask=" in (run_dir / "cvtrain.log").read_text()
+    log = (run_dir / "cvtrain.log").read_text()
+    assert "loss_mask=" in log
+    rates = re.findall(r"step \d+ .* ([\d.e-]+) img/s", log)
+    assert len(rates) == 2 and all(float(r) > 0 for r in rates)  # a CPU detector's 0.5 img/s, not "0 img/s"

@@ -25,7 +25,7 @@ from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoints.training import checkpoint_state, rng_state, set_rng_state
 from cvtrain.engine.checkpoints.writing import save_checkpoint
-from cvtrain.engine.meters import DataWait, LossMeter
+from cvtrain.engine.meters import DataWait, LossMeter, rate_text
 from cvtrain.engine.plotting import PreviewCollector
 from cvtrain.engine.reporting import NO_PROGRESS, TrainProgress, log
 from cvtrain.engine.signals import EvaluationStopped, RunStopped, StopRequest
@@ -238,8 +238,8 @@ def _log_losses(run: FitSetup, step: int, meter: LossMeter, epoch: int) -> str:
     lr = run.optimizer.param_groups[0]["lr"]
     run.recorder.scalars("train", {**means, "lr": lr, "images_per_s": rate}, step)
     loss_text = " ".join(f"{k}={v:.4f}" for k, v in means.items())
-    log.info("epoch %d step %d %s lr=%.3g %.0f img/s", epoch + 1, step, loss_text, lr, rate)
-    return f"loss={means['loss']:.4f} lr={lr:.3g} {rate:.0f} img/s"
+    log.info("epoch %d step %d %s lr=%.3g %s", epoch + 1, step, loss_text, lr, rate_text(rate))
+    return f"loss={means['loss']:.4f} lr={lr:.3g} {rate_text(rate)}"
 
 
 def _evaluate_or_stop(
