@@ -6,6 +6,7 @@ a sweep included) so the user gets one short message naming the bad key and the 
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from pathlib import Path
@@ -80,11 +81,22 @@ def _interval_hint(overrides: list[str], full_key: str) -> str:
 
 
 def _valid_keys(cfg: DictConfig, full_key: str) -> str:
-    parent = full_key.rpartition(".")[0]
+    parent, _, name = full_key.rpartition(".")
     node = OmegaConf.select(cfg, parent) if parent else cfg
-    if isinstance(node, DictConfig):
-        return f"\n  valid keys of {parent or 'the config'}: {', '.join(str(k) for k in node)}"
-    return ""
+    if not isinstance(node, DictConfig):
+        return ""
+    keys = [str(k) for k in node]
+    close = difflib.get_close_matches(name, keys, n=1)
+    guess = f"\n  did you mean {parent + '.' if parent else ''}{close[0]}?" if close else ""
+    return f"{guess}\n  valid keys of {parent or 'the config'}: {', '.join(keys)}"
+
+
+def _unknown_key(message: str, key: str) -> str:
+    """Hydra's words for a key the config lacks, less its advice to add it with `+KEY=...`: a misspelled key
+    (`trainer.epoch`) would only be added unused beside the real one."""
+    if message.startswith(f"Could not override '{key}'"):
+        return f"{key} is not a key of the config."
+    return message
 
 
 def _full_key(e: BaseException) -> str | None:
@@ -161,6 +173,7 @@ def check_overrides(args: list[str], command: str) -> str | None:
                 if wrong_value:
                     return wrong_value + (_interval_hint(overrides, key) if key else "")
                 if key:
+                    message = _unknown_key(message, key)
                     groups_only = [v for v in variant if v.split("=")[0] in GROUPS]
                     message += _valid_keys(compose_config(groups_only, command, source.config_name), key)
                     message += _interval_hint(overrides, key)

@@ -171,12 +171,18 @@ def test_help_lists_commands_groups_and_options(tmp_path: Path) -> None:
             ["fit", "optim.lrr=0.1"],
             2,
             [
-                "cvtrain fit: Could not override 'optim.lrr'.\nTo append to your config use +optim.lrr=0.1\n"
+                "cvtrain fit: optim.lrr is not a key of the config.\n  did you mean optim.lr?\n"
                 "  valid keys of optim: name, lr, weight_decay, decay_norm_and_bias, momentum, nesterov\n"
             ],
         ),
         # what the user typed prints as typed: square brackets are not rich markup
-        (["fit", "optim.lrr='x[red]y'"], 2, ["To append to your config use +optim.lrr='x[red]y'\n"]),
+        (["fit", "optim.lr='x[red]y'"], 2, ["cvtrain fit: optim.lr=x[red]y is not a number"]),
+        # a misspelled key gets the key it resembles, not Hydra's advice to add the misspelling (+trainer.epoch=3)
+        (
+            ["fit", "trainer.epoch=3"],
+            2,
+            ["cvtrain fit: trainer.epoch is not a key of the config.\n  did you mean trainer.epochs?\n"],
+        ),
         (["fit[red]"], 2, ["cvtrain: unknown command 'fit[red]'; choose one of: fit, eval"]),
         (["fit", "--help"], 0, ["cvtrain is powered by Hydra.", "== Configuration groups =="]),
         (["fit", "model=resnet50", "--cfg", "job"], 0, ["arch: resnet50"]),
