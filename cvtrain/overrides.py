@@ -147,6 +147,28 @@ def _chain(e: BaseException | None):
         e = e.__cause__ or e.__context__
 
 
+# What each command cannot run without: (command, keys of which one must be given, what it says otherwise).
+# Answered from the composed config before the command imports torch: in a second, not after a run's start.
+NEEDS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    (
+        "eval",
+        ("ckpt", "predictions"),
+        "give ckpt=PATH (a checkpoint), or predictions=FILE to score saved predictions.",
+    ),
+    ("predict", ("ckpt",), "give ckpt=PATH (a checkpoint) and inputs=IMAGE_OR_FOLDER."),
+    ("predict", ("inputs",), "give ckpt=PATH (a checkpoint) and inputs=IMAGE_OR_FOLDER."),
+    ("export", ("ckpt",), "give ckpt=PATH (a checkpoint), and format=onnx|torchscript (default onnx)."),
+)
+
+
+def missing_arguments(cfg: DictConfig, command: str) -> str | None:
+    """What `command` says when the composed `cfg` lacks an argument it cannot run without (`NEEDS`), else None."""
+    for name, keys, message in NEEDS:
+        if name == command and all(cfg.get(key) is None for key in keys):
+            return message
+    return None
+
+
 def check_overrides(args: list[str], command: str) -> str | None:
     """Compose the config for every variant of the command line; return a readable problem, or None."""
     overrides = _config_overrides(args)
@@ -164,6 +186,9 @@ def check_overrides(args: list[str], command: str) -> str | None:
                 cfg = compose_config(variant, command, source.config_name)
                 OmegaConf.to_container(cfg, resolve=True)  # interpolations must resolve too
                 check_ranges(cfg)
+                missing = missing_arguments(cfg, command)
+                if missing:
+                    return missing
             except ConfigError as e:
                 return str(e)
             except Exception as e:

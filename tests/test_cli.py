@@ -186,6 +186,10 @@ def test_help_lists_commands_groups_and_options(tmp_path: Path) -> None:
         (["fit[red]"], 2, ["cvtrain: unknown command 'fit[red]'; choose one of: fit, eval"]),
         (["fit", "--help"], 0, ["cvtrain is powered by Hydra.", "== Configuration groups =="]),
         (["fit", "model=resnet50", "--cfg", "job"], 0, ["arch: resnet50"]),
+        # a command missing what it runs on says so before loading anything
+        (["eval"], 2, ["cvtrain eval: give ckpt=PATH (a checkpoint), or predictions=FILE to score saved"]),
+        (["predict", "ckpt=last.ckpt"], 2, ["cvtrain predict: give ckpt=PATH (a checkpoint) and inputs="]),
+        (["export"], 2, ["cvtrain export: give ckpt=PATH (a checkpoint), and format=onnx|torchscript"]),
     ],
 )
 def test_help_version_and_a_bad_key_answer_without_importing_torch(
