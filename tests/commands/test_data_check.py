@@ -309,4 +309,6 @@ def test_voc_difficult_objects_are_counted_and_said_to_be_left_out_of_training(t
         cwd=tmp_path,
     )  # fmt: skip
     assert "│ train │      2 │          0 │       1 │         2 │           1 │" in proc.stdout
-    assert "not in objects: fit leaves them out of training (data.use_difficult=true keeps them)" in proc.stdout
+    assert (
+        "not in objects: fit leaves them out of training (data.use_difficult=true keeps them)" in proc.stdout
+    )
