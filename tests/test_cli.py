@@ -139,7 +139,10 @@ def test_predict_prints_and_writes_top_classes(trained: Path, folder: Path, tmp_
     assert len(records) == 4 and all(r["label"] == -1 and r["label_name"] is None for r in records)
     names = ["n01", "n02", "n03"]
     assert all(r["top5_names"] == [names[c] for c in r["top5"]] for r in records)
-    assert "0.JPEG" in proc.stdout and "n0" in proc.stdout
+    assert (
+        "0.JPEG" in proc.stdout and "n0" in proc.stdout and "4 image(s); predicted first: n0" in proc.stdout
+    )
+    assert all(Path(r["drawn"]).parent == tmp_path / "predictions" for r in records)
 
 
 def test_bad_key_fails_fast_without_a_traceback(tmp_path: Path) -> None:

@@ -158,6 +158,22 @@ def add_legend(image: np.ndarray, entries: Sequence[tuple[str, RGB]]) -> np.ndar
     return np.concatenate([image, np.asarray(strip)], axis=0)
 
 
+def add_caption(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """`image` with a white strip below it holding `lines` of text, sized to the image; padded with white on the
+    right where a line is wider than the image, so no text is cut."""
+    height, width = image.shape[:2]
+    size = text_size_for(height, width)
+    gap = size // 2
+    width = max(width, *(_text_box(line, size)[0] + 2 * gap for line in lines))
+    image = np.pad(image, ((0, 0), (0, width - image.shape[1]), (0, 0)), constant_values=255)
+    row_h = size + gap
+    strip = Image.new("RGB", (width, row_h * len(lines) + gap), "white")
+    draw = ImageDraw.Draw(strip)
+    for r, line in enumerate(lines):
+        draw.text((gap, gap + r * row_h), line, fill=(0, 0, 0), font=font(size))
+    return np.concatenate([image, np.asarray(strip)], axis=0)
+
+
 def fit_to(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """`image` scaled (up or down) so that its longer side is `side` pixels, and the scale applied."""
     height, width = image.shape[:2]
