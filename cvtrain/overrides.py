@@ -1,4 +1,4 @@
-"""Checking the command line before Hydra runs anything, and the top-level `cvtrain --help`.
+"""Checking the command line before Hydra runs anything (`cli_help.py` prints the top-level `cvtrain --help`).
 
 Hydra already rejects a misspelled key or an unknown option; this composes the config once up front (every value of
 a sweep included) so the user gets one short message naming the bad key and the valid choices, and no traceback.
@@ -17,14 +17,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, ValidationError
-from rich.table import Table
-from rich.text import Text
 
 from cvtrain.config import GROUPS
-from cvtrain.config.compose import CONF_DIR, ConfigSource, compose_config, config_composer
+from cvtrain.config.compose import ConfigSource, compose_config, config_composer
 from cvtrain.config.ranges import check_ranges
 from cvtrain.contracts.monitor import monitor_mode
-from cvtrain.engine.reporting import console
 from cvtrain.engine.sweep import OPTUNA_SWEEPER
 from cvtrain.errors import ConfigError
 
@@ -161,10 +158,17 @@ NEEDS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 )
 
 
-def missing_arguments(cfg: DictConfig, command: str) -> str | None:
-    """What `command` says when the composed `cfg` lacks an argument it cannot run without (`NEEDS`), else None."""
-    for name, keys, message in NEEDS:
-        if name == command and all(cfg.get(key) is None for key in keys):
+def missing_arguments(args: list[str], command: str) -> str | None:
+    """What `command` says when the config of `args` (checked by `check_overrides`) lacks an argument it cannot run
+    without (`NEEDS`), else None."""
+    needs = [(keys, message) for name, keys, message in NEEDS if name == command]
+    if not needs:
+        return None
+    source = ConfigSource.of(args)
+    with config_composer(source):
+        cfg = compose_config(_variants(_config_overrides(args))[0], command, source.config_name)
+    for keys, message in needs:
+        if all(cfg.get(key) is None for key in keys):
             return message
     return None
 
@@ -186,9 +190,6 @@ def check_overrides(args: list[str], command: str) -> str | None:
                 cfg = compose_config(variant, command, source.config_name)
                 OmegaConf.to_container(cfg, resolve=True)  # interpolations must resolve too
                 check_ranges(cfg)
-                missing = missing_arguments(cfg, command)
-                if missing:
-                    return missing
             except ConfigError as e:
                 return str(e)
             except Exception as e:
@@ -260,49 +261,6 @@ def sweeper_overrides(args: list[str], command: str) -> list[str]:
         )
     direction = "minimize" if set(modes.values()) == {"min"} else "maximize"
     return [*added, f"hydra.sweeper.direction={direction}"]
-
-
-def _describe(yaml_file: Path) -> str:
-    """The first comment line of an option's YAML (Hydra's `# @package` header skipped)."""
-    for line in yaml_file.read_text().splitlines():
-        if line.startswith("#") and not line.startswith("# @package"):
-            return line.lstrip("# ").strip()
-        if not line.startswith("#"):
-            break
-    return ""
-
-
-def print_help(subcommands: dict[str, str]) -> None:
-    console.print(
-        Text.assemble(
-            ("cvtrain", "bold"), ": train and evaluate image classifiers, segmenters and detectors.\n"
-        )
-    )
-    console.print(
-        f"usage: cvtrain {{{','.join(subcommands)}}} [group=option ...] [key=value ...] [-m] [--cfg job]\n"
-        "       cvtrain --version\n"
-    )
-    commands = Table(title="commands", show_header=False, box=None)
-    for name, text in subcommands.items():
-        commands.add_row(Text(name, style="bold"), text)
-    console.print(commands)
-    groups = Table(title="config groups (group=option)", show_header=True, header_style="bold")
-    groups.add_column("group")
-    groups.add_column("option")
-    groups.add_column("what it is")
-    for group in (*GROUPS, "experiment"):
-        label = "+experiment" if group == "experiment" else group  # experiments are added, not swapped
-        for i, f in enumerate(sorted(Path(CONF_DIR, group).glob("*.yaml"))):
-            groups.add_row(label if i == 0 else "", f.stem, _describe(f))
-    console.print(groups)
-    console.print(
-        "\nExamples:\n  cvtrain fit model=resnet50 data=imagenet data.root=/data/imagenet optim.lr=0.2\n"
-        "  cvtrain eval ckpt=outputs/fit/DATE/TIME/checkpoints/last.ckpt\n"
-        "  cvtrain export ckpt=outputs/fit/DATE/TIME/checkpoints/last.ckpt format=onnx\n"
-        "  cvtrain fit -m optim.lr=0.1,0.01 model=resnet18,alexnet\n"
-        "  cvtrain fit --cfg job        # print the composed config\n"
-        "  cvtrain fit --help           # Hydra's help: every key of the composed config"
-    )
 
 
 def checkpoint_group_choices(args: list[str]) -> list[str]:
