@@ -187,6 +187,7 @@ def _train_epoch(run: FitSetup, progress: FitProgress, epoch: int, skip: int, st
     run.bar.start_epoch(epoch, run.epochs, total, done=skip)
     meter = LossMeter()
     waits = DataWait(run.train_loader)
+    lr_every = max(1, min(run.log_every, total // 50))  # >= 50 lr points an epoch: every step of a short one
     n = skip
     for n, batch in enumerate(waits, start=skip + 1):
         run.bad_samples.check(batch.bad)
@@ -197,6 +198,8 @@ def _train_epoch(run: FitSetup, progress: FitProgress, epoch: int, skip: int, st
         stats = None
         if step_now and progress.step % run.log_every == 0:
             stats = _log_losses(run, progress.step, meter, epoch)
+        elif step_now and progress.step % lr_every == 0:  # curves.png's lr: more points than the losses
+            run.recorder.scalars("train", {"lr": run.optimizer.param_groups[0]["lr"]}, progress.step)
         run.bar.advance(stats)
         if not step_now:
             continue
