@@ -135,7 +135,9 @@ def score_coco(
 def _check_entries(entries: list[dict[str, Any]], coco_gt: Any, iou_types: list[str], source: str) -> None:
     """Each entry's image and category are in the annotations, and its mask (for `segm`) fits its image."""
     for index, entry in enumerate(entries):
-        if entry["image_id"] not in coco_gt.imgs:
+        if (
+            isinstance(entry["image_id"], list | dict) or entry["image_id"] not in coco_gt.imgs
+        ):  # JSON: [..], {..}
             raise DataError(
                 f"{source}: entry {index} has image_id {entry['image_id']!r}, not in the annotations"
             )
@@ -150,7 +152,7 @@ def _check_entries(entries: list[dict[str, Any]], coco_gt: Any, iou_types: list[
         )
         if problem:  # pycocotools and faster-coco-eval trust an RLE string: a malformed one crashes them
             raise DataError(f"{source}: entry {index}: {problem}")
-        if entry["category_id"] not in coco_gt.cats:
+        if isinstance(entry["category_id"], list | dict) or entry["category_id"] not in coco_gt.cats:
             raise DataError(
                 f"{source}: entry {index} has category_id {entry['category_id']!r}, not in the annotations "
                 "(use the file's category ids, not contiguous training labels)"
