@@ -72,7 +72,7 @@ def main() -> None:
     env_python = sys.executable
     ours, _ = timed(
         [env_python, "-m", "cvtrain.cli", "eval", "data=coco", f"data.val_ann={gt_file}",
-         f"predictions={dt_file}", "logger.progress=false", f"hydra.run.dir={run_dir}"],
+         f"predictions={dt_file}", f"hydra.run.dir={run_dir}"],
         args.repeats, Path.cwd(),
     )  # fmt: skip
     reference, out = timed(

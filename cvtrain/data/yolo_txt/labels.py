@@ -86,10 +86,10 @@ def _parse_line(
     path: Path,
     where: str,
     fields: list[str],
-    sizes: tuple[dict[int, int], int, int, bool],
+    context: tuple[dict[int, int], int, int, bool],  # `parse_labels`' classes, width, height, masks
     checks: AnnotationLog,
 ) -> None:
-    classes, width, height, masks = sizes
+    classes, width, height, masks = context
     text = " ".join(fields)
 
     def bad(what: str, fix: str = f"write it as {LINE_FORMAT}") -> None:
@@ -120,7 +120,7 @@ def _parse_line(
     if coordinates == 4:
         if masks:
             return bad(
-                "is a box, but instance segmentation (model=mask_rcnn) needs each object's outline",
+                f"{text!r} is a box, but instance segmentation (model=mask_rcnn) needs each object's outline",
                 "write it as a polygon `class x1 y1 x2 y2 ...`, or train a box-only model",
             )
         cx, cy, w, h = points

@@ -277,7 +277,7 @@ def test_unusable_polygons_are_listed_by_file_and_line_and_the_rest_kept(tmp_pat
         "the polygon of 3 points encloses no area",
         "the polygon of 4 points encloses no area",
         "'0 0.5 0.5' has 3 fields: too few for a box (5) or a polygon (7 or more)",
-        "is a box, but instance segmentation (model=mask_rcnn) needs each object's outline",
+        "'1 0.5 0.5 0.5 0.4' is a box, but instance segmentation (model=mask_rcnn) needs each object's outline",
     ]
     (record,) = data.records
     assert record.labels.tolist() == [0] and len(record.polygons) == 1
