@@ -6,12 +6,15 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Literal
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from hydra.utils import get_method
 from omegaconf import DictConfig
 from rich.text import Text
 
@@ -23,13 +26,50 @@ from cvtrain.engine.reporting import console, write_json
 from cvtrain.errors import CvtrainError
 from cvtrain.overrides import check_overrides, checkpoint_group_choices, missing_arguments, sweeper_overrides
 
+
+@dataclass(frozen=True)
+class Subcommand:
+    """A subcommand: its one-line help and its module's `run_<name>(cfg, run_dir, overrides)`, which returns
+    what the run found (a dict) or nothing. Adding a subcommand is that module and one entry below."""
+
+    help: str
+    run: str  # the function, by import path
+    reads_checkpoint: bool = False  # composes with the group choices stored in its ckpt=
+    # results.json in the run directory: fit's always (a sweep re-run reuses a finished job by it), bench's in a
+    # sweep (the summary ranks its jobs by it)
+    results_json: Literal["always", "in a sweep", "never"] = "never"
+
+
 SUBCOMMANDS = {
-    "fit": "train, evaluating every trainer.eval_every epochs; keeps checkpoints/best.ckpt and last.ckpt",
-    "eval": "re-evaluate a checkpoint (ckpt=PATH), or score a saved predictions file (predictions=FILE)",
-    "predict": "run a checkpoint on images (ckpt=PATH inputs=FILE_OR_DIR) and write what it sees",
-    "data check": "read every image and annotation of data=... as fit would, report counts and problems",
-    "export": "write a checkpoint's model as ONNX or TorchScript (ckpt=PATH format=onnx|torchscript), parity-checked",
-    "bench": "time the input pipeline and the training step as fit runs them (bench.steps=N); writes bench.json",
+    "fit": Subcommand(
+        "train, evaluating every trainer.eval_every epochs; keeps checkpoints/best.ckpt and last.ckpt",
+        "cvtrain.commands.fit.run_fit",
+        results_json="always",
+    ),
+    "eval": Subcommand(
+        "re-evaluate a checkpoint (ckpt=PATH), or score a saved predictions file (predictions=FILE)",
+        "cvtrain.commands.evaluate.run_eval",
+        reads_checkpoint=True,
+    ),
+    "predict": Subcommand(
+        "run a checkpoint on images (ckpt=PATH inputs=FILE_OR_DIR) and write what it sees",
+        "cvtrain.commands.predict.run_predict",
+        reads_checkpoint=True,
+    ),
+    "data check": Subcommand(
+        "read every image and annotation of data=... as fit would, report counts and problems",
+        "cvtrain.commands.data_check.run_data_check",
+    ),
+    "export": Subcommand(
+        "write a checkpoint's model as ONNX or TorchScript (ckpt=PATH format=onnx|torchscript), parity-checked",
+        "cvtrain.commands.export.run_export",
+        reads_checkpoint=True,
+    ),
+    "bench": Subcommand(
+        "time the input pipeline and the training step as fit runs them (bench.steps=N); writes bench.json",
+        "cvtrain.commands.bench.run_bench",
+        results_json="in a sweep",
+    ),
 }
 log = logging.getLogger("cvtrain")
 
@@ -51,35 +91,13 @@ def _job(command: str, cfg: DictConfig, injected: list[str]) -> float | None:
             )
             sweep.mark_reused(run_dir, earlier)
             return sweep.objective(earlier)
+    subcommand = SUBCOMMANDS[command.replace("_", " ")]
     try:
+        results = get_method(subcommand.run)(cfg, run_dir, overrides)
+        if subcommand.results_json == "always" or (multirun and subcommand.results_json == "in a sweep"):
+            write_json(run_dir / "results.json", {**results, "overrides": overrides})
         if command == "fit":
-            from cvtrain.commands.fit import run_fit
-
-            results = {**run_fit(cfg, run_dir), "overrides": overrides}
-            write_json(run_dir / "results.json", results)  # the key that lets a re-run reuse this job
             return sweep.objective(results)
-        elif command == "eval":
-            from cvtrain.commands.evaluate import run_eval
-
-            run_eval(cfg, run_dir, overrides)
-        elif command == "predict":
-            from cvtrain.commands.predict import run_predict
-
-            run_predict(cfg, run_dir, overrides)
-        elif command == "data_check":
-            from cvtrain.commands.data_check import run_data_check
-
-            run_data_check(cfg, run_dir)
-        elif command == "export":
-            from cvtrain.commands.export import run_export
-
-            run_export(cfg, run_dir, overrides)
-        else:  # bench
-            from cvtrain.commands.bench import run_bench
-
-            results = run_bench(cfg, run_dir)
-            if multirun:  # the sweep summary reads results.json: jobs ranked by training throughput
-                write_json(run_dir / "results.json", {**results, "overrides": overrides})
     except Exception as e:
         if not multirun and not isinstance(e, CvtrainError):
             raise  # a bug: keep the traceback
@@ -143,7 +161,7 @@ def hydra_argv(args: list[str], *extra_overrides: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print_help(SUBCOMMANDS)
+        print_help({name: s.help for name, s in SUBCOMMANDS.items()})
         return
     if argv[0] in ("-V", "--version"):
         print(f"cvtrain {version('cvtrain')}")
@@ -159,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         raise SystemExit(2)
     register_schemas()
-    injected = checkpoint_group_choices(rest) if command in ("eval", "predict", "export") else []
+    injected = (
+        checkpoint_group_choices(rest) if SUBCOMMANDS[command.replace("_", " ")].reads_checkpoint else []
+    )
     rest = [*injected, *rest]
     problem = check_overrides(rest, command) or missing_arguments(rest, command)
     multirun = any(a in ("-m", "--multirun") for a in rest)

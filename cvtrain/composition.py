@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from cvtrain.config import GROUPS, Config, to_plain
+from cvtrain.config import CHECKPOINT_GROUPS, Config, to_plain
 from cvtrain.contracts.outputs import PredictionOutputs
 from cvtrain.contracts.task import Task
 from cvtrain.data.annotations.checks import write_listing
@@ -141,7 +141,7 @@ def group_choices() -> dict[str, str]:
     if not HydraConfig.initialized():
         return {}
     choices = HydraConfig.get().runtime.choices
-    return {g: str(choices[g]) for g in GROUPS if g in choices and choices[g] is not None}
+    return {g: str(choices[g]) for g in CHECKPOINT_GROUPS if g in choices and choices[g] is not None}
 
 
 def finish(run_dir: Path, results: dict[str, Any], evaluator: Any, title: str) -> None:

@@ -18,7 +18,7 @@ from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, ValidationError
 
-from cvtrain.config import GROUPS
+from cvtrain.config import CHECKPOINT_GROUPS, GROUPS
 from cvtrain.config.compose import ConfigSource, compose_config, config_composer
 from cvtrain.config.ranges import check_ranges
 from cvtrain.contracts.monitor import monitor_mode
@@ -274,4 +274,5 @@ def checkpoint_group_choices(args: list[str]) -> list[str]:
 
     state = peek(ckpt) or {}
     given = {a.split("=", 1)[0].lstrip("+~") for a in args}
-    return [f"{g}={o}" for g, o in (state.get("choices") or {}).items() if g not in given]
+    choices = (state.get("choices") or {}).items()  # older checkpoints also hold the logger's
+    return [f"{g}={o}" for g, o in choices if g in CHECKPOINT_GROUPS and g not in given]

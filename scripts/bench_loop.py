@@ -121,8 +121,7 @@ def take_turns(
         f"trainer.device={device}",
         f"data.num_workers={workers}",
         "trainer.precision=32",
-        "logger.tensorboard=false",
-        "logger.progress=false",
+        "logger=[csv]",
         # one log line (a read of the losses: a GPU sync) in every segment, more often than the default 20 steps
         f"trainer.log_every={turns.segment}",
         "sched=constant",
@@ -141,7 +140,7 @@ def take_turns(
     loop.train_step = timed_train_step
     try:
         with tempfile.TemporaryDirectory() as run_dir:
-            run_fit(cfg, Path(run_dir))
+            run_fit(cfg, Path(run_dir), overrides=[])
     except TimedEnough:
         return
     finally:

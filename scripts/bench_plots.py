@@ -21,7 +21,7 @@ import numpy as np
 
 from cvtrain.contracts.plots import ConfusionData, Panel, PlotData, PRCurve, Preview
 from cvtrain.engine.plotting import PreviewCollector, RunPlots, read_rows
-from cvtrain.engine.reporting import MetricsRecorder
+from cvtrain.engine.recorders.fanout import Recorders
 from cvtrain.plots import figures
 from cvtrain.plots.draw import tile_previews
 
@@ -82,7 +82,7 @@ def main() -> None:
         collector = PreviewCollector(task=None, batches=1)  # type: ignore[arg-type]
         panel = Panel(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8), "image.jpg: truth")
         collector.previews = [Preview((panel, panel))] * 8
-        plots = RunPlots(run_dir, MetricsRecorder(run_dir, tensorboard=False), task=None)  # type: ignore[arg-type]
+        plots = RunPlots(run_dir, Recorders([]), task=None)  # type: ignore[arg-type]
         train, evaluations = read_rows(run_dir / "train_log.csv"), read_rows(run_dir / "metrics.csv")
         data = evaluator.plot_data()
         parts = {

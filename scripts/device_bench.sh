@@ -69,7 +69,7 @@ else
 fi
 SHAPES=$WORK/shapes
 JPEG=$WORK/jpeg_photos
-COMMON=(trainer.device=$DEVICE trainer.precision=$PREC logger.progress=false hydra.output_subdir=hydra)
+COMMON=(trainer.device=$DEVICE trainer.precision=$PREC logger.console.progress=false hydra.output_subdir=hydra)
 
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:-}" >> "$OUT/runs.tsv"; }
 
@@ -254,12 +254,12 @@ if [ "$CHECK_CONFIGS" != 1 ]; then
     CHECKS=$WORK/checks
     run fit_fp16 "$T_CHECK" "$PY" -m cvtrain.cli fit model=resnet18 data=synthetic data.image_size=64 \
         data.batch_size=64 data.length=$FP16_LEN trainer.epochs=2 trainer.device=$DEVICE trainer.precision=$HALF \
-        logger.progress=false "hydra.run.dir=$CHECKS/fit_fp16"
+        logger.console.progress=false "hydra.run.dir=$CHECKS/fit_fp16"
     run eval_fp16 "$T_CHECK" "$PY" -m cvtrain.cli eval "ckpt=$CHECKS/fit_fp16/checkpoints/last.ckpt" \
-        logger.progress=false "hydra.run.dir=$CHECKS/eval_fp16"
+        logger.console.progress=false "hydra.run.dir=$CHECKS/eval_fp16"
     run fit_nvjpeg "$T_CHECK" "$PY" -m cvtrain.cli fit model=resnet18 data=imagefolder \
         "data.root=$FX/imagenet-mini" data.decode=device data.batch_size=6 data.num_workers=2 aug=imagenet \
-        trainer.epochs=2 trainer.device=$DEVICE trainer.precision=bf16 logger.progress=false \
+        trainer.epochs=2 trainer.device=$DEVICE trainer.precision=bf16 logger.console.progress=false \
         "hydra.run.dir=$CHECKS/fit_nvjpeg"
     for r in fit_fp16 eval_fp16 fit_nvjpeg; do
         mkdir -p "$OUT/checks/$r" && cp "$CHECKS/$r"/{results.json,cvtrain.log} "$OUT/checks/$r/" 2>/dev/null

@@ -219,7 +219,7 @@ def read_results(run_dir: Path) -> dict:
 
 
 # Settings that make a CLI run take seconds: tiny images, a few steps, no worker processes.
-FAST = ("trainer.device=cpu", "data.num_workers=0", "logger.progress=false", "trainer.log_every=1")
+FAST = ("trainer.device=cpu", "data.num_workers=0", "logger.console.progress=false", "trainer.log_every=1")
 
 # A Faster R-CNN that trains in seconds on 64 px images.
 TINY_FASTER_RCNN = (

@@ -331,3 +331,15 @@ def test_regularised_fit_resumes_exactly(regularised: Path, folder: Path, tmp_pa
     assert resumed["steps"] == 6
     for key in ("top1_err", "loss"):
         assert resumed[key] == pytest.approx(full[key], abs=1e-6), key
+
+
+def test_every_subcommand_names_a_function_taking_config_run_dir_and_overrides() -> None:
+    import inspect
+
+    from hydra.utils import get_method
+
+    from cvtrain.cli import SUBCOMMANDS
+
+    for name, subcommand in SUBCOMMANDS.items():
+        params = list(inspect.signature(get_method(subcommand.run)).parameters)
+        assert params[:3] == ["raw_cfg", "run_dir", "overrides"], name

@@ -159,7 +159,7 @@ def test_faster_rcnn_learns_the_shapes_on_the_cpu(tmp_path: Path) -> None:
         "fit",
         "+experiment=shapes_faster_rcnn",
         "trainer.device=cpu",
-        "logger.progress=false",
+        "logger.console.progress=false",
         f"data.cache_dir={tmp_path / 'cache'}",
         f"hydra.run.dir={tmp_path / 'run'}",
         cwd=tmp_path,

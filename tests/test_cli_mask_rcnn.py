@@ -56,7 +56,7 @@ def test_mask_rcnn_trains_two_steps_and_reports_box_and_mask_ap(tmp_path: Path) 
 def test_mask_rcnn_learns_the_shapes_masks_on_the_cpu(tmp_path: Path) -> None:
     """The CPU recipe (conf/experiment/shapes_mask_rcnn.yaml)."""
     run_cli(
-        "fit", "+experiment=shapes_mask_rcnn", "trainer.device=cpu", "logger.progress=false",
+        "fit", "+experiment=shapes_mask_rcnn", "trainer.device=cpu", "logger.console.progress=false",
         f"data.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=7200,
     )  # fmt: skip
     results = read_results(tmp_path / "run")

@@ -26,8 +26,7 @@ RUN = (
     "trainer.device=cpu",
     "trainer.log_every=1",
     "trainer.checkpoint_every=1",
-    "logger.progress=false",
-    "logger.tensorboard=false",
+    "logger=[csv]",
 )
 SAME = ("top1_acc", "top5_acc", "top1_err", "top5_err", "loss", "best_top1_err", "epochs", "steps")
 
@@ -110,8 +109,7 @@ LONG_EVAL = (
     "trainer.epochs=2",
     "trainer.device=cpu",
     "trainer.log_every=1",
-    "logger.progress=false",
-    "logger.tensorboard=false",
+    "logger=[csv]",
 )
 EVAL_BATCHES = 500
 

@@ -149,12 +149,11 @@ def test_every_model_trains_two_steps_and_its_checkpoint_evaluates_identically(
         "trainer.device=cpu",
         "trainer.epochs=1",
         "trainer.max_steps=2",
-        "logger.tensorboard=false",
-        "logger.progress=false",
+        "logger=[csv]",
     )
     (tmp_path / "fit").mkdir()
     (tmp_path / "eval").mkdir()
-    fit = run_fit(cfg, tmp_path / "fit")
+    fit = run_fit(cfg, tmp_path / "fit", overrides=[])
     assert fit["steps"] == 2 and fit["monitor"] == "miou" and 0.0 <= fit["miou"] <= 1.0
     eval_cfg = compose_raw("command=eval", f"ckpt={tmp_path / 'fit' / 'checkpoints' / 'last.ckpt'}")
     again = run_eval(eval_cfg, tmp_path / "eval", overrides=[])
@@ -171,7 +170,7 @@ def test_segmenter_learns_the_shapes_on_the_cpu(experiment: str, tmp_path: Path)
         "fit",
         f"+experiment={experiment}",
         "trainer.device=cpu",
-        "logger.progress=false",
+        "logger.console.progress=false",
         f"data.cache_dir={tmp_path / 'cache'}",
         f"hydra.run.dir={tmp_path / 'run'}",
         cwd=tmp_path,

@@ -109,11 +109,29 @@ def test_an_unset_required_value_names_its_key() -> None:
 
 
 def test_plots_are_on_by_default_and_switch_off_as_a_typed_bool() -> None:
-    assert compose_config().logger.plots is True
-    assert compose_config("logger.plots=false").logger.plots is False
-    assert compose_config("logger=none").logger.plots is False
-    problem = check_overrides(["logger.plots=sometimes"], "fit")
-    assert problem is not None and "logger.plots" in problem
+    assert compose_config().trainer.plots is True
+    assert compose_config("trainer.plots=false").trainer.plots is False
+    problem = check_overrides(["trainer.plots=sometimes"], "fit")
+    assert problem is not None and "trainer.plots" in problem
+
+
+def test_the_logger_group_is_a_list_of_recorders_each_typed_by_its_schema() -> None:
+    assert list(compose_config().logger) == ["tensorboard", "csv", "console"]  # the defaults
+    assert list(compose_config("logger=[tensorboard,csv]").logger) == ["tensorboard", "csv"]
+    assert compose_config("logger=none").logger == compose_config("logger=[]").logger == {}
+    console = compose_config("logger.console.progress=false").logger["console"]
+    assert type(console).__name__ == "ConsoleConfig" and console.progress is False
+    assert check_overrides(["-m", "logger=[tensorboard,csv],[csv]"], "fit") is None  # a sweep of lists
+    for typo, named in (
+        (["logger.console.progres=false"], "logger.console.progres"),
+        (["logger.console.progress=sometimes"], "logger.console.progress"),
+        (["logger=[tensorboard,cvs]"], "logger/cvs"),
+        (["logger=[csv]", "logger.console.progress=false"], "logger.console"),  # no console chosen
+    ):
+        problem = check_overrides(typo, "fit")
+        assert problem is not None and named in problem, (typo, problem)
+    with pytest.raises(ConfigError, match="logger.csv.path is not an option of logger.csv"):
+        compose_config("+logger.csv.path=x")
 
 
 def test_regularisation_options_compose_typed_and_reach_model_and_task() -> None:

@@ -81,7 +81,10 @@ def _arguments(command: str) -> tuple[str, list[str]] | None:
         return None
     args = []
     for word in words[1:]:
-        key, eq, value = word.strip("[]").partition("=")
+        # `[key=value]`: an optional argument of a usage line (`logger=[tensorboard,csv]` is a list value)
+        if word.startswith("[") and word.endswith("]"):
+            word = word[1:-1]
+        key, eq, value = word.partition("=")
         if value.startswith("<") or not value:
             continue  # `model=<name>`, `data.root=...`: the user's own choice
         args.append(f"{key}={PLACEHOLDERS.get(value, value)}" if eq else word)

@@ -116,7 +116,7 @@ def test_the_data_workers_of_a_killed_fit_exit_with_it(tmp_path: Path) -> None:
         [
             sys.executable, "-m", "cvtrain.cli", "fit", "data.train_per_class=8", "data.val_per_class=2",
             "data.batch_size=4", "data.num_workers=2", "trainer.epochs=2", "trainer.device=cpu",
-            "logger.progress=false", "logger.tensorboard=false", f"data.cache_dir={tmp_path / 'shapes'}",
+            "logger=[csv]", f"data.cache_dir={tmp_path / 'shapes'}",
             f"hydra.run.dir={tmp_path / 'run'}",
         ],
         tmp_path,

@@ -29,10 +29,10 @@ from cvtrain.engine.reporting import log, show, write_json
 from cvtrain.engine.state import FitProgress, FitSetup
 
 
-def run_bench(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run_bench(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     cfg = to_typed(raw_cfg)
     steps, warmup = cfg.bench.steps, cfg.bench.warmup  # their ranges are checked by to_typed
-    cfg.logger.tensorboard = False  # bench.json is what a bench writes
+    cfg.logger = {}  # bench.json is what a bench writes
     setup = build_setup(cfg, need_train=True)
     run = build_run(cfg, setup, run_dir)
     run.model.train()

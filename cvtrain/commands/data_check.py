@@ -124,7 +124,7 @@ def difficult_objects(dataset: Dataset) -> int:
     return int(sum(record.difficult.sum() for record in records or ()))
 
 
-def run_data_check(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run_data_check(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     cfg = to_typed(raw_cfg)
     d = cfg.data
     if d.format == "synthetic":

@@ -15,7 +15,8 @@ from cvtrain.config import to_typed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoints.restore import restore
 from cvtrain.engine.loop import evaluate
-from cvtrain.engine.reporting import TrainProgress, log, write_json
+from cvtrain.engine.recorders.console import progress_bar
+from cvtrain.engine.reporting import log, write_json
 from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
 
 
@@ -34,7 +35,7 @@ def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[s
     restored.load_weights(setup.model)
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
     sinks = [setup.outputs.results_writer(setup.data.val, run_dir)] if cfg.eval.save_predictions else []
-    progress = TrainProgress(cfg.logger.progress)
+    progress = progress_bar(cfg.logger)
     try:
         with StopRequest() as stop:
             log.info(

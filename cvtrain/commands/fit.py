@@ -33,12 +33,13 @@ from cvtrain.engine.ema import ModelEMA
 from cvtrain.engine.loop import fit
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.plotting import RunPlots
-from cvtrain.engine.reporting import MetricsRecorder, TrainProgress, log
+from cvtrain.engine.recorders.fanout import build_recorders, flatten
+from cvtrain.engine.reporting import log
 from cvtrain.engine.state import FitProgress, FitSetup
 from cvtrain.errors import ConfigError, CvtrainError
 
 
-def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run_fit(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = to_typed(raw_cfg)
     setup = build_setup(cfg, need_train=True)
@@ -47,7 +48,7 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     assert train_ds is not None
     run = build_run(cfg, setup, run_dir)
     monitor = run.monitor
-    if cfg.logger.plots and distributed.is_main():
+    if cfg.trainer.plots and distributed.is_main():
         run.plots = RunPlots(run_dir, run.recorder, setup.outputs)
     if distributed.is_main():  # a killed write left its temporary behind; no other process writes here
         remove_stale_temporaries(run_dir / "checkpoints")
@@ -68,9 +69,10 @@ def run_fit(raw_cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     )
     try:
         final = fit(run, progress)
+        metrics = {k: v for k, v in final.items() if k not in ("epoch", "step")}
+        run.recorder.hyperparameters(flatten(config_record(cfg)), metrics)
     finally:
         run.recorder.close()
-    metrics = {k: v for k, v in final.items() if k not in ("epoch", "step")}
     not_finite = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
     results = {
         "status": "failed" if not_finite else "ok",
@@ -127,6 +129,7 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitSetup:
     scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.amp_dtype == torch.float16)
     evaluator = setup.task.evaluator(setup.data.val)
     monitor = t.monitor or setup.task.monitor(setup.data.val)
+    recorders = build_recorders(cfg.logger, run_dir)
     return FitSetup(
         model=model,
         task=setup.task,
@@ -146,8 +149,8 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitSetup:
         log_every=t.log_every,
         monitor=monitor,
         monitor_mode=monitor_mode(monitor),
-        recorder=MetricsRecorder(run_dir, cfg.logger.tensorboard),
-        bar=TrainProgress(cfg.logger.progress),
+        recorder=recorders,
+        bar=recorders.progress,
         bad_samples=BadSampleLog(d.on_bad_image.value, run_dir),
         ema=ModelEMA(setup.model, decay=t.ema_decay) if t.ema else None,
         checkpoint_every=t.checkpoint_every,

@@ -17,7 +17,8 @@ from cvtrain.engine import distributed, loaders
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoints.restore import restore
 from cvtrain.engine.loop import evaluate
-from cvtrain.engine.reporting import TrainProgress, log, show
+from cvtrain.engine.recorders.console import progress_bar
+from cvtrain.engine.reporting import log, show
 from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
 from cvtrain.host_memory import keep_freed_memory
 from cvtrain.models.build import build_model
@@ -44,7 +45,7 @@ def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> lis
     )
     outputs = outputs_of(cfg, restored.class_names)
     writer = outputs.predict_writer(run_dir)
-    progress = TrainProgress(cfg.logger.progress)
+    progress = progress_bar(cfg.logger)
     try:
         with StopRequest() as stop:
             log.info("predict %s on %d image(s), device %s", cfg.ckpt, len(images), device)

@@ -15,15 +15,18 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from cvtrain.config import data, model, training  # noqa: F401  (their @schema classes register on import)
+from cvtrain.config import data, logger, model, training  # noqa: F401  (their @schema classes register on import)
 from cvtrain.config.data import available_cpus, shapes_image_size
 from cvtrain.config.ranges import bounded, check_ranges
 from cvtrain.config.registry import SCHEMAS
-from cvtrain.config.training import LoggerConfig, TrainerConfig
+from cvtrain.config.training import TrainerConfig
 from cvtrain.errors import ConfigError
 
-# The config groups a user picks options of (`data=voc`); stored in checkpoints so `eval` recomposes them.
+# The config groups a user picks options of (`data=voc`, `logger=[tensorboard,csv]`).
 GROUPS = ("data", "model", "optim", "sched", "aug", "trainer", "logger")
+# Those a checkpoint stores, so that `eval` recomposes them: what the model was trained with. The recorders are how
+# one run reports, so each command takes its own.
+CHECKPOINT_GROUPS = ("data", "model", "optim", "sched", "aug", "trainer")
 
 
 class COCOBackend(StrEnum):
@@ -80,7 +83,8 @@ class Config:
     sched: Any = MISSING
     aug: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # the chosen recorders by name (`logger.tensorboard`, ...), each typed by its schema in cvtrain/config/logger.py
+    logger: dict[str, Any] = field(default_factory=dict)
 
 
 def register_schemas() -> None:
@@ -105,6 +109,8 @@ def to_typed(cfg: DictConfig) -> Config:
         ) from None
     for group in GROUPS:
         _reject_added_keys(getattr(typed, group), group)
+    for name, recorder in typed.logger.items():  # type: ignore[attr-defined]
+        _reject_added_keys(recorder, f"logger.{name}")
     return typed  # type: ignore[return-value]
 
 

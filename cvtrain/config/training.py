@@ -1,4 +1,4 @@
-"""Schemas of the optimisation groups (`optim`, `sched`), the `aug` presets, and `trainer` / `logger`."""
+"""Schemas of the optimisation groups (`optim`, `sched`), the `aug` presets, and `trainer`."""
 
 from __future__ import annotations
 
@@ -111,12 +111,5 @@ class TrainerConfig:
     ema: bool = False  # evaluate an exponential moving average of the weights
     ema_decay: float = bounded(0.9999, ge=0, lt=1)
     deterministic: bool = False
-
-
-@dataclass
-class LoggerConfig:
-    tensorboard: bool = True
-    progress: bool = True  # rich progress bar (only on a terminal)
-    plots: bool = (
-        True  # fit: plots/ in the run directory (and TensorBoard images), refreshed at each evaluation
-    )
+    # fit: plots/ in the run directory (and TensorBoard images), refreshed at each evaluation
+    plots: bool = True

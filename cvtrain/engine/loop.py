@@ -195,12 +195,11 @@ def _train_epoch(run: FitSetup, progress: FitProgress, epoch: int, skip: int, st
             continue
         step_now = n % run.accumulate == 0 or n == total
         meter.add(train_step(run, progress, batch, step_now), len(batch))
-        stats = None
         if step_now and progress.step % run.log_every == 0:
-            stats = _log_losses(run, progress.step, meter, epoch)
+            _log_losses(run, progress.step, meter, epoch)
         elif step_now and progress.step % lr_every == 0:  # curves.png's lr: more points than the losses
             run.recorder.scalars("train", {"lr": run.optimizer.param_groups[0]["lr"]}, progress.step)
-        run.bar.advance(stats)
+        run.bar.advance()
         if not step_now:
             continue
         stopping = stop.requested()
@@ -234,7 +233,7 @@ def _done(run: FitSetup, progress: FitProgress) -> bool:
     return run.max_steps is not None and progress.step >= run.max_steps
 
 
-def _log_losses(run: FitSetup, step: int, meter: LossMeter, epoch: int) -> str:
+def _log_losses(run: FitSetup, step: int, meter: LossMeter, epoch: int) -> None:
     means, rate = meter.flush()
     if not math.isfinite(means["loss"]):
         raise diverged(step, epoch, means["loss"])
@@ -242,7 +241,6 @@ def _log_losses(run: FitSetup, step: int, meter: LossMeter, epoch: int) -> str:
     run.recorder.scalars("train", {**means, "lr": lr, "images_per_s": rate}, step)
     loss_text = " ".join(f"{k}={v:.4f}" for k, v in means.items())
     log.info("epoch %d step %d %s lr=%.3g %s", epoch + 1, step, loss_text, lr, rate_text(rate))
-    return f"loss={means['loss']:.4f} lr={lr:.3g} {rate_text(rate)}"
 
 
 def _evaluate_or_stop(
@@ -289,7 +287,7 @@ def _evaluate_and_keep_best(
         )
     row = {"epoch": epoch, "step": progress.step, **metrics}
     progress.history.append(row)
-    run.recorder.evaluation(row, progress.step, train={"data_wait_share": progress.data_wait_share})
+    run.recorder.scalars("val", row, progress.step)
     log.info("epoch %d eval: %s", epoch, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     if run.plots is not None:
         run.plots.write(evaluator, collector, progress.step)

@@ -1,7 +1,8 @@
-"""The run's `plots/` folder, refreshed after every evaluation on rank 0 (`logger.plots`), and the same pictures
-in TensorBoard under `plots/`:
+"""The run's `plots/` folder, refreshed after every evaluation on rank 0 (`trainer.plots`), and the same pictures
+to the recorders (TensorBoard's images tab) as `plots/<name>`:
 
-- `curves.png`: train losses and learning rate (`train_log.csv`) and every metric (`metrics.csv`) over steps;
+- `curves.png`: train losses and learning rate (`train_log.csv`) and every metric (`metrics.csv`) over steps
+  (those files are the `csv` recorder's: without it, no curves);
 - `confusion_matrix.png`, `pr_curve.png`: from the evaluator's `plot_data()` (when it has them);
 - `predictions.png`: validation images spread over the set, as the task's outputs draw them (truth next to
   prediction).
@@ -22,7 +23,7 @@ from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.outputs import PredictionOutputs
 from cvtrain.contracts.plots import Preview
-from cvtrain.engine.reporting import MetricsRecorder
+from cvtrain.contracts.recorder import Recorder
 from cvtrain.plots import figures
 from cvtrain.plots.draw import tile_previews
 
@@ -68,7 +69,7 @@ def read_rows(path: Path) -> list[dict[str, float]]:
 class RunPlots:
     """Writes the pictures of a run (see the module doc); made on rank 0 only."""
 
-    def __init__(self, run_dir: Path, recorder: MetricsRecorder, outputs: PredictionOutputs):
+    def __init__(self, run_dir: Path, recorder: Recorder, outputs: PredictionOutputs):
         self.run_dir = Path(run_dir)
         self.folder = self.run_dir / "plots"
         self.recorder = recorder
@@ -91,13 +92,13 @@ class RunPlots:
     def _write(
         self, evaluator: Evaluator | None, collector: PreviewCollector | None, step: int
     ) -> list[Path]:
-        pictures = {
-            "curves": figures.render(
-                figures.curves_figure(
-                    read_rows(self.run_dir / "train_log.csv"), read_rows(self.run_dir / "metrics.csv")
-                )
-            )
-        }
+        pictures = {}
+        train, evaluations = (
+            read_rows(self.run_dir / "train_log.csv"),
+            read_rows(self.run_dir / "metrics.csv"),
+        )
+        if train or evaluations:  # the CSV recorder's files: no curves without it
+            pictures["curves"] = figures.render(figures.curves_figure(train, evaluations))
         data = evaluator.plot_data() if evaluator is not None else None
         if data is not None and data.confusion is not None:
             pictures["confusion_matrix"] = figures.render(figures.confusion_figure(data.confusion))

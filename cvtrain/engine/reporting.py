@@ -1,4 +1,4 @@
-"""What a run shows and records: the rich console, progress bar, metrics tables, metrics.csv and TensorBoard.
+"""What a run shows: the rich console, its log handler, progress bars, metrics tables, and results.json.
 
 Only rank 0 reports; on other ranks every object here is inert. On a terminal the console is rich's; when stdout is
 not one (a SLURM log file, `| tee`, CI) nothing is hard-wrapped: every message is one full line, so a path in it
@@ -31,8 +31,6 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
-
-from cvtrain.engine.csv_log import CsvLog
 
 log = logging.getLogger("cvtrain")
 
@@ -159,12 +157,14 @@ class TrainProgress:
             self.progress.start()
         self.task_id = self.progress.add_task(label, total=total, completed=done, label=label, stats="")
 
-    def advance(self, stats: str | None = None) -> None:
+    def advance(self) -> None:
         if self.progress is not None:
-            if stats is None:
-                self.progress.advance(self.task_id)
-            else:
-                self.progress.update(self.task_id, advance=1, stats=stats)
+            self.progress.advance(self.task_id)
+
+    def show_stats(self, stats: str) -> None:
+        """Text beside the bar (the last logged loss, lr and throughput), until the next."""
+        if self.progress is not None:
+            self.progress.update(self.task_id, stats=stats)
 
     def end_epoch(self) -> None:
         if self.progress is not None:
@@ -179,43 +179,3 @@ class TrainProgress:
 
 
 NO_PROGRESS = TrainProgress(enabled=False)  # shows nothing and holds no state: one serves every caller
-
-
-class MetricsRecorder:
-    """metrics.csv (one row per evaluation), train_log.csv (a row per logged step, and one per epoch with its
-    data-wait share) and TensorBoard scalars, in the run directory. Each CSV has one header (`CsvLog`)."""
-
-    def __init__(self, run_dir: Path, tensorboard: bool):
-        self.run_dir = Path(run_dir)
-        self.metrics_csv = CsvLog(self.run_dir / "metrics.csv")
-        self.train_csv = CsvLog(self.run_dir / "train_log.csv")
-        self.writer = None
-        if tensorboard and _is_main():
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
-
-    def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
-        """TensorBoard scalars under `prefix/`; the train ones also go to train_log.csv (for curves.png)."""
-        if prefix == "train" and _is_main():
-            self.train_csv.append({"step": step, **values})
-        if self.writer is not None:
-            for name, value in values.items():
-                self.writer.add_scalar(f"{prefix}/{name}", value, step)
-
-    def evaluation(self, row: Mapping[str, Any], step: int, train: Mapping[str, Any] | None = None) -> None:
-        """Append one evaluation to metrics.csv and to TensorBoard under val/. `train`: more metrics.csv columns
-        about the epoch before it (TensorBoard has those under train/ every epoch)."""
-        if not _is_main():
-            return
-        self.metrics_csv.append({**row, **(train or {})})
-        self.scalars("val", {k: v for k, v in row.items() if isinstance(v, float)}, step)
-
-    def image(self, tag: str, image: Any, step: int) -> None:
-        """A uint8 RGB picture [H, W, 3] in TensorBoard's images tab."""
-        if self.writer is not None:
-            self.writer.add_image(tag, image, step, dataformats="HWC")
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()

@@ -13,11 +13,12 @@ from torch.utils.data import DataLoader
 
 from cvtrain.contracts.evaluator import Evaluator
 from cvtrain.contracts.monitor import MonitorMode
+from cvtrain.contracts.recorder import Recorder
 from cvtrain.contracts.task import Task
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.ema import ModelEMA
 from cvtrain.engine.plotting import RunPlots
-from cvtrain.engine.reporting import MetricsRecorder, TrainProgress
+from cvtrain.engine.reporting import TrainProgress
 
 
 @dataclass
@@ -42,7 +43,7 @@ class FitSetup:
     log_every: int
     monitor: str
     monitor_mode: MonitorMode
-    recorder: MetricsRecorder
+    recorder: Recorder
     bar: TrainProgress  # the console's progress bar
     bad_samples: BadSampleLog
     ema: ModelEMA | None = None
@@ -50,7 +51,9 @@ class FitSetup:
     accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
     channels_last: bool = False
     checkpoint_extra: dict[str, Any] = field(default_factory=dict)  # config, class names
-    plots: RunPlots | None = None  # rank 0 with logger.plots: the plots/ folder, refreshed at each evaluation
+    plots: RunPlots | None = (
+        None  # rank 0 with trainer.plots: the plots/ folder, refreshed at each evaluation
+    )
 
     @property
     def checkpoint_dir(self) -> Path:

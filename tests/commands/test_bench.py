@@ -84,4 +84,4 @@ def test_a_sweep_of_benches_on_synthetic_data_is_summarised_by_throughput(tmp_pa
 
 def test_bench_needs_at_least_one_step(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"bench.steps=0 is out of range: bench.steps must be >= 1\."):
-        run_bench(compose_raw("command=bench", "bench.steps=0"), tmp_path)
+        run_bench(compose_raw("command=bench", "bench.steps=0"), tmp_path, overrides=[])

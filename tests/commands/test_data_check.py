@@ -30,7 +30,9 @@ def check(tmp_path: Path, *overrides: str) -> dict:
     run_dir = tmp_path / "run"
     run_dir.mkdir(exist_ok=True)
     try:
-        return run_data_check(compose_raw("command=data_check", "data.num_workers=0", *overrides), run_dir)
+        return run_data_check(
+            compose_raw("command=data_check", "data.num_workers=0", *overrides), run_dir, overrides=[]
+        )
     except DataError as e:
         report = run_dir / "data_check.json"
         e.report = json.loads(report.read_text()) if report.is_file() else None  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ EXPERIMENT = """\
 defaults:
   - override /data: synthetic
   - override /model: tiny_cnn
+  - override /logger: [csv]
   - _self_
 data:
   length: 8
@@ -33,9 +34,6 @@ data:
 trainer:
   epochs: 1
   device: cpu
-logger:
-  progress: false
-  tensorboard: false
   plots: false
 """
 

@@ -23,7 +23,9 @@ from cvtrain.engine.checkpoints.training import resume
 from cvtrain.engine.loop import evaluate, fit, start_epoch, train_step
 from cvtrain.engine.meters import LossMeter
 from cvtrain.engine.optim import build_optimizer, build_scheduler
-from cvtrain.engine.reporting import MetricsRecorder, TrainProgress
+from cvtrain.engine.recorders.csv_files import CsvRecorder
+from cvtrain.engine.recorders.fanout import Recorders
+from cvtrain.engine.reporting import TrainProgress
 from cvtrain.engine.signals import RunStopped
 from cvtrain.engine.state import FitProgress, FitSetup
 from cvtrain.errors import CvtrainError, DataError
@@ -138,7 +140,7 @@ def make_run(
         log_every=4,
         monitor="mse",
         monitor_mode="min",
-        recorder=MetricsRecorder(tmp_path, tensorboard=False),
+        recorder=Recorders([CsvRecorder(run_dir=tmp_path)]),
         bar=TrainProgress(False),
         bad_samples=BadSampleLog("error", tmp_path),
         accumulate=accumulate,

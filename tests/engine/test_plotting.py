@@ -15,7 +15,9 @@ from cvtrain.contracts.batch import Batch
 from cvtrain.contracts.plots import ConfusionData, Panel, PlotData, PRCurve, Preview
 from cvtrain.engine.loop import evaluate, fit
 from cvtrain.engine.plotting import PreviewCollector, RunPlots, read_rows
-from cvtrain.engine.reporting import MetricsRecorder
+from cvtrain.engine.recorders.csv_files import CsvRecorder
+from cvtrain.engine.recorders.fanout import Recorders
+from cvtrain.engine.recorders.tensorboard import TensorBoardRecorder
 from cvtrain.engine.state import FitProgress
 from cvtrain.plots import figures
 from tests.engine.test_loop import MSE, make_run
@@ -38,7 +40,7 @@ class PlottingMSE(MSE):
 def test_fit_writes_every_plot_after_each_evaluation_and_to_tensorboard(tmp_path: Path) -> None:
     run = make_run(tmp_path, epochs=2)
     run.evaluator = PlottingMSE()
-    run.recorder = MetricsRecorder(tmp_path, tensorboard=True)
+    run.recorder = Recorders([TensorBoardRecorder(run_dir=tmp_path), CsvRecorder(run_dir=tmp_path)])
     run.plots = RunPlots(tmp_path, run.recorder, Drawing())
     fit(run, FitProgress())
     run.recorder.close()
@@ -80,7 +82,7 @@ def test_a_failure_to_draw_is_a_warning_not_the_end_of_the_run(tmp_path: Path, c
         def plot_data(self) -> PlotData:
             raise RuntimeError("no ink")
 
-    plots = RunPlots(tmp_path, MetricsRecorder(tmp_path, tensorboard=False), Drawing())
+    plots = RunPlots(tmp_path, Recorders([]), Drawing())
     assert plots.write(Broken(), None, step=1) == []
     assert "plots in" in caplog.text and "no ink" in caplog.text
 
@@ -93,7 +95,7 @@ def test_read_rows_keeps_the_last_row_of_a_repeated_step(tmp_path: Path) -> None
 
 
 def test_curves_plot_the_losses_of_loss_rows_only(tmp_path: Path) -> None:
-    recorder = MetricsRecorder(tmp_path, tensorboard=False)
+    recorder = CsvRecorder(run_dir=tmp_path)
     for step in (3, 6, 9):
         recorder.scalars("train", {"loss": 2.0 / step, "lr": 0.1, "images_per_s": 50.0}, step)
     recorder.scalars("train", {"data_wait_share": 0.018}, 9)  # the epoch's end, at a logged step
@@ -119,7 +121,7 @@ def test_evaluate_shows_a_bar_over_its_batches(tmp_path: Path) -> None:
         def start_eval(self, batches: int) -> None:
             self.calls.append(("start", batches))
 
-        def advance(self, stats: str | None = None) -> None:
+        def advance(self) -> None:
             self.calls.append("advance")
 
         def end_eval(self) -> None:

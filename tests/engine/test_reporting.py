@@ -150,8 +150,7 @@ LOGGED_RUN = (
     "data.num_workers=0",
     "trainer.device=cpu",
     "trainer.log_every=3",  # loss rows at steps 3, 6, 9, ...; data-wait rows at the epochs' ends, 10 and 20
-    "logger.progress=false",
-    "logger.tensorboard=false",
+    "logger=[csv]",
 )
 
 

@@ -12,7 +12,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from cvtrain.config import GROUPS, Config, to_plain, to_typed
+from cvtrain.config import CHECKPOINT_GROUPS, Config, to_plain, to_typed
 from cvtrain.engine.checkpoints.reading import load_checkpoint
 from cvtrain.engine.checkpoints.weights import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
@@ -62,7 +62,7 @@ def _mean_image(cfg: Config, state: dict[str, Any]) -> torch.Tensor | None:
 
 def group_schemas(cfg: Config) -> dict[str, str]:
     """The schema dataclass of every group, by import path: a checkpoint's config is typed back with them."""
-    return {g: _qualified(type(getattr(cfg, g))) for g in GROUPS if is_dataclass(getattr(cfg, g))}
+    return {g: _qualified(type(getattr(cfg, g))) for g in CHECKPOINT_GROUPS if is_dataclass(getattr(cfg, g))}
 
 
 def _checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, Any]) -> DictConfig:
@@ -77,7 +77,7 @@ def _checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, A
     saved, schemas, choices = state["config"], state.get("schemas", {}), state.get("choices") or {}
     keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
     merged = cfg.copy()
-    for group in GROUPS:
+    for group in CHECKPOINT_GROUPS:
         if group in keys or group not in saved:
             continue
         composed = merged[group]
@@ -90,7 +90,7 @@ def _checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, A
             stored.pop("_target_", None)
         merged[group] = OmegaConf.merge(composed, stored)
     for key in keys:
-        if key.split(".")[0] in GROUPS and key not in GROUPS:
+        if key.split(".")[0] in CHECKPOINT_GROUPS and key not in CHECKPOINT_GROUPS:
             OmegaConf.update(merged, key, OmegaConf.select(cfg, key), merge=False)
     return merged
 

@@ -16,7 +16,7 @@ TINY = (
     "data.batch_size=4",
     "trainer.epochs=1",
 )
-QUIET = ("logger.tensorboard=false", "logger.plots=false")
+QUIET = ("logger=[csv,console]", "trainer.plots=false")
 
 
 @pytest.fixture(scope="module")
