@@ -18,12 +18,13 @@ from hydra.utils import get_method
 from omegaconf import DictConfig
 from rich.text import Text
 
+from cvtrain.cli_help import print_help
 from cvtrain.config import register_schemas
 from cvtrain.config.compose import CONF_DIR
 from cvtrain.engine import sweep
 from cvtrain.engine.reporting import console, write_json
 from cvtrain.errors import CvtrainError
-from cvtrain.overrides import check_overrides, checkpoint_group_choices, print_help, sweeper_overrides
+from cvtrain.overrides import check_overrides, checkpoint_group_choices, missing_arguments, sweeper_overrides
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint_group_choices(rest) if SUBCOMMANDS[command.replace("_", " ")].reads_checkpoint else []
     )
     rest = [*injected, *rest]
-    problem = check_overrides(rest, command)
+    problem = check_overrides(rest, command) or missing_arguments(rest, command)
     multirun = any(a in ("-m", "--multirun") for a in rest)
     if problem is None and multirun:
         try:

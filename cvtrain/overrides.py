@@ -1,4 +1,4 @@
-"""Checking the command line before Hydra runs anything, and the top-level `cvtrain --help`.
+"""Checking the command line before Hydra runs anything (`cli_help.py` prints the top-level `cvtrain --help`).
 
 Hydra already rejects a misspelled key or an unknown option; this composes the config once up front (every value of
 a sweep included) so the user gets one short message naming the bad key and the valid choices, and no traceback.
@@ -6,6 +6,7 @@ a sweep included) so the user gets one short message naming the bad key and the 
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from pathlib import Path
@@ -16,14 +17,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, IntervalSweep, Override
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, ValidationError
-from rich.table import Table
-from rich.text import Text
 
 from cvtrain.config import CHECKPOINT_GROUPS, GROUPS
-from cvtrain.config.compose import CONF_DIR, ConfigSource, compose_config, config_composer
+from cvtrain.config.compose import ConfigSource, compose_config, config_composer
 from cvtrain.config.ranges import check_ranges
 from cvtrain.contracts.monitor import monitor_mode
-from cvtrain.engine.reporting import console
 from cvtrain.engine.sweep import OPTUNA_SWEEPER
 from cvtrain.errors import ConfigError
 
@@ -80,11 +78,22 @@ def _interval_hint(overrides: list[str], full_key: str) -> str:
 
 
 def _valid_keys(cfg: DictConfig, full_key: str) -> str:
-    parent = full_key.rpartition(".")[0]
+    parent, _, name = full_key.rpartition(".")
     node = OmegaConf.select(cfg, parent) if parent else cfg
-    if isinstance(node, DictConfig):
-        return f"\n  valid keys of {parent or 'the config'}: {', '.join(str(k) for k in node)}"
-    return ""
+    if not isinstance(node, DictConfig):
+        return ""
+    keys = [str(k) for k in node]
+    close = difflib.get_close_matches(name, keys, n=1)
+    guess = f"\n  did you mean {parent + '.' if parent else ''}{close[0]}?" if close else ""
+    return f"{guess}\n  valid keys of {parent or 'the config'}: {', '.join(keys)}"
+
+
+def _unknown_key(message: str, key: str) -> str:
+    """Hydra's words for a key the config lacks, less its advice to add it with `+KEY=...`: a misspelled key
+    (`trainer.epoch`) would only be added unused beside the real one."""
+    if message.startswith(f"Could not override '{key}'"):
+        return f"{key} is not a key of the config."
+    return message
 
 
 def _full_key(e: BaseException) -> str | None:
@@ -135,6 +144,35 @@ def _chain(e: BaseException | None):
         e = e.__cause__ or e.__context__
 
 
+# What each command cannot run without: (command, keys of which one must be given, what it says otherwise).
+# Answered from the composed config before the command imports torch: in a second, not after a run's start.
+NEEDS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    (
+        "eval",
+        ("ckpt", "predictions"),
+        "give ckpt=PATH (a checkpoint), or predictions=FILE to score saved predictions.",
+    ),
+    ("predict", ("ckpt",), "give ckpt=PATH (a checkpoint) and inputs=IMAGE_OR_FOLDER."),
+    ("predict", ("inputs",), "give ckpt=PATH (a checkpoint) and inputs=IMAGE_OR_FOLDER."),
+    ("export", ("ckpt",), "give ckpt=PATH (a checkpoint), and format=onnx|torchscript (default onnx)."),
+)
+
+
+def missing_arguments(args: list[str], command: str) -> str | None:
+    """What `command` says when the config of `args` (checked by `check_overrides`) lacks an argument it cannot run
+    without (`NEEDS`), else None."""
+    needs = [(keys, message) for name, keys, message in NEEDS if name == command]
+    if not needs:
+        return None
+    source = ConfigSource.of(args)
+    with config_composer(source):
+        cfg = compose_config(_variants(_config_overrides(args))[0], command, source.config_name)
+    for keys, message in needs:
+        if all(cfg.get(key) is None for key in keys):
+            return message
+    return None
+
+
 def check_overrides(args: list[str], command: str) -> str | None:
     """Compose the config for every variant of the command line; return a readable problem, or None."""
     overrides = _config_overrides(args)
@@ -161,6 +199,7 @@ def check_overrides(args: list[str], command: str) -> str | None:
                 if wrong_value:
                     return wrong_value + (_interval_hint(overrides, key) if key else "")
                 if key:
+                    message = _unknown_key(message, key)
                     groups_only = [v for v in variant if v.split("=")[0] in GROUPS]
                     message += _valid_keys(compose_config(groups_only, command, source.config_name), key)
                     message += _interval_hint(overrides, key)
@@ -222,49 +261,6 @@ def sweeper_overrides(args: list[str], command: str) -> list[str]:
         )
     direction = "minimize" if set(modes.values()) == {"min"} else "maximize"
     return [*added, f"hydra.sweeper.direction={direction}"]
-
-
-def _describe(yaml_file: Path) -> str:
-    """The first comment line of an option's YAML (Hydra's `# @package` header skipped)."""
-    for line in yaml_file.read_text().splitlines():
-        if line.startswith("#") and not line.startswith("# @package"):
-            return line.lstrip("# ").strip()
-        if not line.startswith("#"):
-            break
-    return ""
-
-
-def print_help(subcommands: dict[str, str]) -> None:
-    console.print(
-        Text.assemble(
-            ("cvtrain", "bold"), ": train and evaluate image classifiers, segmenters and detectors.\n"
-        )
-    )
-    console.print(
-        f"usage: cvtrain {{{','.join(subcommands)}}} [group=option ...] [key=value ...] [-m] [--cfg job]\n"
-        "       cvtrain --version\n"
-    )
-    commands = Table(title="commands", show_header=False, box=None)
-    for name, text in subcommands.items():
-        commands.add_row(Text(name, style="bold"), text)
-    console.print(commands)
-    groups = Table(title="config groups (group=option)", show_header=True, header_style="bold")
-    groups.add_column("group")
-    groups.add_column("option")
-    groups.add_column("what it is")
-    for group in (*GROUPS, "experiment"):
-        label = "+experiment" if group == "experiment" else group  # experiments are added, not swapped
-        for i, f in enumerate(sorted(Path(CONF_DIR, group).glob("*.yaml"))):
-            groups.add_row(label if i == 0 else "", f.stem, _describe(f))
-    console.print(groups)
-    console.print(
-        "\nExamples:\n  cvtrain fit model=resnet50 data=imagenet data.root=/data/imagenet optim.lr=0.2\n"
-        "  cvtrain eval ckpt=outputs/fit/DATE/TIME/checkpoints/last.ckpt\n"
-        "  cvtrain export ckpt=outputs/fit/DATE/TIME/checkpoints/last.ckpt format=onnx\n"
-        "  cvtrain fit -m optim.lr=0.1,0.01 model=resnet18,alexnet\n"
-        "  cvtrain fit --cfg job        # print the composed config\n"
-        "  cvtrain fit --help           # Hydra's help: every key of the composed config"
-    )
 
 
 def checkpoint_group_choices(args: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "cvtrain"
 MAX_LINES = 300
 
 # layer -> the layers it must never reach, directly or through others.
-ENTRY_POINTS = {"commands", "composition", "cli", "overrides"}
+ENTRY_POINTS = {"commands", "composition", "cli", "cli_help", "overrides"}
 FORBIDDEN = {
     "contracts": {"config", "data", "models", "tasks", "metrics", "engine", "plots", *ENTRY_POINTS},
     # drawing from plain arrays only: metrics describe plots, tasks draw previews, the engine writes the files

@@ -139,7 +139,10 @@ def test_predict_prints_and_writes_top_classes(trained: Path, folder: Path, tmp_
     assert len(records) == 4 and all(r["label"] == -1 and r["label_name"] is None for r in records)
     names = ["n01", "n02", "n03"]
     assert all(r["top5_names"] == [names[c] for c in r["top5"]] for r in records)
-    assert "0.JPEG" in proc.stdout and "n0" in proc.stdout
+    assert (
+        "0.JPEG" in proc.stdout and "n0" in proc.stdout and "4 image(s); predicted first: n0" in proc.stdout
+    )
+    assert all(Path(r["drawn"]).parent == tmp_path / "predictions" for r in records)
 
 
 def test_bad_key_fails_fast_without_a_traceback(tmp_path: Path) -> None:
@@ -171,15 +174,25 @@ def test_help_lists_commands_groups_and_options(tmp_path: Path) -> None:
             ["fit", "optim.lrr=0.1"],
             2,
             [
-                "cvtrain fit: Could not override 'optim.lrr'.\nTo append to your config use +optim.lrr=0.1\n"
+                "cvtrain fit: optim.lrr is not a key of the config.\n  did you mean optim.lr?\n"
                 "  valid keys of optim: name, lr, weight_decay, decay_norm_and_bias, momentum, nesterov\n"
             ],
         ),
         # what the user typed prints as typed: square brackets are not rich markup
-        (["fit", "optim.lrr='x[red]y'"], 2, ["To append to your config use +optim.lrr='x[red]y'\n"]),
+        (["fit", "optim.lr='x[red]y'"], 2, ["cvtrain fit: optim.lr=x[red]y is not a number"]),
+        # a misspelled key gets the key it resembles, not Hydra's advice to add the misspelling (+trainer.epoch=3)
+        (
+            ["fit", "trainer.epoch=3"],
+            2,
+            ["cvtrain fit: trainer.epoch is not a key of the config.\n  did you mean trainer.epochs?\n"],
+        ),
         (["fit[red]"], 2, ["cvtrain: unknown command 'fit[red]'; choose one of: fit, eval"]),
         (["fit", "--help"], 0, ["cvtrain is powered by Hydra.", "== Configuration groups =="]),
         (["fit", "model=resnet50", "--cfg", "job"], 0, ["arch: resnet50"]),
+        # a command missing what it runs on says so before loading anything
+        (["eval"], 2, ["cvtrain eval: give ckpt=PATH (a checkpoint), or predictions=FILE to score saved"]),
+        (["predict", "ckpt=last.ckpt"], 2, ["cvtrain predict: give ckpt=PATH (a checkpoint) and inputs="]),
+        (["export"], 2, ["cvtrain export: give ckpt=PATH (a checkpoint), and format=onnx|torchscript"]),
     ],
 )
 def test_help_version_and_a_bad_key_answer_without_importing_torch(

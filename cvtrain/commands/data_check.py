@@ -28,6 +28,7 @@ from cvtrain.config import Config, to_typed
 from cvtrain.config.data import OnBadAnnotation
 from cvtrain.contracts.batch import BadSample
 from cvtrain.contracts.datasets import TransformsImages, TransformsSamples
+from cvtrain.contracts.ground_truth import DetectionGroundTruth
 from cvtrain.data.annotations import checks as annotation_checks
 from cvtrain.data.decoding.palette import IGNORE_INDEX
 from cvtrain.data.splits import build_data
@@ -74,6 +75,7 @@ class SplitCounts:
     objects: Counter[int] = field(default_factory=Counter)  # per class (detection)
     images_with: Counter[int] = field(default_factory=Counter)  # per class
     backgrounds: int = 0  # detection images without an object
+    difficult: int = 0  # VOC objects flagged `difficult`: in `objects` only with data.use_difficult=true
 
     def add(self, item: Seen | BadSample) -> None:
         self.images += 1
@@ -100,19 +102,26 @@ def without_augmentation(dataset: Dataset) -> Dataset:
 def decode_split(dataset: Dataset, name: str, num_workers: int) -> SplitCounts:
     # Worker processes take seconds to start: worth it only when there is more to decode than a few batches.
     workers = num_workers if len(dataset) > 8 * BATCH else 0
+    dataset = without_augmentation(dataset)
     loader = DataLoader(
-        without_augmentation(dataset),
+        dataset,
         batch_size=BATCH,
         num_workers=workers,
         collate_fn=summarise,
         worker_init_fn=worker_init_fn(),
     )
-    counts = SplitCounts()
+    counts = SplitCounts(difficult=difficult_objects(dataset))
     batches = track(loader, description=f"decoding {name}", console=console, disable=not console.is_terminal)
     for batch in batches:
         for item in batch:
             counts.add(item)
     return counts
+
+
+def difficult_objects(dataset: Dataset) -> int:
+    """How many objects of a split with VOC devkit records are flagged `difficult` (0 for other data)."""
+    records = dataset.voc_records() if isinstance(dataset, DetectionGroundTruth) else None
+    return int(sum(record.difficult.sum() for record in records or ()))
 
 
 def run_data_check(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
@@ -210,7 +219,11 @@ def split_record(counts: SplitCounts, class_names: list[str], task: str) -> dict
         "images": counts.images,
         "unreadable": len(counts.unreadable),
         **(
-            {"objects": sum(counts.objects.values()), "backgrounds": counts.backgrounds}
+            {
+                "objects": sum(counts.objects.values()),
+                "difficult": counts.difficult,
+                "backgrounds": counts.backgrounds,
+            }
             if task in OBJECT_TASKS
             else {}
         ),
@@ -221,12 +234,31 @@ def split_record(counts: SplitCounts, class_names: list[str], task: str) -> dict
 def counts_table(cfg: Config, task: str, counts: dict[str, SplitCounts]) -> Table:
     where = getattr(cfg.data, "root", None)
     table = Table(title=f"data check: data={cfg.data.format} ({task})" + (f" at {where}" if where else ""))
-    columns = ["split", "images", "unreadable", *(["objects", "backgrounds"] if task in OBJECT_TASKS else [])]
+    difficult = task in OBJECT_TASKS and any(c.difficult for c in counts.values())
+    columns = ["split", "images", "unreadable"]
+    if task in OBJECT_TASKS:
+        columns += ["objects", *(["difficult"] if difficult else []), "backgrounds"]
     for column in columns:
         table.add_column(column, justify="left" if column == "split" else "right")
     for name, c in counts.items():
-        detection = [str(sum(c.objects.values())), str(c.backgrounds)] if task in OBJECT_TASKS else []
+        detection = []
+        if task in OBJECT_TASKS:
+            detection = [
+                str(sum(c.objects.values())),
+                *([str(c.difficult)] if difficult else []),
+                str(c.backgrounds),
+            ]
         table.add_row(name, str(c.images), str(len(c.unreadable)), *detection)
+    if difficult:  # VOC's flag: where those objects went, as the XMLs hold more than `objects` says
+        table.caption = (
+            "difficult: objects the XMLs flag `difficult`, "
+            + (
+                "counted in objects too (data.use_difficult=true trains on them)"
+                if getattr(cfg.data, "use_difficult", False)
+                else "not in objects: fit leaves them out of training (data.use_difficult=true keeps them)"
+            )
+            + "; VOC AP ignores them"
+        )
     return table
 
 

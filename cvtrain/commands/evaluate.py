@@ -18,20 +18,15 @@ from cvtrain.engine.loop import evaluate
 from cvtrain.engine.recorders.console import progress_bar
 from cvtrain.engine.reporting import log, write_json
 from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
-from cvtrain.errors import ConfigError
 from cvtrain.models.weights import weights_replaced_by_checkpoint
 
 
 def run_eval(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    if raw_cfg.ckpt is None:
-        if raw_cfg.predictions is not None:
-            cfg = to_typed(raw_cfg)
-            results = score_predictions_file(cfg)
-            finish(run_dir, results, None, title=f"{cfg.predictions} on {cfg.data.format}")
-            return results
-        raise ConfigError(
-            "cvtrain eval needs ckpt=PATH (a checkpoint), or predictions=FILE to score saved predictions."
-        )
+    if raw_cfg.ckpt is None:  # then predictions=FILE (the command line's check: `overrides.NEEDS`)
+        cfg = to_typed(raw_cfg)
+        results = score_predictions_file(cfg)
+        finish(run_dir, results, None, title=f"{cfg.predictions} on {cfg.data.format}")
+        return results
     started = time.perf_counter()
     restored = restore(raw_cfg, overrides)
     cfg, state = restored.cfg, restored.state

@@ -44,8 +44,6 @@ RANDOM_NOTE = (
 
 
 def run_export(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    if raw_cfg.ckpt is None:
-        raise ConfigError("cvtrain export needs ckpt=PATH (a checkpoint) and format=onnx|torchscript.")
     fmt = export_formats.check_format(str(raw_cfg.format))
     restored = restore(raw_cfg, overrides)
     cfg, class_names, mean_image = restored.cfg, restored.class_names, restored.mean_image

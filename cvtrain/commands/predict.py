@@ -20,15 +20,12 @@ from cvtrain.engine.loop import evaluate
 from cvtrain.engine.recorders.console import progress_bar
 from cvtrain.engine.reporting import log, show
 from cvtrain.engine.signals import EvaluationStopped, Stopped, StopRequest
-from cvtrain.errors import ConfigError
 from cvtrain.host_memory import keep_freed_memory
 from cvtrain.models.build import build_model
 from cvtrain.models.weights import weights_replaced_by_checkpoint
 
 
 def run_predict(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list[dict[str, Any]]:
-    if raw_cfg.ckpt is None or raw_cfg.inputs is None:
-        raise ConfigError("cvtrain predict needs ckpt=PATH and inputs=IMAGE_OR_FOLDER.")
     restored = restore(raw_cfg, overrides)
     cfg = restored.cfg
     seed_everything(cfg.trainer.seed, deterministic=False)

@@ -16,7 +16,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from cvtrain.config import data, logger, model, training  # noqa: F401  (their @schema classes register on import)
-from cvtrain.config.data import shapes_image_size
+from cvtrain.config.data import available_cpus, shapes_image_size
 from cvtrain.config.ranges import bounded, check_ranges
 from cvtrain.config.registry import SCHEMAS
 from cvtrain.config.training import TrainerConfig
@@ -89,6 +89,7 @@ class Config:
 
 def register_schemas() -> None:
     OmegaConf.register_new_resolver("cvtrain.shapes_image_size", shapes_image_size, replace=True)
+    OmegaConf.register_new_resolver("cvtrain.cpus", available_cpus, replace=True)
     store = ConfigStore.instance()
     store.store(name="config_schema", node=Config)
     for group, name, node in SCHEMAS:

@@ -3,6 +3,7 @@ called with the typed config (see `cvtrain/data/splits.py`)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
@@ -48,7 +49,8 @@ class DataConfig:
     format: str = MISSING
     batch_size: int = bounded(32, ge=1)  # per process: a DDP run's global batch is batch_size x world size
     eval_batch_size: int | None = bounded(None, ge=1)  # defaults to batch_size
-    num_workers: int = bounded(4, ge=0)
+    # loader processes: 4, or fewer on a machine that gives this process fewer cores (`available_cpus`)
+    num_workers: int = bounded("${cvtrain.cpus:4}", ge=0)
     pin_memory: bool = True
     persistent_workers: bool = True
     on_bad_image: OnBadImage = OnBadImage.error
@@ -136,7 +138,7 @@ class YoloTxtDataConfig(DataConfig):
     aspect_ratio_grouping: bool = True  # batches of only landscape or only portrait images
     batch_size: int = 4
 
-    TASKS: ClassVar[tuple[str, ...]] = ("detection",)
+    TASKS: ClassVar[tuple[str, ...]] = ("detection", "instance_segmentation")
 
 
 @dataclass
@@ -187,6 +189,12 @@ class COCOSegDataConfig(COCOFilesConfig):
     batch_size: int = 8
 
     TASKS: ClassVar[tuple[str, ...]] = ("segmentation",)
+
+
+def available_cpus(at_most: int) -> int:
+    """The CPU cores this process may run on (its affinity, as a container or `taskset` limits it), at most
+    `at_most`: the default `data.num_workers`, as more loader processes than cores only compete for them."""
+    return max(1, min(int(at_most), len(os.sched_getaffinity(0))))
 
 
 def shapes_image_size(task: str, scene_size: int) -> int:

@@ -25,7 +25,7 @@ from cvtrain.engine import distributed
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoints.training import checkpoint_state, rng_state, set_rng_state
 from cvtrain.engine.checkpoints.writing import save_checkpoint
-from cvtrain.engine.meters import DataWait, LossMeter
+from cvtrain.engine.meters import DataWait, LossMeter, rate_text
 from cvtrain.engine.plotting import PreviewCollector
 from cvtrain.engine.reporting import NO_PROGRESS, TrainProgress, log
 from cvtrain.engine.rollback import LastGoodState
@@ -194,6 +194,7 @@ def _train_epoch(run: FitSetup, progress: FitProgress, epoch: int, skip: int, st
     run.bar.start_epoch(epoch, run.epochs, total, done=skip)
     meter = LossMeter()
     waits = DataWait(run.train_loader)
+    lr_every = max(1, min(run.log_every, total // 50))  # >= 50 lr points an epoch: every step of a short one
     n = skip
     for n, batch in enumerate(waits, start=skip + 1):
         run.bad_samples.check(batch.bad)
@@ -203,6 +204,8 @@ def _train_epoch(run: FitSetup, progress: FitProgress, epoch: int, skip: int, st
         meter.add(train_step(run, progress, batch, step_now), len(batch))
         if step_now and progress.step % run.log_every == 0:
             _log_losses(run, progress.step, meter, epoch)
+        elif step_now and progress.step % lr_every == 0:  # curves.png's lr: more points than the losses
+            run.recorder.scalars("train", {"lr": run.optimizer.param_groups[0]["lr"]}, progress.step)
         run.bar.advance()
         if not step_now:
             continue
@@ -240,7 +243,7 @@ def _log_losses(run: FitSetup, step: int, meter: LossMeter, epoch: int) -> None:
     lr = run.optimizer.param_groups[0]["lr"]
     run.recorder.scalars("train", {**means, "lr": lr, "images_per_s": rate}, step)
     loss_text = " ".join(f"{k}={v:.4f}" for k, v in means.items())
-    log.info("epoch %d step %d %s lr=%.3g %.0f img/s", epoch + 1, step, loss_text, lr, rate)
+    log.info("epoch %d step %d %s lr=%.3g %s", epoch + 1, step, loss_text, lr, rate_text(rate))
 
 
 def _evaluate_or_stop(

@@ -92,7 +92,7 @@ def detection_evaluator(
     dataset: Any, coco_backend: str = "faster", masks: bool = False, score_threshold: float = 0.5
 ) -> tuple[Evaluator, str]:
     """The evaluator for `dataset` and its headline metric (what picks best.ckpt); COCO AP by `coco_backend`,
-    with mask AP (`segm_map`, ...) when `masks` (Mask R-CNN on COCO-format data). A box confusion matrix of the
+    with mask AP (`segm_map`, ...) when `masks` (Mask R-CNN on data with instance masks). A box confusion matrix of the
     detections scoring >= `score_threshold` comes along for the plots."""
     truth = ground_truth_of(dataset)
     view = truth.coco_ground_truth()
@@ -107,9 +107,11 @@ def detection_evaluator(
     if records is None:
         coco = coco_evaluator(truth, coco_backend, masks)
         return CombinedEvaluator(evaluators=[coco, confusion]), detection_headline(truth)
-    if masks:
-        raise ConfigError("mask AP needs COCO-format data with instance masks: use data=coco or data=shapes")
+    if masks and not all(r.polygons is not None for r in records):
+        raise ConfigError(
+            "mask AP needs instance masks: use data=coco, data=shapes or data=yolo_txt with polygon labels"
+        )
     voc = VOCEvaluator(records=records, class_names=truth.class_names)
     return CombinedEvaluator(
-        evaluators=[voc, coco_evaluator(truth, coco_backend), confusion]
+        evaluators=[voc, coco_evaluator(truth, coco_backend, masks), confusion]
     ), detection_headline(truth)

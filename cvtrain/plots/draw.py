@@ -158,6 +158,22 @@ def add_legend(image: np.ndarray, entries: Sequence[tuple[str, RGB]]) -> np.ndar
     return np.concatenate([image, np.asarray(strip)], axis=0)
 
 
+def add_caption(image: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """`image` with a white strip below it holding `lines` of text, sized to the image; padded with white on the
+    right where a line is wider than the image, so no text is cut."""
+    height, width = image.shape[:2]
+    size = text_size_for(height, width)
+    gap = size // 2
+    width = max(width, *(_text_box(line, size)[0] + 2 * gap for line in lines))
+    image = np.pad(image, ((0, 0), (0, width - image.shape[1]), (0, 0)), constant_values=255)
+    row_h = size + gap
+    strip = Image.new("RGB", (width, row_h * len(lines) + gap), "white")
+    draw = ImageDraw.Draw(strip)
+    for r, line in enumerate(lines):
+        draw.text((gap, gap + r * row_h), line, fill=(0, 0, 0), font=font(size))
+    return np.concatenate([image, np.asarray(strip)], axis=0)
+
+
 def fit_to(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """`image` scaled (up or down) so that its longer side is `side` pixels, and the scale applied."""
     height, width = image.shape[:2]
@@ -167,25 +183,24 @@ def fit_to(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
 
 
 def tile_previews(previews: Sequence[Preview], columns: int) -> np.ndarray:
-    """The predictions.png grid: each preview's panels side by side with their headings, `columns` previews per
-    row, on white."""
+    """The predictions.png grid: each preview's panels side by side with their headings (wrapped onto as many
+    lines as they need: a long class name and its probability are never cut), `columns` previews per row, on white."""
     margin, size = 6, 13
+    line_h = size + 3
     cells = []
     for preview in previews:
         widths = [p.image.shape[1] for p in preview.panels]
-        cell_h = max(p.image.shape[0] for p in preview.panels) + size + 2 * margin
+        headings = [wrap_text(p.heading, p.image.shape[1], size) for p in preview.panels]
+        top = line_h * max(len(lines) for lines in headings) + margin
+        cell_h = max(p.image.shape[0] for p in preview.panels) + top + margin
         cell = Image.new("RGB", (sum(widths) + margin * (len(widths) + 1), cell_h), "white")
         draw = ImageDraw.Draw(cell)
         x = margin
-        for panel in preview.panels:
+        for panel, lines in zip(preview.panels, headings, strict=True):
             ink = {None: (0, 0, 0), True: OK_COLOUR, False: WRONG_COLOUR}[panel.ok]
-            draw.text(
-                (x, margin // 2),
-                _fit_text(panel.heading, panel.image.shape[1], size),
-                fill=ink,
-                font=font(size),
-            )
-            cell.paste(Image.fromarray(np.ascontiguousarray(panel.image)), (x, size + margin))
+            for row, line in enumerate(lines):
+                draw.text((x, margin // 2 + row * line_h), line, fill=ink, font=font(size))
+            cell.paste(Image.fromarray(np.ascontiguousarray(panel.image)), (x, top))
             x += panel.image.shape[1] + margin
         cells.append(cell)
     if not cells:
@@ -200,6 +215,17 @@ def tile_previews(previews: Sequence[Preview], columns: int) -> np.ndarray:
             grid.paste(cell, (i * col_w, y))
         y += row_h
     return np.asarray(grid)
+
+
+def wrap_text(text: str, width: int, size: int) -> list[str]:
+    """`text` broken at spaces into lines of at most `width` pixels; only a single word wider than that is cut."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font(size).getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(_fit_text(word, width, size))
+    return lines or [""]
 
 
 def _fit_text(text: str, width: int, size: int) -> str:

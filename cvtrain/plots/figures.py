@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -17,7 +18,7 @@ matplotlib.use("Agg")  # headless, also for any pyplot user in this process
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cvtrain.contracts.plots import ConfusionData, PRCurve  # noqa: E402
@@ -49,9 +50,22 @@ def _is_loss(name: str) -> bool:
 
 
 def _family(metric: str) -> str:
-    """Metrics drawn in one panel share the name's first word, digits aside: map, map_50 -> "map";
-    voc_map, voc07_map -> "voc"; top1_err, top5_acc -> "top"."""
-    return metric.split("_")[0].rstrip("0123456789")
+    """Metrics drawn in one panel share the name's first word, digits aside, and whether they are an error or an
+    accuracy (one falls as the other rises): map, map_50 -> "map"; voc_map, voc07_map -> "voc"; top1_err,
+    top5_err -> "top err"; top1_acc, top5_acc -> "top acc"."""
+    family = metric.split("_")[0].rstrip("0123456789")
+    kind = metric.rpartition("_")[2]
+    return f"{family} {kind}" if kind in ("err", "acc") and family != metric else family
+
+
+def _y_axis(axes: Any, values: list[np.ndarray]) -> None:
+    """Plain tick labels (no offset such as "+3.37e-3" above the axis) and, for values that are never negative
+    (losses, rates, AP, accuracy), an axis from 0: a change from 0.00337 to 0.00340 stays the flat line it is,
+    not a cliff across the panel."""
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(0)
+    if finite.size and finite.min() >= 0:
+        axes.set_ylim(bottom=0, top=max(float(finite.max()) * 1.08, 1e-12))
 
 
 def _series(rows: Rows, name: str, x: str) -> tuple[np.ndarray, np.ndarray]:
@@ -84,18 +98,20 @@ def curves_figure(train: Rows, evaluations: Rows) -> Figure:
     figure = Figure(figsize=(width, height), dpi=100)
     # Fixed margins (inches): the panels are alike, and constrained layout would double the cost of the figure.
     figure.subplots_adjust(
-        left=0.55 / width,
+        left=0.6 / width,
         right=1 - 0.15 / width,
         bottom=0.45 / height,
         top=1 - 0.3 / height,
-        wspace=0.3,
+        wspace=0.4,  # room for each panel's y labels (3 significant digits: "0.00337")
         hspace=0.5,
     )
     for index, (title, (source, x, names)) in enumerate(panels.items()):
         axes = figure.add_subplot(rows, columns, index + 1)
         dots = {"marker": "o", "markersize": 3} if len(source) < 30 else {}
-        for name in names:
-            axes.plot(*_series(source, name, x), label=name, linewidth=1, **dots)
+        series = [_series(source, name, x) for name in names]
+        for name, (xs, ys) in zip(names, series, strict=True):
+            axes.plot(xs, ys, label=name, linewidth=1, **dots)
+        _y_axis(axes, [ys for _, ys in series])
         if len(names) > 1:
             axes.legend(fontsize=7)
         axes.set_title(title, fontsize=9)
@@ -116,12 +132,16 @@ def confusion_figure(data: ConfusionData) -> Figure:
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = np.where(totals > 0, counts / totals, np.nan)
     n = len(data.names)
-    side = min(16.0, max(5.0, 0.3 * n + 2.5))
+    # cells big enough for their number (0.45 in, up to VOC's 21 classes) or at least for a class name's height
+    # (0.2 in: COCO's 80 classes): the figure grows with the classes, the text does not shrink
+    cell = 0.45 if n <= ANNOTATE_UP_TO else 0.2
+    side = min(20.0, max(5.0, cell * n + 2.5))
+    cell_pt = 72 * (side - 2.5) / max(n, 1)  # the size of a cell, in points
     figure = Figure(figsize=(side + 1.2, side), dpi=100, layout="constrained")
     axes = figure.add_subplot()
     image = axes.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
     figure.colorbar(image, ax=axes, shrink=0.8, label="share of the true class")
-    font = 8 if n <= 20 else 5
+    font = max(4.0, min(8.0, 0.6 * cell_pt))
     if n <= NAMES_UP_TO:
         axes.set_xticks(range(n), data.names, rotation=90, fontsize=font)
         axes.set_yticks(range(n), data.names, fontsize=font)
@@ -132,7 +152,7 @@ def confusion_figure(data: ConfusionData) -> Figure:
     if n <= ANNOTATE_UP_TO:  # each number is a text to lay out: the slow part of the figure
         for i, j in zip(*np.nonzero(np.nan_to_num(shares) >= 0.005), strict=True):
             value = shares[i, j]
-            axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=font - 1,
+            axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=min(8.0, 0.3 * cell_pt),
                       color="white" if value > 0.6 else "black")  # fmt: skip
     return figure
 

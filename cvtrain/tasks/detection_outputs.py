@@ -22,7 +22,7 @@ from cvtrain.metrics.coco import encode_masks
 from cvtrain.metrics.detection import ground_truth_of
 from cvtrain.plots.draw import class_colour, draw_boxes
 from cvtrain.tasks.detection import Detections, to_original_pixels
-from cvtrain.tasks.previews import preview_canvas
+from cvtrain.tasks.previews import PictureNames, preview_canvas
 
 
 def draw_detections(
@@ -84,14 +84,7 @@ class DrawnDetectionsWriter:
         self.class_names = class_names
         self.score_threshold = score_threshold
         self.records: list[dict[str, Any]] = []
-        self._names_used: set[str] = set()
-
-    def _picture_path(self, source: Path) -> Path:
-        name, n = source.stem, 1
-        while name in self._names_used:  # same stem in two sub-folders: keep both pictures
-            name, n = f"{source.stem}_{n}", n + 1
-        self._names_used.add(name)
-        return self.picture_dir / f"{name}.png"
+        self._picture_path = PictureNames(self.picture_dir)
 
     def update(self, batch: Batch, predictions: list[dict[str, torch.Tensor]]) -> None:
         self.picture_dir.mkdir(parents=True, exist_ok=True)

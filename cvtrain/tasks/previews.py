@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,3 +31,19 @@ def preview_canvas(
 ) -> tuple[np.ndarray, float]:
     """`source_image` scaled to `side` pixels on its longer side, and the scale from original pixels."""
     return fit_to(source_image(meta, tensor), side)
+
+
+class PictureNames:
+    """`cvtrain predict`'s picture of each input: `folder/<stem>.png`, numbered when two inputs share a stem (the
+    same name in two sub-folders), so that no picture overwrites another."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._used: set[str] = set()
+
+    def __call__(self, source: Path) -> Path:
+        name, n = source.stem, 1
+        while name in self._used:
+            name, n = f"{source.stem}_{n}", n + 1
+        self._used.add(name)
+        return self.folder / f"{name}.png"

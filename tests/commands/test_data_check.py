@@ -289,3 +289,28 @@ def test_the_tables_print_file_names_class_names_and_boxes_as_they_are(tmp_path:
         for line in lines
     )
     assert any(line.startswith("│ hot[dog] ") for line in lines)
+
+
+def test_voc_difficult_objects_are_counted_and_said_to_be_left_out_of_training(tmp_path: Path) -> None:
+    devkit = write_voc(
+        tmp_path / "VOCdevkit",
+        2007,
+        {
+            "000001": [("dog", 5, 5, 20, 20, 0), ("cat", 2, 2, 9, 9, 1)],
+            "000002": [("cat", 5, 5, 20, 20, 1)],
+            "000003": [("dog", 5, 5, 20, 20, 0)],
+        },
+        {"trainval": ["000001", "000002"], "test": ["000003"]},
+    )
+    report = check(tmp_path, "data=voc", f"data.root={devkit}", "data.years=[2007]")
+    train = report["splits"]["train"]
+    assert (train["objects"], train["difficult"], train["backgrounds"]) == (1, 2, 1)
+    assert report["splits"]["val"]["difficult"] == 0
+    proc = run_cli(
+        "data", "check", *FAST, "data=voc", f"data.root={devkit}", "data.years=[2007]", "hydra.run.dir=run",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "│ train │      2 │          0 │       1 │         2 │           1 │" in proc.stdout
+    assert (
+        "not in objects: fit leaves them out of training (data.use_difficult=true keeps them)" in proc.stdout
+    )

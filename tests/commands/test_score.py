@@ -176,3 +176,32 @@ def test_a_garbage_crowd_rle_in_the_annotations_follows_the_policy(tmp_path: Pat
         compose_config(*args, f"eval.coco_backend={backend}", "data.on_bad_annotation=skip")
     )
     assert results["segm_map"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bbox": [1, 2, "3", 4]}, r"entry 57 has bbox \[1, 2, '3', 4\]: expected \[x, y, width, height\]"),
+        ({"bbox": [1, 2, 3]}, r"entry 57 has bbox \[1, 2, 3\]"),
+        ({"bbox": [1, 2, float("inf"), 4]}, r"entry 57 has bbox \[1, 2, inf, 4\]"),
+        ({"score": True}, "entry 57 has score True: expected a finite number"),
+        ({"score": float("nan")}, "entry 57 has score nan"),
+        ({"score": None}, "entry 57 has score None"),
+        ({"image_id": 999999999}, "entry 57 has image_id 999999999, not in the annotations"),
+        ({"image_id": [1]}, r"entry 57 has image_id \[1\], not in the annotations"),
+        ({"category_id": 0}, "entry 57 has category_id 0, not in the annotations"),
+        ({"category_id": {"id": 1}}, "entry 57 has category_id {.id.: 1}, not in the annotations"),
+    ],
+)
+def test_a_bad_entry_deep_in_a_results_file_is_named(tmp_path: Path, change: dict, message: str) -> None:
+    # the file's columns are checked in bulk; the one bad entry is still named with what is wrong with it
+    parity = fixture_dir("coco-eval-parity")
+    entries = json.loads((parity / "instances_val2014_fakebbox100_results.json").read_text())
+    entries[57] = {**entries[57], **change}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(entries))
+    cfg = compose_config(
+        "data=coco", f"data.val_ann={parity / 'instances_val2014_100.json'}", f"predictions={results}"
+    )
+    with pytest.raises(DataError, match=message):
+        score_predictions_file(cfg)

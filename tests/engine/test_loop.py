@@ -307,3 +307,12 @@ def test_a_training_step_on_the_gpu_never_waits_for_it(tmp_path: Path) -> None:
     with gpu_waits() as waits:
         meter.add(train_step(run, progress, batch), len(batch))
     assert waits == [] and progress.step == 2
+
+
+def test_the_lr_of_every_step_of_a_short_epoch_is_recorded_the_losses_every_log_every(tmp_path: Path) -> None:
+    run, progress = make_run(tmp_path), FitProgress()  # 8 steps an epoch, log_every=4
+    fit(run, progress)
+    rows = list(csv.DictReader((tmp_path / "train_log.csv").open()))
+    lr_steps = [int(r["step"]) for r in rows if r.get("lr")]
+    loss_steps = [int(r["step"]) for r in rows if r.get("loss")]
+    assert lr_steps == list(range(1, 25)) and loss_steps == list(range(4, 25, 4))

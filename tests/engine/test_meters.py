@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cvtrain.engine import meters
-from cvtrain.engine.meters import DataWait, LossMeter
+from cvtrain.engine.meters import DataWait, LossMeter, rate_text
 
 
 class Clock:
@@ -46,3 +46,11 @@ def test_loss_meter_means_and_finiteness() -> None:
     assert means == {"loss": 2.0, "cls": 1.0} and rate > 0
     meter.add({"loss": torch.tensor(float("nan"))}, images=4)
     assert not meter.all_finite()
+
+
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [(0.4234, "0.42 img/s"), (0.0081, "0.0081 img/s"), (3.46, "3.5 img/s"), (152.4, "152 img/s")],
+)
+def test_a_detectors_fraction_of_an_image_per_second_is_not_logged_as_zero(rate: float, text: str) -> None:
+    assert rate_text(rate) == text

@@ -170,11 +170,13 @@ def test_train_log_and_metrics_csv_keep_each_value_in_its_column_across_a_resume
     assert text.startswith(first)  # the resumed run appended under the same header, nothing rewritten
     assert text.count("step,") == 1
     columns, rows = _csv(tmp_path / "run" / "train_log.csv")
-    assert columns == ["step", "loss", "lr", "images_per_s", "data_wait_share"]
+    assert columns == ["step", "lr", "loss", "images_per_s", "data_wait_share"]  # step 1 records the lr alone
     assert all(None not in row and None not in row.values() for row in rows)  # no cell beyond the header
     losses = [r for r in rows if r["loss"]]
     waits = [r for r in rows if r["data_wait_share"]]
-    assert len(losses) + len(waits) == len(rows)
+    lrs = [r for r in rows if r["lr"] and not r["loss"]]  # a 10-step epoch: the lr of every other step too
+    assert [int(r["step"]) for r in lrs] == [s for s in range(1, 21) if s % 3]
+    assert len(losses) + len(waits) + len(lrs) == len(rows)
     assert [int(r["step"]) for r in losses] == [3, 6, 9, 12, 15, 18]
     for row in losses:
         assert float(row["loss"]) > 0 and 0 <= float(row["lr"]) <= 0.1 and float(row["images_per_s"]) > 0

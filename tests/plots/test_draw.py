@@ -13,10 +13,12 @@ from cvtrain.plots.draw import (
     class_colour,
     draw_boxes,
     fit_to,
+    font,
     legend_entries,
     place_labels,
     text_size_for,
     tile_previews,
+    wrap_text,
 )
 
 
@@ -79,5 +81,16 @@ def test_tile_previews_lays_out_a_grid_of_headed_panels() -> None:
     previews = [Preview((panel, Panel(panel.image, "predicted", ok=False))) for _ in range(5)]
     grid = tile_previews(previews, columns=2)
     cell_w = 2 * 80 + 3 * 6
-    assert grid.shape[1] == 2 * cell_w and grid.shape[0] == 3 * (50 + 13 + 12)
+    assert grid.shape[1] == 2 * cell_w and grid.shape[0] == 3 * (50 + 16 + 12)  # one 16 px line of heading
     assert fit_to(np.zeros((50, 80, 3), dtype=np.uint8), 160)[0].shape == (100, 160, 3)
+
+
+def test_a_long_heading_wraps_onto_more_lines_instead_of_being_cut() -> None:
+    heading = "German short-haired pointer -> English springer 0.973"
+    lines = wrap_text(heading, 120, 13)
+    assert len(lines) > 1 and " ".join(lines) == heading  # every word kept, the probability too
+    assert all(font(13).getlength(line) <= 120 for line in lines)
+    panel = Panel(np.zeros((50, 120, 3), dtype=np.uint8), heading, ok=False)
+    grid = tile_previews([Preview((panel,))], columns=1)
+    assert grid.shape[0] == 50 + 16 * len(lines) + 12
+    assert wrap_text("Supercalifragilisticexpialidocious", 60, 13)[0].endswith("…")  # one word: cut

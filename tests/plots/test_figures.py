@@ -105,3 +105,44 @@ def test_a_rendered_figure_is_freed_and_never_registered_with_pyplot() -> None:
     gc.collect()
     assert ref() is None  # nothing keeps it: refreshing the plots at every evaluation does not grow memory
     assert "matplotlib.pyplot" not in sys.modules or not sys.modules["matplotlib.pyplot"].get_fignums()
+
+
+def test_error_and_accuracy_get_panels_of_their_own() -> None:
+    evaluations = [
+        {
+            "epoch": e,
+            "top1_err": 0.5 / e,
+            "top5_err": 0.2 / e,
+            "top1_acc": 1 - 0.5 / e,
+            "top5_acc": 1 - 0.2 / e,
+        }
+        for e in (1, 2)
+    ]
+    panels = {a.get_title(): a for a in curves_figure([], evaluations).axes}
+    assert set(panels) == {"top err", "top acc"}
+    assert [line.get_label() for line in panels["top err"].get_lines()] == ["top1_err", "top5_err"]
+
+
+def test_a_tiny_change_is_drawn_flat_on_an_axis_from_zero_with_plain_labels() -> None:
+    train = [{"step": s, "loss": 0.00337 + 0.00001 * s, "lr": 0.01} for s in (1, 2, 3)]
+    panels = {a.get_title(): a for a in curves_figure(train, []).axes}
+    losses = panels["train losses"]
+    bottom, top = losses.get_ylim()
+    assert bottom == 0 and 0.0034 < top < 0.004  # not zoomed to 0.00338..0.00340
+    render(losses.figure)  # lays out the tick labels
+    labels = [t.get_text() for t in losses.get_yticklabels() if t.get_text()]
+    assert labels and all(len(text) <= 7 for text in labels)  # "0.003", "0.0035": they fit the margin
+    assert losses.yaxis.get_offset_text().get_text() == ""
+
+
+def test_twenty_one_classes_keep_readable_names_and_numbers() -> None:
+    names = ["background", *(f"class {i}" for i in range(20))]
+    counts = np.eye(21, dtype=int) * 9 + 1
+    figure = confusion_figure(ConfusionData(counts, names, "voc"))
+    axes = figure.axes[0]
+    assert min(t.get_fontsize() for t in axes.get_xticklabels()) >= 8
+    assert axes.texts and min(t.get_fontsize() for t in axes.texts) >= 7
+    # COCO's 80 classes: names still 8 pt on a bigger figure
+    coco = confusion_figure(ConfusionData(np.eye(80, dtype=int), [f"c{i}" for i in range(80)], "coco"))
+    assert min(t.get_fontsize() for t in coco.axes[0].get_yticklabels()) >= 8
+    assert render(coco).shape[0] >= 1800

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 from cvtrain.contracts.ground_truth import COCOGroundTruth
 from cvtrain.data.annotations.coco_api import coco_api_from_dict
@@ -29,6 +30,8 @@ class VOCRecord:
     boxes: np.ndarray  # float64 [N, 4] XYXY, continuous 0-based pixels
     labels: np.ndarray  # int64 [N], index into the class names
     difficult: np.ndarray  # bool [N]
+    # each object's outline in pixels (flat x1, y1, x2, y2, ...), for instance masks (YOLO-seg lines); else None
+    polygons: tuple[list[float], ...] | None = None
 
 
 def records_to_coco(
@@ -36,7 +39,8 @@ def records_to_coco(
 ) -> dict[str, Any]:
     """A COCO-format dict of `records`: category id = 1-based class index, image id = `image_ids[image_id]`.
 
-    `file_name` is the image's file name. Difficult objects are written as `iscrowd: 1`: COCOeval ignores crowd
+    `file_name` is the image's file name; records with `polygons` give each annotation its polygon
+    `segmentation` (COCO mask AP). Difficult objects are written as `iscrowd: 1`: COCOeval ignores crowd
     regions (a detection matched to one is neither TP nor FP) whereas it ignores a per-annotation `ignore` flag
     (`_prepare` overwrites it with `iscrowd`). Crowd matching uses intersection over the detection's area, so a
     difficult object may absorb more than one detection.
@@ -47,18 +51,23 @@ def records_to_coco(
         images.append(
             {"id": image_id, "file_name": record.path.name, "width": record.width, "height": record.height}
         )
-        for box, label, hard in zip(record.boxes, record.labels, record.difficult, strict=True):
+        outlines = record.polygons or (None,) * len(record.labels)
+        for box, label, hard, polygon in zip(
+            record.boxes, record.labels, record.difficult, outlines, strict=True
+        ):
             x0, y0, x1, y1 = (float(v) for v in box)
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": int(label) + 1,
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "area": (x1 - x0) * (y1 - y0),
-                    "iscrowd": int(hard),
-                }
-            )
+            annotation = {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": int(label) + 1,
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "area": (x1 - x0) * (y1 - y0),
+                "iscrowd": int(hard),
+            }
+            if polygon is not None:  # as in COCO's own files: the area is the mask's
+                rle = mask_utils.frPyObjects([polygon], record.height, record.width)
+                annotation.update(segmentation=[polygon], area=float(mask_utils.area(rle).sum()))
+            annotations.append(annotation)
     categories = [{"id": i + 1, "name": name, "supercategory": "none"} for i, name in enumerate(class_names)]
     return {"images": images, "annotations": annotations, "categories": categories}
 

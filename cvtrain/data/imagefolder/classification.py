@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from cvtrain.contracts.batch import BadSample
 from cvtrain.data.annotations.checks import AnnotationProblem
 from cvtrain.data.decoding.images import BadImageError, is_image_file, read_image
+from cvtrain.data.imagefolder.imagenet_names import imagenet_names
 from cvtrain.data.splits import DataSplits, require_task
 from cvtrain.data.transforms.pipelines import ClassificationTransform, classification_transforms
 from cvtrain.errors import ConfigError, DataError
@@ -130,7 +131,8 @@ def empty_class_problems(dataset: ImageFolderDataset, *, allowed: bool) -> list[
 def build_imagefolder(
     cfg: Any, *, aug: Any, task: str, need_train: bool, require_images: bool = True
 ) -> DataSplits:
-    """`root/<train_dir>` and `root/<val_dir>`; class names from `synset_mapping` when that file exists."""
+    """`root/<train_dir>` and `root/<val_dir>`; class names from `synset_mapping` when that file exists, else,
+    when every class folder is an ImageNet wnid, from ImageNet's own table (`imagenet_names.py`)."""
     require_task(cfg.format, task, ("classification",))
     root = Path(cfg.root).expanduser()
     if not root.is_dir():
@@ -142,6 +144,9 @@ def build_imagefolder(
     names = classes
     if cfg.synset_mapping and (root / cfg.synset_mapping).is_file():
         names = read_synset_mapping(root / cfg.synset_mapping, classes)
+    elif set(classes) <= imagenet_names().keys():
+        names = [imagenet_names()[c] for c in classes]
+        log.info("%s: class names from ImageNet's table of wnids (%s, ...)", root, ", ".join(names[:3]))
     on_device = (
         cfg.decode == "device"
     )  # JPEGs decoded on the training device (cvtrain/data/decoding/device_decode.py)

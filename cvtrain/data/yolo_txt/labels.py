@@ -3,6 +3,10 @@
     DIR/data.yaml            path: .   train: images/train   val: images/val   names: [cat, dog] (or {0: cat, 1: dog})
     DIR/images/train/a.jpg   DIR/labels/train/a.txt: one `class cx cy w h` line per object, normalised to [0, 1]
 
+A line of Ultralytics' segmentation datasets, `class x1 y1 x2 y2 ...` (a polygon of 3 or more normalised points),
+is an object too: its outline is the instance mask (`model=mask_rcnn`) and its extent the box (every detector). The
+two kinds of line may share a file; a box line is unusable where instance masks are needed.
+
 `train` / `val` are relative to `path`, which is relative to the yaml's folder (absent: that folder); each is a
 folder of images (searched recursively), a `.txt` list of image paths (relative ones from the list's folder), or a
 list of those. An image's label file is its path with the last `/images/` replaced by `/labels/` and the
@@ -28,15 +32,20 @@ from cvtrain.errors import DataError
 
 # How far outside [0, 1] a normalised coordinate may be and still count as a rounding error (then clipped).
 TOLERANCE = 0.01
-LINE_FORMAT = "`class cx cy w h` (class index; box centre, width, height in [0, 1])"
+LINE_FORMAT = (
+    "`class cx cy w h` (class index; box centre, width, height in [0, 1]) or `class x1 y1 x2 y2 ...` (a polygon "
+    "of 3 or more points in [0, 1])"
+)
 
 
 @dataclass
 class Labels:
-    """The usable objects of one label file: XYXY boxes in continuous 0-based pixels, clipped to the image."""
+    """The usable objects of one label file: XYXY boxes in continuous 0-based pixels, clipped to the image, and
+    each object's polygon in pixels (flat x1, y1, x2, y2, ...; None for a box line)."""
 
     classes: list[int] = field(default_factory=list)
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    polygons: list[list[float] | None] = field(default_factory=list)
 
     def arrays(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         """(boxes float64 [N, 4] clipped to the image, labels int64 [N])."""
@@ -45,9 +54,19 @@ class Labels:
         return boxes, np.asarray(self.classes, dtype=np.int64)
 
 
-def parse_labels(path: Path, num_classes: int, width: int, height: int, checks: AnnotationLog) -> Labels:
+def parse_labels(
+    path: Path,
+    classes: dict[int, int],
+    width: int,
+    height: int,
+    checks: AnnotationLog,
+    *,
+    masks: bool = False,
+) -> Labels:
     """Read the label file of a `width` x `height` image (absent: a background image, no objects). Every unusable
-    line goes to `checks` (`data.on_bad_annotation`); a box that only sticks out of the image is clipped."""
+    line goes to `checks` (`data.on_bad_annotation`). `classes` maps the file's class indices to the training
+    labels (`YoloLayout.labels`). A box that only sticks out of the image is clipped. With
+    `masks` (instance segmentation) a box line is unusable: only polygons give masks."""
     labels = Labels()
     try:
         text = path.read_text(encoding="utf-8")
@@ -58,7 +77,7 @@ def parse_labels(path: Path, num_classes: int, width: int, height: int, checks: 
         return labels
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            _parse_line(labels, path, f"line {number}", line.split(), (num_classes, width, height), checks)
+            _parse_line(labels, path, f"line {number}", line.split(), (classes, width, height, masks), checks)
     return labels
 
 
@@ -67,45 +86,75 @@ def _parse_line(
     path: Path,
     where: str,
     fields: list[str],
-    sizes: tuple[int, int, int],
+    context: tuple[dict[int, int], int, int, bool],  # `parse_labels`' classes, width, height, masks
     checks: AnnotationLog,
 ) -> None:
-    num_classes, width, height = sizes
+    classes, width, height, masks = context
     text = " ".join(fields)
 
     def bad(what: str, fix: str = f"write it as {LINE_FORMAT}") -> None:
         checks.bad(path, where, what, fix)
 
-    if len(fields) != 5:
-        return bad(f"{text!r} has {len(fields)} fields, not 5")
+    coordinates = len(fields) - 1
+    if coordinates != 4 and coordinates % 2:
+        return bad(f"{text!r} has {len(fields)} fields: {coordinates} coordinates, an odd number")
+    if coordinates != 4 and coordinates < 6:
+        return bad(f"{text!r} has {len(fields)} fields: too few for a box (5) or a polygon (7 or more)")
     try:
         values = [float(v) for v in fields]
     except ValueError:
         return bad(f"{text!r} has a field that is not a number")
     if not all(math.isfinite(v) for v in values):
         return bad(f"{text!r} has a non-finite number")
-    cls, cx, cy, w, h = values
-    if cls != int(cls) or not 0 <= cls < num_classes:
+    cls, points = values[0], values[1:]
+    if cls != int(cls) or int(cls) not in classes:
         return bad(
-            f"class {fields[0]} is not a class index 0..{num_classes - 1}",
-            f"use the index of the object's name in data.yaml `names` ({num_classes} classes)",
+            f"class {fields[0]} is not a class index {_index_range(classes)}",
+            f"use the index of the object's name in data.yaml `names` ({len(classes)} classes)",
         )
-    if not all(-TOLERANCE <= v <= 1 + TOLERANCE for v in (cx, cy, w, h)):
+    if not all(-TOLERANCE <= v <= 1 + TOLERANCE for v in points):
         return bad(
             f"coordinates {' '.join(fields[1:])} are outside [0, 1]",
-            "YOLO boxes are normalised: divide x and width by the image width, y and height by its height",
+            "YOLO coordinates are normalised: divide each x by the image width and each y by its height",
         )
+    if coordinates == 4:
+        if masks:
+            return bad(
+                f"{text!r} is a box, but instance segmentation (model=mask_rcnn) needs each object's outline",
+                "write it as a polygon `class x1 y1 x2 y2 ...`, or train a box-only model",
+            )
+        cx, cy, w, h = points
+        polygon = None
+        corners = [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+    else:
+        xs, ys = np.asarray(points[0::2]) * width, np.asarray(points[1::2]) * height
+        # the shoelace formula: points on one line (or all the same) outline nothing
+        if abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))) < 1e-9:
+            return bad(f"the polygon of {len(xs)} points encloses no area", "fix or delete the line")
+        polygon = np.stack([xs.clip(0, width), ys.clip(0, height)], axis=1).ravel().tolist()
+        corners = [xs.min(), ys.min(), xs.max(), ys.max()]
     # rounded to a millionth of a pixel: no float noise in the messages (36.2, not 36.199999999999996)
-    corners = [
-        round(v, 6)
-        for v in ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
-    ]
     box = check_box(
-        checks, corners, width=width, height=height, file=path, where=where, fix="fix or delete the line"
+        checks,
+        [round(float(v), 6) for v in corners],
+        width=width,
+        height=height,
+        file=path,
+        where=where,
+        fix="fix or delete the line",
     )
     if box is not None:
-        labels.classes.append(int(cls))
+        labels.classes.append(classes[int(cls)])
         labels.boxes.append(box)
+        labels.polygons.append(polygon)
+
+
+def _index_range(classes: dict[int, int]) -> str:
+    """ "0..79", or for a names map with gaps "of data.yaml `names` (80 of 1..90)"."""
+    low, high = min(classes), max(classes)
+    if high - low + 1 == len(classes):
+        return f"{low}..{high}"
+    return f"of data.yaml `names` ({len(classes)} of {low}..{high})"
 
 
 def label_path(image: Path) -> Path:
@@ -122,6 +171,10 @@ class YoloLayout:
     yaml_file: Path
     base: Path  # `path`, resolved: the dataset root every split is relative to
     class_names: list[str]
+    labels: dict[int, int]  # the class index of the label files -> the training label (0.. in index order)
+    skip_unlabelled: (
+        bool  # `skip_if_label_file_missing: true`: an image without a label file is not in the split
+    )
     sources: dict[str, list[Path]]  # "train" / "val" -> folders or .txt lists of images
 
 
@@ -138,27 +191,36 @@ def read_data_yaml(yaml_file: Path) -> YoloLayout:
         raise DataError(f"{yaml_file} is not readable YAML: {e}") from e
     if not isinstance(content, dict):
         raise DataError(f"{yaml_file}: expected a mapping with keys path, train, val, names")
-    names = _class_names(content.get("names"), yaml_file)
-    if content.get("nc") is not None and content["nc"] != len(names):
-        raise DataError(f"{yaml_file}: nc is {content['nc']} but `names` lists {len(names)} classes")
+    index = _class_names(content.get("names"), yaml_file)
+    if content.get("nc") is not None and content["nc"] != len(index):
+        raise DataError(f"{yaml_file}: nc is {content['nc']} but `names` lists {len(index)} classes")
     base = yaml_file.parent / str(content.get("path") or ".")
     sources = {split: _sources(content.get(split), split, base, yaml_file) for split in ("train", "val")}
-    return YoloLayout(yaml_file=yaml_file, base=base, class_names=names, sources=sources)
+    return YoloLayout(
+        yaml_file=yaml_file,
+        base=base,
+        class_names=list(index.values()),
+        labels={cls: label for label, cls in enumerate(index)},
+        skip_unlabelled=bool(content.get("skip_if_label_file_missing", False)),
+        sources=sources,
+    )
 
 
-def _class_names(names: Any, yaml_file: Path) -> list[str]:
+def _class_names(names: Any, yaml_file: Path) -> dict[int, str]:
+    """The name of each class index, in index order. A map's indices may skip numbers (LightlyTrain's COCO
+    exports keep COCO's category ids 1..90); the training labels are then 0.. in index order."""
     if isinstance(names, list) and names:
-        return [str(n) for n in names]
+        return {i: str(n) for i, n in enumerate(names)}
     if isinstance(names, dict) and names:
         try:
             index = {int(k): str(v) for k, v in names.items()}
         except (TypeError, ValueError):
             index = {}
-        if sorted(index) == list(range(len(names))):
-            return [index[i] for i in range(len(names))]
-        raise DataError(f"{yaml_file}: the keys of `names` must be the class indices 0..{len(names) - 1}")
+        if len(index) == len(names) and min(index) >= 0:
+            return dict(sorted(index.items()))
+        raise DataError(f"{yaml_file}: the keys of `names` must be class indices (whole numbers from 0)")
     raise DataError(
-        f"{yaml_file}: `names` must list the class names (a list, or a map from index 0.. to name)"
+        f"{yaml_file}: `names` must list the class names (a list, or a map from class index to name)"
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from cvtrain.engine.meters import rate_text
 from cvtrain.engine.reporting import NO_PROGRESS, TrainProgress
 
 
@@ -22,7 +23,7 @@ class ConsoleRecorder:
     def scalars(self, prefix: str, values: Mapping[str, float], step: int) -> None:
         if prefix == "train" and "loss" in values:
             self.progress.show_stats(
-                f"loss={values['loss']:.4f} lr={values['lr']:.3g} {values['images_per_s']:.0f} img/s"
+                f"loss={values['loss']:.4f} lr={values['lr']:.3g} {rate_text(values['images_per_s'])}"
             )
 
     def image(self, tag: str, image: np.ndarray, step: int) -> None:

@@ -168,7 +168,7 @@ def test_the_builder_reads_both_splits_through_the_config(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ("train: images/train\nval: images/val\nnames: {0: cat, 2: dog}", "0..1"),
+        ("train: images/train\nval: images/val\nnames: {0: cat, x: dog}", "must be class indices"),
         ("train: images/train\nval: images/val\nnames: [cat]\nnc: 2", "nc is 2"),
         ("train: images/train\nval: images/nowhere\nnames: [cat]", "images/nowhere"),
         ("train: images/train\nnames: [cat]", "`val` is missing"),
@@ -215,3 +215,135 @@ def test_normalised_boxes_of_a_phone_photo_are_of_the_displayed_picture(tmp_path
     write_oriented(root / "images" / "train" / "phone.jpg", block_picture(32, 48), 6)
     image, target, _ = split(root)[0]
     assert image.shape == (3, 48, 32) and target["boxes"].tolist() == [[0.0, 24.0, 32.0, 48.0]]
+
+
+# ------------------------------------------------------------------------------------ YOLO-seg polygon lines
+
+# A triangle (0.25, 0.2) (0.75, 0.2) (0.5, 0.8) on the 40 x 30 image: (10, 6) (30, 6) (20, 24) in pixels.
+TRIANGLE = "0 0.25 0.2 0.75 0.2 0.5 0.8"
+
+
+def masked(root: Path, name: str = "train", policy: str = "error") -> YoloTxtDetection:
+    return YoloTxtDetection(
+        layout=read_data_yaml(root / "data.yaml"), split=name, checks=AnnotationLog(policy), masks=True
+    )
+
+
+def test_a_polygon_line_is_an_object_whose_box_is_the_polygons_extent(tmp_path: Path) -> None:
+    root = write_yolo(tmp_path, train={"a.jpg": f"{TRIANGLE}\n1 0.5 0.5 0.5 0.4\n"}, val={"v.jpg": None})
+    (record,) = split(root).records
+    assert record.labels.tolist() == [0, 1] and record.polygons is None  # a box-only model: no masks
+    np.testing.assert_allclose(record.boxes, [[10, 6, 30, 24], [10, 9, 30, 21]])
+    _, target, _ = split(root)[0]
+    assert "masks" not in target
+
+
+def test_for_instance_segmentation_a_polygon_is_the_objects_mask(tmp_path: Path) -> None:
+    root = write_yolo(tmp_path, train={"a.jpg": TRIANGLE}, val={"v.jpg": TRIANGLE})
+    data = masked(root)
+    (record,) = data.records
+    assert record.polygons == ([10.0, 6.0, 30.0, 6.0, 20.0, 24.0],)
+    image, target, _ = data[0]
+    (mask,) = target["masks"]
+    assert mask.shape == (30, 40) and mask.dtype == torch.uint8
+    assert mask[10, 20] == 1 and mask[20, 20] == 1 and mask[20, 12] == 0 and mask[2, 20] == 0
+    # pycocotools' rasterisation: about the triangle's 180 px
+    assert 160 <= int(mask.sum()) <= 200
+    segmentation = data.coco_ground_truth().coco.anns[1]["segmentation"]
+    assert segmentation == [[10.0, 6.0, 30.0, 6.0, 20.0, 24.0]]
+
+
+POLYGON_LINES = [
+    TRIANGLE,  # 1: fine
+    "0 0.25 0.2 0.75 0.2 0.5",  # 2: five coordinates
+    "0 0.25 0.2 0.75 0.2 0.5 1.8",  # 3: a point outside [0, 1]
+    "1 0.1 0.1 0.5 0.5 0.9 0.9",  # 4: three points on one line
+    "1 0.2 0.2 0.2 0.2 0.2 0.2 0.2 0.2",  # 5: one point four times
+    "0 0.5 0.5",  # 6: one point
+    "1 0.5 0.5 0.5 0.4",  # 7: a box: no mask for instance segmentation
+]
+
+
+def test_unusable_polygons_are_listed_by_file_and_line_and_the_rest_kept(tmp_path: Path) -> None:
+    root = write_yolo(tmp_path, train={"a.jpg": "\n".join(POLYGON_LINES)}, val={"v.jpg": None})
+    data = masked(root, policy="skip")
+    label = str(tmp_path / "labels" / "train" / "a.txt")
+    assert [(p.file, p.where, p.action) for p in data.checks.problems] == [
+        (label, f"line {n}", "skipped") for n in range(2, 8)
+    ]
+    assert [p.what for p in data.checks.problems] == [
+        "'0 0.25 0.2 0.75 0.2 0.5' has 6 fields: 5 coordinates, an odd number",
+        "coordinates 0.25 0.2 0.75 0.2 0.5 1.8 are outside [0, 1]",
+        "the polygon of 3 points encloses no area",
+        "the polygon of 4 points encloses no area",
+        "'0 0.5 0.5' has 3 fields: too few for a box (5) or a polygon (7 or more)",
+        "'1 0.5 0.5 0.5 0.4' is a box, but instance segmentation (model=mask_rcnn) needs each object's outline",
+    ]
+    (record,) = data.records
+    assert record.labels.tolist() == [0] and len(record.polygons) == 1
+    assert data[0][1]["masks"].shape == (1, 30, 40)
+
+
+def test_a_degenerate_polygon_stops_the_run_by_default_naming_file_and_line(tmp_path: Path) -> None:
+    root = write_yolo(tmp_path, train={"a.jpg": "1 0.1 0.1 0.5 0.5 0.9 0.9"}, val={"v.jpg": None})
+    with pytest.raises(
+        DataError, match=r"labels/train/a\.txt: line 1: the polygon of 3 points encloses no area"
+    ):
+        split(root)
+
+
+def test_a_polygon_sticking_out_of_the_image_is_clipped_and_listed(tmp_path: Path) -> None:
+    root = write_yolo(tmp_path, train={"a.jpg": "0 -0.005 0.2 0.5 0.2 0.5 1.005"}, val={"v.jpg": None})
+    data = masked(root)
+    (record,) = data.records
+    assert record.polygons == ([0.0, 6.0, 20.0, 6.0, 20.0, 30.0],)
+    np.testing.assert_allclose(record.boxes, [[0, 6, 20, 30]])
+    assert [p.action for p in data.checks.problems] == ["clipped"]
+
+
+def test_perfect_masks_score_one_with_coco_mask_ap(tmp_path: Path) -> None:
+    root = write_yolo(
+        tmp_path, train={"a.jpg": TRIANGLE}, val={"v.jpg": f"{TRIANGLE}\n1 0.1 0.5 0.4 0.5 0.3 0.9"}
+    )
+    data = masked(root, "val")
+    evaluator, _ = detection_evaluator(data, masks=True)
+    (record,) = data.records
+    _, target, _ = data[0]
+    prediction = {
+        "boxes": torch.as_tensor(record.boxes, dtype=torch.float32),
+        "scores": torch.ones(len(record.labels)),
+        "labels": torch.as_tensor(record.labels),
+        "masks": target["masks"].bool(),
+    }
+    evaluator.update(Batch(images=[], targets=[], meta=[{"image_id": record.image_id}]), [prediction])
+    metrics = evaluator.compute()
+    assert metrics["segm_map"] == pytest.approx(1.0) and metrics["voc_map"] == pytest.approx(1.0)
+
+
+def test_a_names_map_may_skip_indices_as_cocos_category_ids_do(tmp_path: Path) -> None:
+    names = "names:\n  1: person\n  3: car\n  90: toothbrush"  # LightlyTrain's coco128 keeps COCO's ids
+    root = write_yolo(
+        tmp_path,
+        train={"a.jpg": "90 0.5 0.5 0.2 0.2\n3 0.5 0.5 0.4 0.4\n2 0.5 0.5 0.2 0.2"},
+        val={"v.jpg": None},
+        names_yaml=names,
+    )
+    data = split(root, policy="skip")
+    assert data.class_names == ["person", "car", "toothbrush"]
+    assert data.records[0].labels.tolist() == [2, 1]
+    (problem,) = data.checks.problems
+    assert problem.what == "class 2 is not a class index of data.yaml `names` (3 of 1..90)"
+
+
+def test_skip_if_label_file_missing_leaves_unlabelled_images_out_instead_of_as_backgrounds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = clean(tmp_path)
+    (root / "data.yaml").write_text((root / "data.yaml").read_text() + "skip_if_label_file_missing: true\n")
+    with caplog.at_level(logging.INFO):
+        train = split(root)
+    assert [r.image_id for r in train.records] == ["images/train/a", "images/train/empty"]
+    assert f"{root / 'data.yaml'}: 1 of the 3 train images have no label file: left out" in caplog.text
+    (root / "labels" / "val" / "v.txt").unlink()
+    with pytest.raises(DataError, match="none of the 1 val images has a label file"):
+        split(root, "val")
