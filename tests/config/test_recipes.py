@@ -9,6 +9,7 @@ import pytest
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from cvtrain.config.provenance import ConfigFile, Provenance
+from cvtrain.engine.optim import run_lr
 from cvtrain.engine.recipe import recipe_rows
 from tests.conftest import compose_config, compose_raw
 
@@ -157,3 +158,64 @@ def test_the_recipe_table_writes_the_scaling_out_and_names_each_source() -> None
     assert rows["warm-up"] == ("1000 steps (at most the first epoch) from 0.001 × lr", "model recipe")
     assert rows["epochs"] == ("2", "command line")
     assert rows["EMA"] == ("off", "model recipe")
+
+
+# torchvision's published recipes (conf/experiment/), each as its README command and train.py's defaults set it, run
+# on 8 processes: the per-process batch below times 8 is the global batch the lr is quoted for.
+DETECTION_RUN = {
+    "data.aspect_ratio_grouping": True, "model.backbone": "resnet50_fpn", "model.pretrained_backbone": True,
+    "model.trainable_backbone_layers": 3, "data.batch_size": 2,  # -b 2 x 8 GPUs = 16
+}  # fmt: skip
+SEGMENTATION_RUN = {
+    "data.format": "coco_seg", "data.classes": "voc", "data.batch_size": 4, "data.image_size": 480,  # -b 4 x 8 = 32
+    "model.backbone": "resnet50", "model.pretrained_backbone": True, "trainer.sync_bn": True,
+}  # fmt: skip
+PUBLISHED = {
+    # ResNet-50 v1, top-1 76.13: train.py --model resnet50 (-b 32 x 8 = 256)
+    "imagenet_resnet50": {
+        **TV_CLASSIFICATION, "data.format": "imagenet", "model.name": "resnet50", "data.batch_size": 32,
+        "data.image_size": 224,
+    },
+    # box AP 37.0: --model fasterrcnn_resnet50_fpn --epochs 26 --lr-steps 16 22 --aspect-ratio-group-factor 3
+    "coco_faster_rcnn": {**TV_DETECTION, **DETECTION_RUN, "data.format": "coco", "model.name": "faster_rcnn"},
+    # box / mask AP 37.9 / 34.6: --model maskrcnn_resnet50_fpn, the same settings
+    "coco_mask_rcnn": {**TV_DETECTION, **DETECTION_RUN, "data.format": "coco", "model.name": "mask_rcnn"},
+    # box AP 36.4: --model retinanet_resnet50_fpn ... --lr 0.01
+    "coco_retinanet": {**TV_RETINANET, **DETECTION_RUN, "data.format": "coco", "model.name": "retinanet"},
+    # box AP 25.1: --model ssd300_vgg16 --epochs 120 --lr-steps 80 110 --lr 0.002 --batch-size 4 --weight-decay 0.0005
+    # --data-augmentation ssd --weights-backbone VGG16_Weights.IMAGENET1K_FEATURES
+    "coco_ssd300": {
+        **TV_SSD, "data.format": "coco", "model.name": "ssd", "model.backbone": "vgg16",
+        "model.pretrained_backbone": True, "data.batch_size": 4, "data.aspect_ratio_grouping": True,
+    },
+    # mIoU 60.5: --lr 0.02 --dataset coco -b 4 --model fcn_resnet50 --aux-loss
+    "coco_fcn_resnet50": {**TV_SEGMENTATION, **SEGMENTATION_RUN, "model.name": "fcn"},
+    # mIoU 66.4: --lr 0.02 --dataset coco -b 4 --model deeplabv3_resnet50 --aux-loss
+    "coco_deeplabv3_resnet50": {**TV_SEGMENTATION, **SEGMENTATION_RUN, "model.name": "deeplabv3"},
+    # mIoU 57.9: --dataset coco -b 4 --model lraspp_mobilenet_v3_large --wd 0.000001 (train.py's --lr 0.01)
+    "coco_lraspp": {
+        **TV_LRASPP, **SEGMENTATION_RUN, "model.name": "lraspp", "model.backbone": "mobilenet_v3_large",
+    },
+    # Detectron2 PascalVOC-Detection/faster_rcnn_R_50_FPN.yaml: 16 images at 0.02, 18,000 iterations (17.4 epochs of
+    # VOC07+12 trainval), steps 12,000 / 16,000, 100 warm-up iterations, test size 800; VOC07 test.
+    "voc_faster_rcnn": {
+        **TV_DETECTION, **DETECTION_RUN, "data.format": "voc", "model.name": "faster_rcnn",
+        "data.years": [2007, 2012], "data.train_split": "trainval", "data.val_years": [2007], "data.val_split": "test",
+        "sched.milestones": [12, 15], "sched.warmup_steps": 100, "trainer.epochs": 17,
+        "model.min_size": 800, "model.max_size": 1333,
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("experiment", sorted(PUBLISHED))
+def test_a_published_recipe_composes_the_references_hyperparameters(experiment: str) -> None:
+    cfg = compose_raw(f"+experiment={experiment}")
+    expected = PUBLISHED[experiment]
+    assert {key: _value(cfg, key) for key in expected} == expected
+
+
+def test_a_published_recipe_scales_its_lr_to_the_global_batch_it_runs_at() -> None:
+    # coco_faster_rcnn on one process of 2 images: 0.02 x 2 / 16; on 8 processes (torchrun): 0.02 exactly
+    cfg = compose_config("+experiment=coco_faster_rcnn", "data.root=coco")
+    assert run_lr(cfg.optim, global_batch=2) == pytest.approx(0.0025)
+    assert run_lr(cfg.optim, global_batch=2 * 8) == pytest.approx(0.02)
