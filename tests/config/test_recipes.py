@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from cvtrain.config.provenance import ConfigFile, Provenance
 from cvtrain.engine.optim import run_lr
-from cvtrain.engine.recipe import recipe_rows
 from tests.conftest import compose_config, compose_raw
 
 # torchvision references/classification/train.py and README (ResNet): -b 32 on 8 GPUs, --lr 0.1, --momentum 0.9,
@@ -141,23 +139,6 @@ def test_the_demo_keeps_its_defaults() -> None:
         None,
     )
     assert (cfg.sched.name, cfg.aug.name, cfg.trainer.epochs) == ("cosine", "light", 5)
-
-
-def test_the_recipe_table_writes_the_scaling_out_and_names_each_source() -> None:
-    cfg = compose_config(
-        "model=faster_rcnn", "data=voc", "data.root=VOCdevkit", "data.batch_size=4", "trainer.epochs=2"
-    )
-    model = ConfigFile(keys=(), groups=("optim", "sched", "aug", "trainer"))
-    provenance = Provenance.of(
-        ["model=faster_rcnn", "data=voc", "trainer.epochs=2"], experiment=None, model=model
-    )
-    rows = {name: (value, source) for name, value, source in recipe_rows(cfg, provenance)}
-    assert rows["lr"] == ("0.005 = 0.02 × 4 / 16", "model recipe")
-    assert rows["optimizer"] == ("sgd, momentum 0.9, weight decay 0.0001 (every parameter)", "model recipe")
-    assert rows["schedule"] == ("multistep × 0.1 at epochs 16, 22", "model recipe")
-    assert rows["warm-up"] == ("1000 steps (at most the first epoch) from 0.001 × lr", "model recipe")
-    assert rows["epochs"] == ("2", "command line")
-    assert rows["EMA"] == ("off", "model recipe")
 
 
 # torchvision's published recipes (conf/experiment/), each as its README command and train.py's defaults set it, run
