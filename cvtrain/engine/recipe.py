@@ -62,9 +62,26 @@ def warmup_text(cfg: Config) -> str:
     return "none"
 
 
+def image_size_row(cfg: Config) -> tuple[str, tuple[str, ...]]:
+    """What size the network sees, and the keys that set it: the torchvision detectors and YOLOv1 resize inside."""
+    m = cfg.model
+    if hasattr(m, "min_size"):
+        if m.min_size is None and m.max_size is None:
+            return "resized inside the model (torchvision's sizes for the backbone)", ("model.min_size",)
+        return f"resized inside the model: shorter side {m.min_size}, longer at most {m.max_size}", (
+            "model.min_size", "model.max_size",
+        )  # fmt: skip
+    if getattr(m, "arch", None) == "ssd":
+        return "fixed inside the model (300, or 320 for SSDlite)", ("model.backbone",)
+    if hasattr(m, "image_size"):
+        return str(m.image_size), ("model.image_size",)
+    return str(cfg.aug.image_size), ("aug.image_size", "data.image_size")
+
+
 def recipe_rows(cfg: Config, provenance: Provenance | None) -> list[tuple[str, str, str]]:
     """(setting, value, source) for each line of the table."""
     t = cfg.trainer
+    size, size_keys = image_size_row(cfg)
 
     def source(*keys: str) -> str:
         return provenance.source(*keys) if provenance else DEFAULT
@@ -75,7 +92,7 @@ def recipe_rows(cfg: Config, provenance: Provenance | None) -> list[tuple[str, s
         ("schedule", schedule_text(cfg), source("sched.name", "sched.milestones", "sched.power")),
         ("warm-up", warmup_text(cfg), source("sched.warmup_epochs", "sched.warmup_steps")),
         ("augmentation", cfg.aug.name, source("aug.name")),
-        ("image size", str(cfg.aug.image_size), source("aug.image_size", "data.image_size")),
+        ("image size", size, source(*size_keys)),
         ("epochs", str(t.epochs), source("trainer.epochs")),
         ("EMA", f"decay {t.ema_decay:g}" if t.ema else "off", source("trainer.ema", "trainer.ema_decay")),
     ]

@@ -24,6 +24,10 @@ def test_the_recipe_table_writes_the_scaling_out_and_names_each_source() -> None
     assert rows["warm-up"] == ("1000 steps (at most the first epoch) from 0.001 × lr", "model recipe")
     assert rows["epochs"] == ("2", "command line")
     assert rows["EMA"] == ("off", "model recipe")
+    assert rows["image size"] == (
+        "resized inside the model (torchvision's sizes for the backbone)",
+        "default",
+    )
 
 
 def test_fit_prints_the_recipe_first_with_the_command_lines_values_named(tmp_path: Path) -> None:
