@@ -24,9 +24,10 @@ def test_the_recipe_table_writes_the_scaling_out_and_names_each_source() -> None
     assert rows["warm-up"] == ("1000 steps (at most the first epoch) from 0.001 × lr", "model recipe")
     assert rows["epochs"] == ("2", "command line")
     assert rows["EMA"] == ("off", "model recipe")
+    # the model, chosen on the command line, resizes inside
     assert rows["image size"] == (
         "resized inside the model (torchvision's sizes for the backbone)",
-        "default",
+        "command line",
     )
 
 
