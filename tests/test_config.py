@@ -77,11 +77,9 @@ def test_shapes_image_size_follows_the_task(overrides: list[str], size: int) -> 
     assert cfg.data.image_size == size and cfg.aug.image_size == size
 
 
-MODELS = [option for group, option in OPTIONS if group == "model"]
-
-
-@pytest.mark.parametrize("model", MODELS)
-def test_segmentation_models_default_to_poly(model: str) -> None:
+@pytest.mark.parametrize("model", ["small_cnn", "mobilenet_v3_small", "yolo_v1", "unet", "fcn8s"])
+def test_models_without_a_reference_recipe_keep_the_default_schedule(model: str) -> None:
+    # the models with one: tests/config/test_recipes.py
     cfg = compose_config(f"model={model}")
     assert cfg.sched.name == ("poly" if cfg.model.task == "segmentation" else "cosine")
 

@@ -21,6 +21,7 @@ from cvtrain.composition import (
     list_annotation_problems,
 )
 from cvtrain.config import Config, to_typed
+from cvtrain.config.provenance import of_this_run
 from cvtrain.config.training import TrainerConfig
 from cvtrain.contracts.datasets import GroupsBatches
 from cvtrain.contracts.monitor import monitor_mode
@@ -33,8 +34,9 @@ from cvtrain.engine.ema import ModelEMA
 from cvtrain.engine.loop import fit
 from cvtrain.engine.optim import build_optimizer, build_scheduler
 from cvtrain.engine.plotting import RunPlots
+from cvtrain.engine.recipe import global_batch, recipe_table
 from cvtrain.engine.recorders.fanout import build_recorders, flatten
-from cvtrain.engine.reporting import log
+from cvtrain.engine.reporting import log, show
 from cvtrain.engine.state import FitProgress, FitSetup
 from cvtrain.errors import ConfigError, CvtrainError
 
@@ -42,6 +44,7 @@ from cvtrain.errors import ConfigError, CvtrainError
 def run_fit(raw_cfg: DictConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = to_typed(raw_cfg)
+    show(recipe_table(cfg, of_this_run()))
     setup = build_setup(cfg, need_train=True)
     annotations_skipped = list_annotation_problems(setup.data, run_dir)
     d, train_ds = cfg.data, setup.data.train
@@ -122,7 +125,7 @@ def build_run(cfg: Config, setup: Setup, run_dir: Path) -> FitSetup:
     # its resumption then follow the same schedule as an uninterrupted one).
     total_steps = t.epochs * steps_per_epoch
     model = wrap_model(setup, t)
-    optimizer = build_optimizer(setup.model, cfg.optim)
+    optimizer = build_optimizer(setup.model, cfg.optim, global_batch=global_batch(cfg))
     scheduler = build_scheduler(
         optimizer, cfg.sched, steps_per_epoch=steps_per_epoch, total_steps=total_steps
     )

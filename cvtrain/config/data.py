@@ -125,6 +125,8 @@ class VOCDataConfig(DataConfig):
     classes: list[str] | None = None  # the object classes of VOC-layout data; None: the 20 Pascal VOC classes
     aspect_ratio_grouping: bool = True  # batches of only landscape or only portrait images
     batch_size: int = 4
+    # the size YOLO letterboxes to (Ultralytics' imgsz, cfg/default.yaml); the torchvision detectors resize inside
+    image_size: int = 640
 
     TASKS: ClassVar[tuple[str, ...]] = ("detection",)
 
@@ -137,6 +139,8 @@ class YoloTxtDataConfig(DataConfig):
     yaml: str = "data.yaml"  # the dataset file, relative to root
     aspect_ratio_grouping: bool = True  # batches of only landscape or only portrait images
     batch_size: int = 4
+    # the size YOLO letterboxes to (Ultralytics' imgsz, cfg/default.yaml); the torchvision detectors resize inside
+    image_size: int = 640
 
     TASKS: ClassVar[tuple[str, ...]] = ("detection", "instance_segmentation")
 
@@ -159,6 +163,8 @@ class COCODataConfig(COCOFilesConfig):
     keep_empty: bool = False  # also train on images without objects (negatives); evaluation always keeps them
     aspect_ratio_grouping: bool = True
     batch_size: int = 4
+    # the size YOLO letterboxes to (Ultralytics' imgsz, cfg/default.yaml); the torchvision detectors resize inside
+    image_size: int = 640
 
     TASKS: ClassVar[tuple[str, ...]] = ("detection", "instance_segmentation")
 

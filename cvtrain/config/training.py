@@ -17,6 +17,10 @@ class OptimConfig:
     lr: float = bounded(0.1, gt=0)
     weight_decay: float = bounded(1e-4, ge=0)
     decay_norm_and_bias: bool = False  # the usual recipe: no weight decay on norm weights and biases
+    # The global batch `lr` is quoted for (a recipe's); None: lr is the run's rate whatever its batch.
+    base_batch: int | None = bounded(None, ge=1)
+    # With base_batch: the run's lr = lr x global batch / base_batch (global = batch x accumulate x processes).
+    scale_lr: bool = True
 
 
 @schema("optim", "sgd")
@@ -43,10 +47,13 @@ class SchedConfig:
     name: str = MISSING  # step | multistep | cosine | poly | constant
     warmup_epochs: float = bounded(0.0, ge=0)  # linear warmup from warmup_factor x lr
     warmup_factor: float = bounded(0.001, gt=0, le=1)
+    # warm-up counted in optimizer steps instead (torchvision detection: 1000), capped as torchvision caps it at
+    # one step short of the first epoch; None: warmup_epochs
+    warmup_steps: int | None = bounded(None, ge=1)
     step_size: int = bounded(30, ge=1)  # step: decay every step_size epochs
     milestones: list[int] = bounded(factory=lambda: [30, 60, 90], ge=1)  # multistep, in epochs
     gamma: float = bounded(0.1, gt=0)
-    min_lr_ratio: float = bounded(0.0, ge=0, le=1)  # cosine floor, as a fraction of lr
+    min_lr_ratio: float = bounded(0.0, ge=0, le=1)  # cosine and poly floor, as a fraction of lr
     power: float = bounded(0.9, ge=0)  # poly
 
 

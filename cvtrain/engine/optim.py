@@ -31,14 +31,24 @@ def parameter_groups(
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
+def run_lr(cfg: Any, global_batch: int) -> float:
+    """The rate the run trains at: `optim.lr` is quoted for `optim.base_batch` images, so the linear rule scales it
+    to the run's global batch (Goyal et al., 2017); as it is without a base batch or with `optim.scale_lr=false`."""
+    if cfg.base_batch is None or not cfg.scale_lr:
+        return float(cfg.lr)
+    return float(cfg.lr) * global_batch / cfg.base_batch
+
+
+def build_optimizer(model: nn.Module, cfg: Any, *, global_batch: int) -> torch.optim.Optimizer:
+    """The `optim` group's optimizer at `run_lr(cfg, global_batch)`."""
     groups = parameter_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias)
     if not any(g["params"] for g in groups):
         raise ConfigError("no trainable parameters: model.freeze froze the whole network.")
+    lr = run_lr(cfg, global_batch)
     if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps)
     raise ConfigError(f"optim.name={cfg.name!r} is not known; choose sgd or adamw.")
 
 
@@ -56,6 +66,7 @@ class LRFactor:
         steps_per_epoch: int,
         warmup_epochs: float,
         warmup_factor: float,
+        warmup_steps: int | None = None,
         step_size: int,
         milestones: list[int],
         gamma: float,
@@ -69,7 +80,10 @@ class LRFactor:
         self.name = name
         self.total_steps = max(1, total_steps)
         self.steps_per_epoch = max(1, steps_per_epoch)
-        self.warmup_steps = round(warmup_epochs * self.steps_per_epoch)
+        if warmup_steps is None:
+            self.warmup_steps = round(warmup_epochs * self.steps_per_epoch)
+        else:  # torchvision's detection engine: min(1000, len(data_loader) - 1), within the first epoch
+            self.warmup_steps = min(warmup_steps, self.steps_per_epoch - 1)
         self.warmup_factor = warmup_factor
         self.step_size = step_size
         self.milestones = list(milestones)
@@ -87,7 +101,7 @@ class LRFactor:
         if self.name == "cosine":
             return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
         if self.name == "poly":
-            return (1 - progress) ** self.power
+            return self.min_lr_ratio + (1 - self.min_lr_ratio) * (1 - progress) ** self.power
         return 1.0
 
     def __call__(self, step: int) -> float:
@@ -107,6 +121,7 @@ def build_scheduler(
         steps_per_epoch=steps_per_epoch,
         warmup_epochs=cfg.warmup_epochs,
         warmup_factor=cfg.warmup_factor,
+        warmup_steps=cfg.warmup_steps,
         step_size=cfg.step_size,
         milestones=list(cfg.milestones),
         gamma=cfg.gamma,

@@ -93,10 +93,12 @@ class Sched:
     name, warmup_epochs, warmup_factor, step_size, milestones, gamma, min_lr_ratio, power = (
         "constant", 0.0, 0.001, 30, [30], 0.1, 0.0, 0.9,
     )  # fmt: skip
+    warmup_steps = None
 
 
 class Optim:
     name, lr, weight_decay, decay_norm_and_bias, momentum, nesterov = "sgd", 0.3, 0.0, False, 0.0, False
+    base_batch, scale_lr = None, True
 
 
 def make_run(
@@ -118,7 +120,7 @@ def make_run(
         collate=task.collate, num_workers=0, pin_memory=True, persistent_workers=False, device=device
     )
     train = loaders.train_loader(regression_data(), batch_size=batch_size, seed=0, **common)
-    optimizer = build_optimizer(model, Optim)
+    optimizer = build_optimizer(model, Optim, global_batch=batch_size * accumulate)
     return FitSetup(
         model=model,
         task=task,

@@ -4,7 +4,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from cvtrain.config.training import AdamWConfig, SchedConfig, SGDConfig
-from cvtrain.engine.optim import build_optimizer, build_scheduler, parameter_groups
+from cvtrain.engine.optim import build_optimizer, build_scheduler, parameter_groups, run_lr
 
 
 def _model() -> nn.Module:
@@ -28,8 +28,17 @@ def test_frozen_parameters_are_left_out() -> None:
 @pytest.mark.parametrize("schema", [SGDConfig, AdamWConfig])
 def test_build_optimizer(schema: type) -> None:
     cfg = OmegaConf.structured(schema)
-    opt = build_optimizer(nn.Linear(3, 2), cfg)
-    assert opt.param_groups[0]["lr"] == cfg.lr
+    opt = build_optimizer(nn.Linear(3, 2), cfg, global_batch=4)
+    assert opt.param_groups[0]["lr"] == cfg.lr  # no base batch: the lr as given
+
+
+def test_the_lr_follows_the_global_batch_by_the_linear_rule() -> None:
+    # torchvision's detection reference: 0.02 for a global batch of 16; a run of 4 images per step trains at 0.005
+    cfg = OmegaConf.merge(OmegaConf.structured(SGDConfig), {"lr": 0.02, "base_batch": 16})
+    assert build_optimizer(nn.Linear(3, 2), cfg, global_batch=4).param_groups[0]["lr"] == pytest.approx(0.005)
+    assert run_lr(cfg, 64) == pytest.approx(0.08)
+    cfg.scale_lr = False
+    assert build_optimizer(nn.Linear(3, 2), cfg, global_batch=4).param_groups[0]["lr"] == 0.02
 
 
 def _lrs(name: str, steps: int = 100, steps_per_epoch: int = 10, **kw: object) -> list[float]:
@@ -60,3 +69,17 @@ def test_linear_warmup_then_decay() -> None:
     lrs = _lrs("constant", warmup_epochs=1.0, warmup_factor=0.1)
     assert lrs[0] == pytest.approx(0.1) and lrs[5] == pytest.approx(0.55) and lrs[10] == 1.0
     assert all(a <= b for a, b in zip(lrs[:10], lrs[1:11], strict=True))
+
+
+def test_warmup_in_steps_is_capped_at_the_first_epoch_as_torchvision_does() -> None:
+    # references/detection/engine.py: LinearLR from 1/1000 over min(1000, len(data_loader) - 1) iterations
+    lrs = _lrs("constant", warmup_steps=1000, warmup_factor=0.001)
+    assert lrs[0] == pytest.approx(0.001) and lrs[9] == 1.0 and lrs[8] < 1.0
+    short = _lrs("constant", warmup_steps=4, warmup_factor=0.001)
+    assert short[2] == pytest.approx(0.001 * 0.5 + 0.5) and short[4] == 1.0
+
+
+def test_poly_decays_to_its_floor() -> None:
+    # Ultralytics' linear schedule: lr x ((1 - progress) x (1 - lrf) + lrf), lrf 0.01
+    lrs = _lrs("poly", power=1.0, min_lr_ratio=0.01)
+    assert lrs[0] == 1.0 and lrs[50] == pytest.approx(0.01 + 0.99 * 0.5) and lrs[-1] == pytest.approx(0.0199)
