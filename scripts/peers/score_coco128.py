@@ -31,7 +31,7 @@ def image_id(stem: str) -> int | str:
 
 def ground_truth(data_yaml: Path) -> dict:
     spec = yaml.safe_load(data_yaml.read_text())
-    root = Path(spec.get("path") or data_yaml.parent)
+    root = data_yaml.parent / spec.get("path", ".")  # relative to the yaml, as Ultralytics reads it
     image_dir = root / spec["val"]
     label_dir = Path(str(image_dir).replace("/images", "/labels"))  # Ultralytics' images/ -> labels/ rule
     names = spec["names"]
