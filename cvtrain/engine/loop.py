@@ -141,8 +141,8 @@ def to_device(run: FitSetup, batch: Batch) -> Batch:
 
 def fit(run: FitSetup, progress: FitProgress) -> dict[str, Any]:
     """Train from `progress` (fresh, or where a checkpoint left off; advanced as the run goes) for `run.epochs`
-    (or until `run.max_steps`), evaluating every `eval_every` epochs and at the end. Returns the metrics of the
-    final evaluation (the weights in last.ckpt). A stop signal ends the run after the current step or evaluation
+    (or until `run.max_steps`), evaluating and writing last.ckpt every `eval_every` epochs and at the end.
+    Returns the metrics of the final evaluation (the weights in last.ckpt). A stop signal ends the run after the current step or evaluation
     batch with last.ckpt written (`RunStopped`)."""
     ckpt_dir = run.checkpoint_dir
     final: dict[str, Any] = {}
@@ -171,10 +171,13 @@ def fit(run: FitSetup, progress: FitProgress) -> dict[str, Any]:
             # where a resume continues: the next epoch, or this one after `trained` batches (max_steps)
             position = (epoch + 1, 0) if finished else (epoch, trained)
             epoch += 1
+            # Evaluation, plots and last.ckpt come together every `eval_every` epochs and at the end: on small
+            # data with many epochs, that cycle costs more than the epoch. Between them, `checkpoint_every` and a
+            # stop signal still write last.ckpt.
             if epoch % run.eval_every == 0 or epoch >= run.epochs or _done(run, progress):
                 final = _evaluate_or_stop(run, progress, epoch, position, stop)
-            if distributed.is_main():
-                save_checkpoint(checkpoint_state(run, progress, *position), ckpt_dir / "last.ckpt")
+                if distributed.is_main():
+                    save_checkpoint(checkpoint_state(run, progress, *position), ckpt_dir / "last.ckpt")
             if not finished:
                 break
     run.bar.stop()

@@ -16,10 +16,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from cvtrain.contracts.batch import BadSample, Batch, split_bad
 from cvtrain.contracts.evaluator import Evaluator
-from cvtrain.engine import loaders
+from cvtrain.engine import loaders, loop
 from cvtrain.engine.bad_samples import BadSampleLog
 from cvtrain.engine.checkpoints.reading import load_checkpoint
 from cvtrain.engine.checkpoints.training import resume
+from cvtrain.engine.checkpoints.writing import save_checkpoint
 from cvtrain.engine.loop import evaluate, fit, start_epoch, train_step
 from cvtrain.engine.meters import LossMeter
 from cvtrain.engine.optim import build_optimizer, build_scheduler
@@ -110,6 +111,7 @@ def make_run(
     accumulate: int = 1,
     device: str = "cpu",
     task: RegressionTask | None = None,
+    eval_every: int = 1,
 ) -> FitSetup:
     tmp_path.mkdir(parents=True, exist_ok=True)  # the run directory Hydra makes
     torch.manual_seed(0)
@@ -137,7 +139,7 @@ def make_run(
         run_dir=tmp_path,
         epochs=epochs,
         max_steps=max_steps,
-        eval_every=1,
+        eval_every=eval_every,
         grad_clip=None,
         log_every=4,
         monitor="mse",
@@ -164,6 +166,27 @@ def test_fit_learns_and_keeps_last_and_best_checkpoints(tmp_path: Path) -> None:
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]  # one row per evaluation
     assert all(0.0 <= float(r["data_wait_share"]) <= 1.0 for r in rows)  # of the epoch before it
     assert "data_wait_share" not in final  # a figure of training, not of the evaluation
+
+
+def test_evaluation_and_last_checkpoint_come_every_eval_every_epochs_and_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[tuple[str, int]] = []
+
+    def save_and_count(state: dict, path: Path) -> None:
+        written.append((Path(path).name, state["epoch"]))
+        save_checkpoint(state, path)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_and_count)
+    run, progress = make_run(tmp_path, epochs=5, eval_every=2), FitProgress()
+    fit(run, progress)
+    assert [row["epoch"] for row in progress.history] == [2, 4, 5]
+    assert [(name, epoch) for name, epoch in written if name == "last.ckpt"] == [
+        ("last.ckpt", 2),
+        ("last.ckpt", 4),
+        ("last.ckpt", 5),
+    ]
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["step"] == 5 * 8
 
 
 def test_a_run_stopped_by_max_steps_resumes_to_the_same_weights(tmp_path: Path) -> None:
