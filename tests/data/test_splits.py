@@ -42,13 +42,14 @@ def test_data_options_do_not_repeat_their_schemas_defaults(path: Path) -> None:
     name = schema_ref.removeprefix("/schema/data/").removesuffix("@_here_")
     (schema,) = [cls for group, n, cls in SCHEMAS if group == "data" and n == name]
     defaults = OmegaConf.structured(schema)
+    written, default_values = OmegaConf.to_container(option), OmegaConf.to_container(defaults)  # unresolved
     repeated = [
         key
         for key in option
         if key not in ("defaults", "_target_")
         and not OmegaConf.is_missing(option, key)  # `root: ???` says where a value is required
         and not OmegaConf.is_missing(defaults, key)
-        and option[key] == defaults[key]
+        and written[key] == default_values[key]  # type: ignore[index]
     ]
     assert not repeated, f"{path} repeats the defaults of {schema.__name__}: {repeated}"
 
