@@ -4,9 +4,9 @@ torchvision's ImageFolder, the reference transforms (RandomResizedCrop + flip; R
 a torchvision classifier from scratch, SGD with momentum, per-step cosine decay after a linear warm-up, label
 smoothing, a plain loop. No cvtrain import. The defaults are conf/experiment/imagenette.yaml's settings, so
 
-    python scripts/peers/imagenette_torchvision.py /work/data/imagenette
+    python scripts/peers/imagenette_torchvision.py data/imagenette
 
-trains what `cvtrain fit +experiment=imagenette data.root=/work/data/imagenette` trains. Prints top-1 per epoch,
+trains what `cvtrain fit +experiment=imagenette data.root=data/imagenette` trains. Prints top-1 per epoch,
 training images/s and the wall time to the end.
 """
 
@@ -31,13 +31,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("root", help="Imagenette: root/train/<wnid>/*.JPEG and root/val/<wnid>/*.JPEG")
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=0.2)
+    parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--weight-decay", type=float, default=5e-5)
-    parser.add_argument("--warmup-epochs", type=float, default=0.1)
+    parser.add_argument("--warmup-epochs", type=float, default=0.5)
     parser.add_argument("--warmup-factor", type=float, default=0.001)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
