@@ -112,6 +112,7 @@ def cvtrain_setup(tree: Path, batch_size: int) -> Setup:
                 f"data.batch_size={batch_size}",
                 "data.num_workers=0",
                 "model=fcn",
+                "model.pretrained_backbone=false",  # the pipeline is timed, not the weights
                 "trainer.device=cpu",
             ]
         )

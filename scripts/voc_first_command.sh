@@ -24,7 +24,7 @@ start=$(date +%s)
     data.train_split=trainval data.val_split=trainval model.backbone=mobilenet_v3_large_320_fpn \
     model.pretrained_backbone=false model.box_score_thresh=0.001 \
     optim.lr=0.005 optim.weight_decay=1e-4 sched=multistep "sched.milestones=$milestones" sched.warmup_epochs=1 \
-    trainer.epochs="$epochs" trainer.eval_every=5 trainer.log_every=2 logger.progress=false data.num_workers=2 \
+    trainer.epochs="$epochs" trainer.eval_every=5 trainer.log_every=2 logger.console.progress=false data.num_workers=2 \
     hydra.run.dir="$run_dir" "$@" 2>&1 | tee "$run_dir.log"
 echo "wall time: $(($(date +%s) - start)) s"
 "$python" - "$run_dir.log" <<'PY'

@@ -175,7 +175,7 @@ def test_help_lists_commands_groups_and_options(tmp_path: Path) -> None:
             2,
             [
                 "cvtrain fit: optim.lrr is not a key of the config.\n  did you mean optim.lr?\n"
-                "  valid keys of optim: name, lr, weight_decay, decay_norm_and_bias, momentum, nesterov\n"
+                "  valid keys of optim: name, lr, weight_decay, decay_norm_and_bias, base_batch, scale_lr, momentum, nesterov\n"
             ],
         ),
         # what the user typed prints as typed: square brackets are not rich markup

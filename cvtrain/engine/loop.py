@@ -158,7 +158,7 @@ def fit(run: FitSetup, progress: FitProgress) -> dict[str, Any]:
             if distributed.is_main():
                 save_checkpoint(checkpoint_state(run, progress, *position), ckpt_dir / "last.ckpt")
         last_good = LastGoodState(keep=run.on_nan == "rollback")
-        while epoch < run.epochs and not _done(run, progress):
+        while epoch < run.epochs and not run.reached_max_steps(progress):
             skip, progress.batches_done = progress.batches_done, 0
             last_good.take(run, progress, epoch, skip)
             start_epoch(run, epoch, skip)
@@ -174,7 +174,7 @@ def fit(run: FitSetup, progress: FitProgress) -> dict[str, Any]:
             # Evaluation, plots and last.ckpt come together every `eval_every` epochs and at the end: on small
             # data with many epochs, that cycle costs more than the epoch. Between them, `checkpoint_every` and a
             # stop signal still write last.ckpt.
-            if epoch % run.eval_every == 0 or epoch >= run.epochs or _done(run, progress):
+            if epoch % run.eval_every == 0 or epoch >= run.epochs or run.reached_max_steps(progress):
                 final = _evaluate_or_stop(run, progress, epoch, position, stop)
                 if distributed.is_main():
                     save_checkpoint(checkpoint_state(run, progress, *position), ckpt_dir / "last.ckpt")
@@ -213,13 +213,13 @@ def _train_epoch(run: FitSetup, progress: FitProgress, epoch: int, skip: int, st
         if not step_now:
             continue
         stopping = stop.requested()
-        if distributed.is_main() and n < total and (stopping or _checkpoint_due(run, progress.step)):
+        if distributed.is_main() and n < total and (stopping or run.checkpoint_due(progress.step)):
             save_checkpoint(checkpoint_state(run, progress, epoch, batches_done=n), ckpt_dir / "last.ckpt")
         if stopping:
             run.bar.stop()
             where = f"at step {progress.step} (epoch {epoch + 1}, batch {n} of {total})"
             raise RunStopped(stop.name, where, ckpt_dir / "last.ckpt")
-        if _done(run, progress):
+        if run.reached_max_steps(progress):
             break
     run.bar.end_epoch()
     if not meter.all_finite():  # also when the epoch ended between two log lines
@@ -228,15 +228,7 @@ def _train_epoch(run: FitSetup, progress: FitProgress, epoch: int, skip: int, st
     run.recorder.scalars("train", {"data_wait_share": progress.data_wait_share}, progress.step)
     share, elapsed = 100 * progress.data_wait_share, waits.elapsed()
     log.info("epoch %d trained in %.1f s, %.0f%% of it waiting for data", epoch + 1, elapsed, share)
-    return n if _done(run, progress) else total
-
-
-def _checkpoint_due(run: FitSetup, step: int) -> bool:
-    return run.checkpoint_every is not None and step % run.checkpoint_every == 0
-
-
-def _done(run: FitSetup, progress: FitProgress) -> bool:
-    return run.max_steps is not None and progress.step >= run.max_steps
+    return n if run.reached_max_steps(progress) else total
 
 
 def _log_losses(run: FitSetup, step: int, meter: LossMeter, epoch: int) -> None:

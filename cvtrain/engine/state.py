@@ -61,6 +61,13 @@ class FitSetup:
     def checkpoint_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
+    def checkpoint_due(self, step: int) -> bool:
+        """A mid-epoch last.ckpt is due after optimizer step `step` (trainer.checkpoint_every)."""
+        return self.checkpoint_every is not None and step % self.checkpoint_every == 0
+
+    def reached_max_steps(self, progress: FitProgress) -> bool:
+        return self.max_steps is not None and progress.step >= self.max_steps
+
 
 @dataclass
 class FitProgress:

@@ -41,6 +41,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup-factor", type=float, default=0.001)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out", default="last.pth", help="the weights after each epoch (as cvtrain keeps last.ckpt)"
+    )
     return parser.parse_args()
 
 
@@ -114,7 +117,7 @@ def main() -> None:
             f"epoch with eval {time.perf_counter() - epoch_start:.0f} s",
             flush=True,
         )
-        torch.save(model.state_dict(), "last.pth")
+        torch.save(model.state_dict(), args.out)
     print(f"wall time {time.perf_counter() - start:.0f} s, final top1={accuracy:.4f}", flush=True)
 
 

@@ -17,7 +17,7 @@ def test_sources_in_order_of_precedence() -> None:
     assert p.source("sched.name") == "experiment"  # the experiment overrides the model's schedule
     assert p.source("trainer.epochs") == "experiment"
     assert p.source("trainer.ema") == "model recipe"
-    assert p.source("logger.plots") == "default"
+    assert p.source("data.num_workers") == "default"
     # a value that follows another (aug.image_size follows data.image_size) takes the first key's group
     assert Provenance.of(["data=voc"], None, None).source("aug.image_size", "data.image_size") == "default"
     assert Provenance.of(["data.image_size=64"], None, None).source("aug.image_size", "data.image_size") == (

@@ -39,7 +39,7 @@ def test_fit_prints_the_recipe_first_with_the_command_lines_values_named(tmp_pat
     run = (
         "fit", "--config-dir", str(tmp_path / "myconf"), "+experiment=short", "model=small_cnn", "data=synthetic",
         "data.length=8", "data.batch_size=4", "data.image_size=16", "optim.base_batch=16", "trainer.max_steps=1",
-        "logger.tensorboard=false", "logger.plots=false", f"hydra.run.dir={tmp_path / 'run'}", *FAST,
+        "logger=[csv,console]", "trainer.plots=false", f"hydra.run.dir={tmp_path / 'run'}", *FAST,
     )  # fmt: skip
     out = run_cli(*run, cwd=tmp_path).stdout
     assert out.index("recipe") < out.index("fit small_cnn on synthetic")

@@ -64,8 +64,11 @@ def test_a_missing_backbone_file_is_one_line_naming_the_file_url_folder_and_the_
     )  # fmt: skip
     cache = tmp_path / "torch" / "hub" / "checkpoints"
     out = proc.stdout + proc.stderr
-    # before the data: the fixture has no ImageSets/Main/trainval.txt, which would be the error otherwise
-    assert proc.returncode == 1 and len(out.splitlines()) == 1 and "Traceback" not in out, out
+    # before the data (the fixture has no ImageSets/Main/trainval.txt, which would be the error otherwise): the
+    # recipe fit was about to train, then the one error line
+    lines = out.splitlines()
+    assert proc.returncode == 1 and "Traceback" not in out, out
+    assert lines[0] == "recipe" and all(line[0] in "┏┃┡│└" for line in lines[1:-1]), out
     assert out.endswith(
         "ERROR    the pretrained weights mobilenet_v3_large-8738ca79.pth "
         "(MobileNet_V3_Large_Weights.IMAGENET1K_V1) are not in the torch hub cache and cvtrain downloads nothing "
