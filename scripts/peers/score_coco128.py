@@ -25,7 +25,10 @@ from pycocotools.cocoeval import COCOeval
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
-def image_id(stem: str) -> int | str:
+def image_id(name: str) -> int | str:
+    """Ultralytics names an image by its stem (as a number when it is one), cvtrain by its path under the data
+    root without the suffix (`images/train/000000000009`): both come to the stem."""
+    stem = Path(name).name
     return int(stem) if stem.isdigit() else stem
 
 

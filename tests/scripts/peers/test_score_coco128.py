@@ -37,8 +37,8 @@ def perfect_predictions(image_id_of) -> list[dict]:
 
 def test_both_tools_id_styles_score_a_perfect_detector_at_one(tmp_path: Path) -> None:
     data_yaml = coco128_like(tmp_path / "coco128")
-    cvtrain = tmp_path / "cvtrain.json"  # cvtrain: the file stem
-    cvtrain.write_text(json.dumps(perfect_predictions(str)))
+    cvtrain = tmp_path / "cvtrain.json"  # cvtrain: the image's path under the data root, without its suffix
+    cvtrain.write_text(json.dumps(perfect_predictions(lambda stem: f"images/train/{stem}")))
     ultralytics = tmp_path / "ultralytics.json"  # Ultralytics: the stem as a number when it is one
     ultralytics.write_text(json.dumps(perfect_predictions(int)))
     out = run_script("peers/score_coco128.py", str(data_yaml), str(cvtrain), str(ultralytics))
