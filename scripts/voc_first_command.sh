@@ -31,7 +31,7 @@ echo "wall time: $(($(date +%s) - start)) s"
 import re, sys
 text = open(sys.argv[1]).read()
 losses = [float(x) for x in re.findall(r"step \d+ loss=([\d.naif]+)", text)]
-maps = re.findall(r"epoch (\d+) eval: .*?\bmap=([\d.]+)", text)
+maps = re.findall(r"epoch (\d+) eval: voc_map=([\d.]+).*? map=([\d.]+)", text)
 print(f"training loss: first {losses[0]:.4f}, last {losses[-1]:.4f} ({len(losses)} logged steps)")
-print("VOC mAP after epochs:", ", ".join(f"{e}: {m}" for e, m in maps))
+print("VOC mAP (COCO mAP) after epochs:", ", ".join(f"{e}: {v} ({c})" for e, v, c in maps))
 PY
