@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, ValidationError
 
 from cvtrain.config import CHECKPOINT_GROUPS, GROUPS
-from cvtrain.config.compose import ConfigSource, compose_config, config_composer
+from cvtrain.config.compose import ConfigSource, compose_config, config_composer, override_key
 from cvtrain.config.ranges import check_ranges
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine.sweep import OPTUNA_SWEEPER
@@ -234,7 +234,7 @@ def sweeper_overrides(args: list[str], command: str) -> list[str]:
     if command != "fit":
         return []
     overrides = _config_overrides(args)
-    given = {o.lstrip("+~").split("=", 1)[0] for o in overrides}
+    given = {override_key(o) for o in overrides}
     source = ConfigSource.of(args)
     with config_composer(source):
         variants = _variants(overrides)
@@ -273,6 +273,6 @@ def checkpoint_group_choices(args: list[str]) -> list[str]:
     from cvtrain.engine.checkpoints.reading import peek  # here: `cvtrain --help` does not load torch
 
     state = peek(ckpt) or {}
-    given = {a.split("=", 1)[0].lstrip("+~") for a in args}
+    given = {override_key(a) for a in args}
     choices = (state.get("choices") or {}).items()  # older checkpoints also hold the logger's
     return [f"{g}={o}" for g, o in choices if g in CHECKPOINT_GROUPS and g not in given]

@@ -24,6 +24,11 @@ CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 _CLI = str(Path(__file__).resolve().parents[1] / "cli.py")  # Hydra resolves a relative --config-path from it
 
 
+def override_key(override: str) -> str:
+    """`+optim.lr=0.1` -> `optim.lr`; `optim=adamw` -> `optim`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 @dataclass(frozen=True)
 class ConfigSource:
     """Where a Hydra run reads its config: conf/ (or `--config-path`), plus `--config-dir`, and the primary config

@@ -10,6 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from cvtrain.config.compose import override_key
+
 COMMAND_LINE = "command line"
 EXPERIMENT = "experiment"
 MODEL_RECIPE = "model recipe"
@@ -54,11 +56,6 @@ class ConfigFile:
 
     keys: tuple[str, ...]
     groups: tuple[str, ...]
-
-
-def override_key(override: str) -> str:
-    """`+optim.lr=0.1` -> `optim.lr`; `optim=adamw` -> `optim`."""
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def dotted_keys(node: Mapping[str, Any], prefix: str = "") -> Iterator[str]:

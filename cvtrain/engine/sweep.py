@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 from rich.text import Text
 
+from cvtrain.config.compose import override_key
 from cvtrain.contracts.monitor import monitor_mode
 from cvtrain.engine.reporting import console, format_value, write_json
 
@@ -49,7 +50,7 @@ NOT_IN_KEY = ("trainer.resume", "trainer.checkpoint_every")
 
 def _same(a: list[Any], b: list[Any]) -> bool:
     def key(overrides: list[Any]) -> list[str]:
-        return sorted(str(o) for o in overrides if str(o).lstrip("+~").split("=", 1)[0] not in NOT_IN_KEY)
+        return sorted(str(o) for o in overrides if override_key(str(o)) not in NOT_IN_KEY)
 
     return key(a) == key(b)
 

@@ -39,6 +39,8 @@ def require_cached_weights(build: Callable[[], object]) -> None:
     builders take the backbone's only without the whole model's); one that fails on the meta device for another
     reason is left to the real build to report."""
     global _only_checking
+    if _replaced_by_checkpoint:  # a checkpoint's weights come instead: no file is read
+        return
     _only_checking = True
     try:
         with torch.device("meta"):

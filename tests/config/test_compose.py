@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cvtrain.config.compose import CONF_DIR
+from cvtrain.config.compose import CONF_DIR, override_key
 from cvtrain.overrides import check_overrides
 from tests.conftest import read_results, run_cli
 
@@ -102,3 +102,9 @@ def test_a_missing_config_dir_is_one_line(tmp_path: Path) -> None:
         f"cvtrain fit: --config-dir nope: {tmp_path / 'nope'} is not a folder; give the folder that holds your "
         "config groups (e.g. myconf, with myconf/experiment/mine.yaml)\n"
     )
+
+
+def test_override_keys() -> None:
+    assert [override_key(o) for o in ("optim=adamw", "+optim.lr=0.1", "++a.b=1", "~trainer.ema")] == [
+        "optim", "optim.lr", "a.b", "trainer.ema",
+    ]  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from cvtrain.config.provenance import ConfigFile, Provenance, config_file, override_key
+from cvtrain.config.provenance import ConfigFile, Provenance, config_file
 
 
 def test_sources_in_order_of_precedence() -> None:
@@ -23,12 +23,6 @@ def test_sources_in_order_of_precedence() -> None:
     assert Provenance.of(["data.image_size=64"], None, None).source("aug.image_size", "data.image_size") == (
         "command line"
     )
-
-
-def test_override_keys() -> None:
-    assert [override_key(o) for o in ("optim=adamw", "+optim.lr=0.1", "++a.b=1", "~trainer.ema")] == [
-        "optim", "optim.lr", "a.b", "trainer.ema",
-    ]  # fmt: skip
 
 
 def test_a_yaml_file_lists_its_keys_and_overridden_groups() -> None:

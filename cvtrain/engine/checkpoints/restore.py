@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cvtrain.config import CHECKPOINT_GROUPS, Config, to_plain, to_typed
+from cvtrain.config.compose import override_key
 from cvtrain.engine.checkpoints.reading import load_checkpoint
 from cvtrain.engine.checkpoints.weights import evaluated_weights, load_weights
 from cvtrain.errors import ConfigError
@@ -75,7 +76,7 @@ def _checkpoint_config(cfg: DictConfig, overrides: list[str], state: dict[str, A
     inputs, eval, predict) come from `cfg`.
     """
     saved, schemas, choices = state["config"], state.get("schemas", {}), state.get("choices") or {}
-    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    keys = [override_key(o) for o in overrides]
     merged = cfg.copy()
     for group in CHECKPOINT_GROUPS:
         if group in keys or group not in saved:
